@@ -1,0 +1,19 @@
+#pragma once
+/* Glue over jansson shared by the CLI, the runner and the renderers. */
+#include <jansson.h>
+#include <stdint.h>
+
+/* Write JSON to path through a temporary file and rename(2), so a reader never
+ * sees a half-written file (full disk, killed writer). Returns 0 or -errno. */
+int json_write_file_atomic(const json_t *root, const char *path, size_t flags);
+/* Same for any text. */
+int text_write_file_atomic(const char *path, const char *data, size_t len);
+
+/* Accessors that tolerate missing keys and wrong types (reports read files written
+ * by older or newer versions). */
+const char *json_str(const json_t *obj, const char *key, const char *fallback);
+int64_t json_int(const json_t *obj, const char *key, int64_t fallback);
+double json_num(const json_t *obj, const char *key, double fallback);
+int json_bool(const json_t *obj, const char *key, int fallback);
+/* json_integer for uint64 values (clamped to INT64_MAX). */
+json_t *json_u64(uint64_t v);
