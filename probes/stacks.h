@@ -1,0 +1,72 @@
+#pragma once
+/* Native stacks of live processes through libdw/libdwfl, and symbolization of
+ * raw program counters recorded by the in-process self-dump (libunwind).
+ *
+ * Threads of one process are frozen together (PTRACE_SEIZE + PTRACE_INTERRUPT
+ * on every tid), unwound, and always detached again, also when forkscope is
+ * interrupted. ELF/DWARF state is cached per build-id in a struct stack_cache
+ * and reused across the processes of a tree: forked children map the same
+ * files at the same addresses. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct frame {
+	uint64_t pc;
+	char *function; /* demangled symbol, NULL if unknown */
+	uint64_t offset; /* pc - symbol start */
+	char *module;	 /* basename of the mapped file, NULL if unknown */
+	char *file;	 /* source file where debuginfo exists, else NULL */
+	int line;	 /* 0 if unknown */
+	bool inlined;	 /* an inlined call site expanded from the frame below */
+	char *python;	 /* filled by the Python reader (issue 9): "func (file.py:12)", else NULL */
+};
+
+struct thread_stack {
+	pid_t tid;
+	struct frame *frames;
+	size_t n_frames;
+	bool partial;	/* unwinding stopped early (error, max depth, thread vanished) */
+	char *error;	/* why it is partial or empty, NULL otherwise */
+};
+
+struct stack_cache;
+
+struct stack_cache *stack_cache_new(void);
+void stack_cache_free(struct stack_cache *cache);
+
+/* Called with every thread of pid still frozen, after the native unwind, so
+ * out-of-process readers (e.g. Python frames) see a consistent image. */
+typedef void (*stacks_frozen_fn)(pid_t pid, struct thread_stack *threads, size_t n_threads,
+				 void *userdata);
+
+struct stacks_options {
+	unsigned max_frames;	  /* default 64 */
+	bool symbolize_lines;	  /* file:line through DWARF (slower); default true */
+	stacks_frozen_fn while_frozen;
+	void *userdata;
+};
+
+/* Freeze, unwind every thread, detach. Returns 0 with *ret filled (possibly
+ * partial per thread), or -errno with *ret_reason (malloc'ed) saying why no
+ * stack could be taken, e.g. "ptrace: Operation not permitted (not the same
+ * user, or kernel.yama.ptrace_scope)". */
+int stacks_capture(struct stack_cache *cache, pid_t pid, const struct stacks_options *opts,
+		   struct thread_stack **ret, size_t *ret_n, char **ret_reason);
+
+void thread_stacks_free(struct thread_stack *threads, size_t n);
+
+/* A module as recorded by a process about itself (self-dump without ptrace). */
+struct raw_module {
+	uint64_t start, end; /* mapped address range */
+	uint64_t offset;     /* file offset of the mapping */
+	char *path;
+	char *build_id;	     /* hex, may be NULL */
+};
+
+/* Symbolize raw program counters against a recorded module map. */
+int stacks_symbolize(struct stack_cache *cache, const struct raw_module *modules, size_t n_modules,
+		     const uint64_t *pcs, size_t n_pcs, struct frame **ret_frames);
+
+void frames_free(struct frame *frames, size_t n);
