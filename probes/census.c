@@ -1,0 +1,380 @@
+#include "probes/census.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util/asfmt.h"
+#include "util/fdutil.h"
+#include "util/signames.h"
+
+static const char *const kind_names[] = {
+	[FD_KIND_FILE] = "file",       [FD_KIND_PIPE] = "pipe",	      [FD_KIND_SOCKET] = "socket",
+	[FD_KIND_EPOLL] = "epoll",     [FD_KIND_EVENTFD] = "eventfd", [FD_KIND_SIGNALFD] = "signalfd",
+	[FD_KIND_TIMERFD] = "timerfd", [FD_KIND_PIDFD] = "pidfd",     [FD_KIND_INOTIFY] = "inotify",
+	[FD_KIND_TTY] = "tty",	       [FD_KIND_NULL] = "null",	      [FD_KIND_OTHER] = "other",
+};
+
+const char *
+fd_kind_name(enum fd_kind k)
+{
+	return (unsigned) k < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[k] : "other";
+}
+
+static bool
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+enum fd_kind
+fd_kind_from_target(const char *t)
+{
+	if (starts_with(t, "pipe:["))
+		return FD_KIND_PIPE;
+	if (starts_with(t, "socket:["))
+		return FD_KIND_SOCKET;
+	/* pidfs (6.9+) shows "pidfd:[…]" or "anon_inode:[pidfd]" depending on version */
+	if (starts_with(t, "pidfd:") || strcmp(t, "anon_inode:[pidfd]") == 0)
+		return FD_KIND_PIDFD;
+	if (strcmp(t, "anon_inode:[eventpoll]") == 0)
+		return FD_KIND_EPOLL;
+	if (strcmp(t, "anon_inode:[eventfd]") == 0)
+		return FD_KIND_EVENTFD;
+	if (strcmp(t, "anon_inode:[signalfd]") == 0)
+		return FD_KIND_SIGNALFD;
+	if (strcmp(t, "anon_inode:[timerfd]") == 0)
+		return FD_KIND_TIMERFD;
+	if (strcmp(t, "anon_inode:inotify") == 0)
+		return FD_KIND_INOTIFY;
+	if (strcmp(t, "/dev/null") == 0)
+		return FD_KIND_NULL;
+	if (starts_with(t, "/dev/pts/") || starts_with(t, "/dev/tty") || strcmp(t, "/dev/console") == 0)
+		return FD_KIND_TTY;
+	if (t[0] == '/')
+		return FD_KIND_FILE;
+	return FD_KIND_OTHER;
+}
+
+/* Read "flags:\t0100002" and "pos:\t123" from /proc/self/fdinfo/N. */
+static void
+read_fdinfo(int fd, unsigned long *ret_flags, uint64_t *ret_pos)
+{
+	char path[64], buf[512];
+	struct asbuf p = ASBUF_INIT(path);
+	asbuf_puts(&p, "/proc/self/fdinfo/");
+	asbuf_u64(&p, (uint64_t) fd);
+	*ret_flags = 0;
+	*ret_pos = 0;
+	if (read_file_into(path, buf, sizeof(buf)) <= 0)
+		return;
+	char *s = strstr(buf, "pos:");
+	if (s) {
+		s += 4;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		(void) as_parse_u64(s, ret_pos);
+	}
+	s = strstr(buf, "flags:");
+	if (s) {
+		s += 6;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		unsigned long v = 0;
+		while (*s >= '0' && *s <= '7')
+			v = v * 8 + (unsigned long) (*s++ - '0');
+		*ret_flags = v;
+	}
+}
+
+static void
+put_socket_detail(struct asbuf *b, int fd)
+{
+	int domain = -1, type = -1, listening = 0;
+	socklen_t len = sizeof(int);
+	(void) getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+	len = sizeof(int);
+	(void) getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+	len = sizeof(int);
+	(void) getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+	const char *fam = domain == AF_UNIX ? "unix" : domain == AF_INET ? "inet" : domain == AF_INET6 ? "inet6" :
+			  domain == AF_NETLINK ? "netlink" : "other";
+	const char *ty = type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : type == SOCK_SEQPACKET ?
+			 "seqpacket" : "other";
+	const char *state;
+	if (listening)
+		state = "listening";
+	else {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		state = getpeername(fd, (struct sockaddr *) &peer, &plen) == 0 ? "connected" : "unconnected";
+	}
+	asbuf_puts(b, ",\"detail\":\"");
+	asbuf_puts(b, fam);
+	asbuf_putc(b, ' ');
+	asbuf_puts(b, ty);
+	asbuf_putc(b, ' ');
+	asbuf_puts(b, state);
+	asbuf_putc(b, '"');
+}
+
+static void
+put_one_fd(struct asbuf *b, int fd)
+{
+	char path[64], target[512];
+	struct asbuf p = ASBUF_INIT(path);
+	asbuf_puts(&p, "/proc/self/fd/");
+	asbuf_u64(&p, (uint64_t) fd);
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		n = 0;
+	target[n] = '\0';
+	enum fd_kind kind = fd_kind_from_target(target);
+	unsigned long flags;
+	uint64_t pos;
+	read_fdinfo(fd, &flags, &pos);
+	int fdflags = fcntl(fd, F_GETFD);
+
+	asbuf_puts(b, "{\"fd\":");
+	asbuf_u64(b, (uint64_t) fd);
+	asbuf_puts(b, ",\"kind\":\"");
+	asbuf_puts(b, fd_kind_name(kind));
+	asbuf_puts(b, "\",\"target\":");
+	asbuf_json_str(b, target);
+	const char *mode = (flags & O_ACCMODE) == O_RDONLY ? "r" : (flags & O_ACCMODE) == O_WRONLY ? "w" : "rw";
+	asbuf_puts(b, ",\"mode\":\"");
+	asbuf_puts(b, mode);
+	asbuf_puts(b, "\",\"cloexec\":");
+	asbuf_puts(b, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? "true" : "false");
+	if (kind == FD_KIND_FILE) {
+		asbuf_puts(b, ",\"pos\":");
+		asbuf_u64(b, pos);
+		if (n > 10 && strcmp(target + n - 10, " (deleted)") == 0)
+			asbuf_puts(b, ",\"deleted\":true");
+	}
+	if (kind == FD_KIND_SOCKET)
+		put_socket_detail(b, fd);
+	asbuf_putc(b, '}');
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+/* Iterate /proc/self/<dir> with raw getdents64: opendir() mallocs. */
+typedef void (*dirent_fn)(const char *name, void *userdata);
+
+static int
+for_each_entry(const char *dir, int *ret_dirfd, dirent_fn fn, void *userdata)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	if (ret_dirfd)
+		*ret_dirfd = dfd;
+	char buf[4096] __attribute__((aligned(8)));
+	for (;;) {
+		long n = syscall(SYS_getdents64, dfd, buf, sizeof(buf));
+		if (n < 0) {
+			int e = -errno;
+			(void) close(dfd);
+			return e;
+		}
+		if (n == 0)
+			break;
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *) (buf + off);
+			if (d->d_name[0] != '.')
+				fn(d->d_name, userdata);
+			off += d->d_reclen;
+		}
+	}
+	(void) close(dfd);
+	return 0;
+}
+
+struct fd_walk {
+	struct asbuf *b;
+	int skip_fd;
+	int *dirfd;
+	int count;
+};
+
+static void
+fd_entry(const char *name, void *userdata)
+{
+	struct fd_walk *w = userdata;
+	uint64_t fd;
+	if (!as_parse_u64(name, &fd))
+		return;
+	if ((int) fd == w->skip_fd || (int) fd == *w->dirfd)
+		return;
+	if (w->count++)
+		asbuf_putc(w->b, ',');
+	put_one_fd(w->b, (int) fd);
+}
+
+int
+census_fds(struct event *e, const char *key, int skip_fd)
+{
+	int dirfd = -1;
+	struct fd_walk w = { .b = &e->b, .skip_fd = skip_fd, .dirfd = &dirfd, .count = 0 };
+	event_key(e, key);
+	asbuf_putc(&e->b, '[');
+	int r = for_each_entry("/proc/self/fd", &dirfd, fd_entry, &w);
+	asbuf_putc(&e->b, ']');
+	return r < 0 ? r : w.count;
+}
+
+void
+census_stdio(struct event *e, const char *key)
+{
+	event_key(e, key);
+	asbuf_putc(&e->b, '{');
+	for (int fd = 0; fd <= 2; fd++) {
+		char path[32], target[512];
+		struct asbuf p = ASBUF_INIT(path);
+		asbuf_puts(&p, "/proc/self/fd/");
+		asbuf_u64(&p, (uint64_t) fd);
+		ssize_t n = readlink(path, target, sizeof(target) - 1);
+		if (fd)
+			asbuf_putc(&e->b, ',');
+		asbuf_putc(&e->b, '"');
+		asbuf_u64(&e->b, (uint64_t) fd);
+		asbuf_puts(&e->b, "\":\"");
+		if (n < 0) {
+			asbuf_puts(&e->b, "closed\"");
+			continue;
+		}
+		target[n] = '\0';
+		enum fd_kind k = fd_kind_from_target(target);
+		asbuf_puts(&e->b, fd_kind_name(k));
+		if (k == FD_KIND_FILE && n > 10 && strcmp(target + n - 10, " (deleted)") == 0)
+			asbuf_puts(&e->b, " (deleted)");
+		asbuf_putc(&e->b, '"');
+	}
+	asbuf_putc(&e->b, '}');
+}
+
+struct thread_walk {
+	struct asbuf *b;
+	int count;
+};
+
+static void
+thread_entry(const char *name, void *userdata)
+{
+	struct thread_walk *w = userdata;
+	uint64_t tid;
+	if (!as_parse_u64(name, &tid))
+		return;
+	if (!w->b) {
+		w->count++;
+		return;
+	}
+	char path[64], stat[512], comm[64] = "";
+	char state = '?';
+	struct asbuf p = ASBUF_INIT(path);
+	asbuf_puts(&p, "/proc/self/task/");
+	asbuf_u64(&p, tid);
+	asbuf_puts(&p, "/stat");
+	if (read_file_into(path, stat, sizeof(stat)) > 0) {
+		/* "tid (comm) S …": comm may hold spaces and parens, so use the last ')'. */
+		char *open = strchr(stat, '(');
+		char *close = strrchr(stat, ')');
+		if (open && close && close > open) {
+			size_t len = (size_t) (close - open - 1);
+			if (len >= sizeof(comm))
+				len = sizeof(comm) - 1;
+			memcpy(comm, open + 1, len);
+			comm[len] = '\0';
+			if (close[1] == ' ')
+				state = close[2];
+		}
+	}
+	if (w->count++)
+		asbuf_putc(w->b, ',');
+	asbuf_puts(w->b, "{\"tid\":");
+	asbuf_u64(w->b, tid);
+	asbuf_puts(w->b, ",\"name\":");
+	asbuf_json_str(w->b, comm);
+	asbuf_puts(w->b, ",\"state\":\"");
+	asbuf_putc(w->b, state);
+	asbuf_puts(w->b, "\"}");
+}
+
+int
+census_threads(struct event *e, const char *key)
+{
+	struct thread_walk w = { .b = &e->b, .count = 0 };
+	event_key(e, key);
+	asbuf_putc(&e->b, '[');
+	int r = for_each_entry("/proc/self/task", NULL, thread_entry, &w);
+	asbuf_putc(&e->b, ']');
+	return r < 0 ? r : w.count;
+}
+
+int
+census_thread_count(void)
+{
+	struct thread_walk w = { .b = NULL, .count = 0 };
+	int r = for_each_entry("/proc/self/task", NULL, thread_entry, &w);
+	return r < 0 ? r : w.count;
+}
+
+static void
+put_signal_list(struct event *e, const char *key, const sigset_t *set)
+{
+	event_key(e, key);
+	asbuf_putc(&e->b, '"');
+	int n = 0;
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (sigismember(set, sig) != 1)
+			continue;
+		if (n++)
+			asbuf_putc(&e->b, ',');
+		/* signal_name() formats RT signals with snprintf: not async-signal-safe. */
+		if (sig < 32)
+			asbuf_puts(&e->b, signal_name(sig));
+		else {
+			asbuf_puts(&e->b, "SIG");
+			asbuf_u64(&e->b, (uint64_t) sig);
+		}
+	}
+	asbuf_putc(&e->b, '"');
+}
+
+void
+census_signals(struct event *e)
+{
+	sigset_t blocked, ignored, caught;
+	(void) sigemptyset(&ignored);
+	(void) sigemptyset(&caught);
+	(void) pthread_sigmask(SIG_BLOCK, NULL, &blocked);
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
+			continue;
+		if (sa.sa_handler == SIG_IGN)
+			(void) sigaddset(&ignored, sig);
+		else if (sa.sa_handler != SIG_DFL)
+			(void) sigaddset(&caught, sig);
+	}
+	put_signal_list(e, "sig_blocked", &blocked);
+	put_signal_list(e, "sig_ignored", &ignored);
+	put_signal_list(e, "sig_caught", &caught);
+}
