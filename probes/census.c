@@ -207,7 +207,8 @@ for_each_entry(const char *dir, int *ret_dirfd, dirent_fn fn, void *userdata)
 
 struct fd_walk {
 	struct asbuf *b;
-	int skip_fd;
+	const int *skip;
+	size_t n_skip;
 	int *dirfd;
 	int count;
 };
@@ -219,18 +220,21 @@ fd_entry(const char *name, void *userdata)
 	uint64_t fd;
 	if (!as_parse_u64(name, &fd))
 		return;
-	if ((int) fd == w->skip_fd || (int) fd == *w->dirfd)
+	if ((int) fd == *w->dirfd)
 		return;
+	for (size_t i = 0; i < w->n_skip; i++)
+		if (w->skip[i] == (int) fd)
+			return;
 	if (w->count++)
 		asbuf_putc(w->b, ',');
 	put_one_fd(w->b, (int) fd);
 }
 
 int
-census_fds(struct event *e, const char *key, int skip_fd)
+census_fds(struct event *e, const char *key, const int *skip, size_t n_skip)
 {
 	int dirfd = -1;
-	struct fd_walk w = { .b = &e->b, .skip_fd = skip_fd, .dirfd = &dirfd, .count = 0 };
+	struct fd_walk w = { .b = &e->b, .skip = skip, .n_skip = n_skip, .dirfd = &dirfd, .count = 0 };
 	event_key(e, key);
 	asbuf_putc(&e->b, '[');
 	int r = for_each_entry("/proc/self/fd", &dirfd, fd_entry, &w);

@@ -30,9 +30,9 @@ const char *fd_kind_name(enum fd_kind k);
 enum fd_kind fd_kind_from_target(const char *target);
 
 /* "fds":[{"fd":0,"kind":"tty","target":"/dev/pts/1","mode":"rw","cloexec":false},…]
- * leaving out skip_fd (the probe's own log fd) and the fd used to list /proc/self/fd.
- * Returns the number of fds listed, or -errno. */
-int census_fds(struct event *e, const char *key, int skip_fd);
+ * leaving out the fds in skip[] (the probe's own log fd, kept fds) and the fd
+ * used to list /proc/self/fd. Returns the number of fds listed, or -errno. */
+int census_fds(struct event *e, const char *key, const int *skip, size_t n_skip);
 
 /* The kinds of fds 0, 1, 2: "stdio":{"0":"tty","1":"pipe","2":"file (deleted)"} */
 void census_stdio(struct event *e, const char *key);
