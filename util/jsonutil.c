@@ -1,6 +1,7 @@
 #include "util/jsonutil.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,4 +88,36 @@ json_t *
 json_u64(uint64_t v)
 {
 	return json_integer(v > (uint64_t) INT64_MAX ? INT64_MAX : (json_int_t) v);
+}
+
+json_t *
+json_string_lossy(const char *data, size_t len)
+{
+	char *out = malloc(len * 3 + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	const unsigned char *p = (const unsigned char *) data;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		size_t need = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		bool ok = need > 0 && c != 0 && i + need <= len;
+		for (size_t k = 1; ok && k < need; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				ok = false;
+		if (ok && need == 2 && c < 0xc2)
+			ok = false; /* overlong */
+		if (ok) {
+			memcpy(out + o, p + i, need);
+			o += need;
+			i += need;
+		} else {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	json_t *s = json_stringn(out, o);
+	free(out);
+	return s;
 }

@@ -15,5 +15,7 @@ const char *json_str(const json_t *obj, const char *key, const char *fallback);
 int64_t json_int(const json_t *obj, const char *key, int64_t fallback);
 double json_num(const json_t *obj, const char *key, double fallback);
 int json_bool(const json_t *obj, const char *key, int fallback);
+/* A JSON string from arbitrary bytes: invalid UTF-8 and NULs become U+FFFD. */
+json_t *json_string_lossy(const char *data, size_t len);
 /* json_integer for uint64 values (clamped to INT64_MAX). */
 json_t *json_u64(uint64_t v);

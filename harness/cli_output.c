@@ -1,0 +1,100 @@
+#include "harness/cli_output.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/jsonutil.h"
+#include "util/strbuf.h"
+#include "util/timeutil.h"
+
+static bool
+want_color(const char *mode, int fd)
+{
+	if (mode && strcmp(mode, "always") == 0)
+		return true;
+	if (mode && strcmp(mode, "never") == 0)
+		return false;
+	const char *no = getenv("NO_COLOR");
+	const char *term = getenv("TERM");
+	return isatty(fd) && !(no && *no) && !(term && strcmp(term, "dumb") == 0);
+}
+
+void
+cli_print_progress(const json_t *cell, const char *color_mode)
+{
+	bool color = want_color(color_mode, 2);
+	bool passed = json_bool(cell, "passed", 0);
+	const char *tag = json_is_string(json_object_get(cell, "infra_error")) ? "ERROR" : passed ? "PASS" : "FAIL";
+	const char *on = !color ? "" : passed ? "\033[32m" : "\033[31m";
+	const char *off = color ? "\033[0m" : "";
+	struct strbuf v = STRBUF_INIT;
+	size_t i;
+	json_t *verdict;
+	json_array_foreach(json_object_get(cell, "verdicts"), i, verdict)
+		(void) strbuf_printf(&v, "%s%s", v.len ? "," : "", json_str(verdict, "class", "?"));
+	char dur[32];
+	fprintf(stderr, "%s%-5s%s %s  %s  %s%s%s\n", on, tag, off, json_str(cell, "id", "?"),
+		json_str(cell, "outcome", "?"), duration_format((uint64_t) json_int(cell, "duration_ns", 0), dur, sizeof(dur)),
+		v.len ? "  verdict: " : "", v.len ? v.data : "");
+	json_t *m;
+	json_array_foreach(json_object_get(cell, "mismatches"), i, m)
+		fprintf(stderr, "      %s\n", json_string_value(m));
+	strbuf_free(&v);
+}
+
+json_t *
+cli_summary(const json_t *cells)
+{
+	size_t passed = 0, failed = 0, errors = 0, hangs = 0, leaked = 0, i;
+	json_t *c;
+	json_array_foreach(cells, i, c) {
+		if (json_is_string(json_object_get(c, "infra_error")))
+			errors++;
+		else if (json_bool(c, "passed", 0))
+			passed++;
+		else
+			failed++;
+		if (strcmp(json_str(c, "outcome", ""), "hang") == 0)
+			hangs++;
+		leaked += (size_t) json_int(c, "leaked", 0);
+	}
+	return json_pack("{s:i,s:i,s:i,s:i,s:i,s:i}", "cells", (int) json_array_size(cells), "passed", (int) passed,
+			 "failed", (int) failed, "errors", (int) errors, "hangs", (int) hangs, "leaked", (int) leaked);
+}
+
+int
+cli_write_outputs(const json_t *doc, const char *run_dir, const char *json_path, const char *junit_path,
+		  const char *tap_path, const char *trace_path, const char *html_path, const char *color_mode)
+{
+	int rc = 0;
+	char *path = NULL;
+	if (asprintf(&path, "%s/result.json", run_dir) >= 0) {
+		int r = json_write_file_atomic(doc, path, JSON_INDENT(2));
+		if (r < 0) {
+			fprintf(stderr, "forkscope: write %s: %s\n", path, strerror(-r));
+			rc = 2;
+		}
+		free(path);
+	}
+	if (json_path) {
+		int r = json_write_file_atomic(doc, json_path, JSON_INDENT(2));
+		if (r < 0) {
+			fprintf(stderr, "forkscope: write %s: %s\n", json_path, strerror(-r));
+			rc = 2;
+		}
+	}
+	(void) junit_path;
+	(void) tap_path;
+	(void) trace_path;
+	(void) html_path;
+	json_t *s = json_object_get(doc, "summary");
+	printf("%lld passed, %lld failed", (long long) json_int(s, "passed", 0), (long long) json_int(s, "failed", 0));
+	if (json_int(s, "errors", 0))
+		printf(", %lld errors", (long long) json_int(s, "errors", 0));
+	printf("\n");
+	(void) color_mode;
+	return rc;
+}

@@ -1,0 +1,218 @@
+/* forkscope: reproduce, observe and triage hangs in fork-without-exec trees. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness/actor.h"
+#include "harness/runner.h"
+#include "harness/scenario.h"
+#include "util/timeutil.h"
+
+static const char usage_text[] =
+	"usage: forkscope COMMAND [OPTIONS]\n"
+	"\n"
+	"  run       [--backend B] [--set KEY=VAL]... [--matrix] [--repeat N] [--shard K/N]\n"
+	"            [--timeout S] [--hold] [--no-stacks] [--rules FILE] [--out DIR]\n"
+	"            [--json F] [--junit F] [--tap F] [--trace F] [--html F] SCENARIO.yaml|DIR...\n"
+	"  watch     [--timeout S] [--out DIR] [--json F] [--html F] [--hold] -- CMD [ARG...]\n"
+	"  triage    [--json] [--no-stacks] [--rules FILE] [--python=auto|off] PID...\n"
+	"  report    RUN_DIR --format text|json|junit|tap|trace|html [-o FILE]\n"
+	"  scenarios [DIR]\n"
+	"\n"
+	"Common: --color=auto|always|never (NO_COLOR is honoured), --help, --version.\n"
+	"Exit status: run 0 all met their expectation, 1 some did not, 2 usage or invalid scenario;\n"
+	"watch passes the command's status, 124 on a hang; triage 0 no hang, 1 hang found, 2 error.\n";
+
+static int
+usage(FILE *f, int code)
+{
+	fputs(usage_text, f);
+	return code;
+}
+
+static char *
+self_exe(void)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n < 0)
+		return strdup("/proc/self/exe");
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+static int
+parse_shard(const char *text, unsigned *k, unsigned *n)
+{
+	char *end;
+	unsigned long a = strtoul(text, &end, 10);
+	if (*end != '/')
+		return -EINVAL;
+	unsigned long b = strtoul(end + 1, &end, 10);
+	if (*end || b == 0 || a == 0 || a > b)
+		return -EINVAL;
+	*k = (unsigned) a;
+	*n = (unsigned) b;
+	return 0;
+}
+
+static int
+cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "backend", required_argument, NULL, 'b' }, { "set", required_argument, NULL, 's' },
+		{ "matrix", no_argument, NULL, 'm' },	     { "repeat", required_argument, NULL, 'r' },
+		{ "shard", required_argument, NULL, 'S' },   { "timeout", required_argument, NULL, 't' },
+		{ "hold", no_argument, NULL, 'H' },	     { "out", required_argument, NULL, 'o' },
+		{ "json", required_argument, NULL, 'J' },    { "junit", required_argument, NULL, 'U' },
+		{ "tap", required_argument, NULL, 'T' },     { "trace", required_argument, NULL, 'R' },
+		{ "html", required_argument, NULL, 'W' },    { "color", required_argument, NULL, 'C' },
+		{ "no-stacks", no_argument, NULL, 'N' },     { "rules", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },	     { 0 },
+	};
+	struct run_options o = { .stacks = true, .color = "auto", .argv = (const char **) argv, .argc = argc };
+	const char **sets = calloc((size_t) argc + 1, sizeof(char *));
+	int c;
+	while ((c = getopt_long(argc, argv, "+b:s:o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			if (backend_from_name(optarg) < 0) {
+				fprintf(stderr, "forkscope run: --backend: unknown backend '%s' (mtf, fork, spawn)\n", optarg);
+				return 2;
+			}
+			o.backend = optarg;
+			break;
+		case 's':
+			sets[o.n_sets++] = optarg;
+			break;
+		case 'm':
+			o.matrix = true;
+			break;
+		case 'r': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v == 0 || v > 100000) {
+				fprintf(stderr, "forkscope run: --repeat: expected a positive number, got '%s'\n", optarg);
+				return 2;
+			}
+			o.repeat = (unsigned) v;
+			break;
+		}
+		case 'S':
+			if (parse_shard(optarg, &o.shard_k, &o.shard_n) < 0) {
+				fprintf(stderr, "forkscope run: --shard: expected K/N with 1 <= K <= N, got '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if (duration_parse(optarg, &o.timeout_ns) < 0 || o.timeout_ns == 0) {
+				fprintf(stderr, "forkscope run: --timeout: invalid duration '%s' (e.g. 30, 2.5s, 500ms)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'H':
+			o.hold = true;
+			break;
+		case 'o':
+			o.out_dir = optarg;
+			break;
+		case 'J':
+			o.json_path = optarg;
+			break;
+		case 'U':
+			o.junit_path = optarg;
+			break;
+		case 'T':
+			o.tap_path = optarg;
+			break;
+		case 'R':
+			o.trace_path = optarg;
+			break;
+		case 'W':
+			o.html_path = optarg;
+			break;
+		case 'C':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "always") && strcmp(optarg, "never")) {
+				fprintf(stderr, "forkscope run: --color: expected auto, always or never\n");
+				return 2;
+			}
+			o.color = optarg;
+			break;
+		case 'N':
+			o.stacks = false;
+			break;
+		case 'L':
+			o.rules_file = optarg;
+			break;
+		case 'h':
+			return usage(stdout, 0);
+		default:
+			return usage(stderr, 2);
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "forkscope run: no scenario given (a .yaml file or a directory)\n");
+		return 2;
+	}
+	o.sets = sets;
+	char *exe = self_exe();
+	o.exe_path = exe;
+	int r = runner_main(&o, argv + optind, (size_t) (argc - optind));
+	free(exe);
+	free(sets);
+	return r;
+}
+
+static int
+cmd_scenarios(int argc, char **argv)
+{
+	char *def[] = { (char *) "scenarios" };
+	char **paths = argc > 1 ? argv + 1 : def;
+	size_t n = argc > 1 ? (size_t) (argc - 1) : 1;
+	struct scenario **list = NULL;
+	size_t count = 0;
+	if (runner_collect(paths, n, &list, &count) < 0)
+		return 2;
+	for (size_t i = 0; i < count; i++) {
+		struct scenario **cells = NULL;
+		size_t nc = 0;
+		char *err = NULL;
+		if (scenario_expand(list[i], &cells, &nc, &err) < 0) {
+			fprintf(stderr, "%s\n", err);
+			free(err);
+			continue;
+		}
+		printf("%-28s %3zu cell%s  %s\n", list[i]->name, nc, nc == 1 ? " " : "s",
+		       list[i]->description ? list[i]->description : "");
+		scenario_free_cells(cells, nc);
+		scenario_free(list[i]);
+	}
+	free(list);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr, 2);
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
+		return usage(stdout, 0);
+	if (strcmp(cmd, "--version") == 0) {
+		printf("forkscope %s\n", FORKSCOPE_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(cmd, "scenarios") == 0)
+		return cmd_scenarios(argc - 1, argv + 1);
+	if (strcmp(cmd, "__actor") == 0)
+		return actor_exec_main(argc - 1, argv + 1);
+	fprintf(stderr, "forkscope: unknown command '%s'\n", cmd);
+	return usage(stderr, 2);
+}

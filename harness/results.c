@@ -1,0 +1,528 @@
+#include "harness/results.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "reports/verdict_class.h"
+#include "util/fdutil.h"
+#include "util/jsonutil.h"
+#include "util/macro.h"
+#include "util/signames.h"
+#include "util/strbuf.h"
+#include "util/timeutil.h"
+
+json_t *
+events_load(const char *path, size_t *ret_bad_lines)
+{
+	json_t *arr = json_array();
+	size_t bad = 0;
+	char *data = NULL;
+	size_t len = 0;
+	if (read_file_alloc(path, &data, &len) == 0) {
+		char *line = data;
+		while (line && *line) {
+			char *nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
+			if (*line) {
+				json_t *ev = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+				if (json_is_object(ev))
+					json_array_append_new(arr, ev);
+				else {
+					json_decref(ev);
+					bad++;
+				}
+			}
+			line = nl ? nl + 1 : NULL;
+		}
+	}
+	free(data);
+	if (ret_bad_lines)
+		*ret_bad_lines = bad;
+	return arr;
+}
+
+bool
+events_pid_is_actor(const json_t *events, pid_t pid, const char **ret_name)
+{
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev) {
+		if (strcmp(json_str(ev, "ev", ""), "child_start") != 0)
+			continue;
+		if (json_int(ev, "pid", -1) == pid && json_int(ev, "actor_id", -1) >= 0) {
+			if (ret_name)
+				*ret_name = json_str(ev, "actor", NULL);
+			return true;
+		}
+	}
+	return false;
+}
+
+static json_t *
+rel(uint64_t ts, uint64_t start)
+{
+	return ts >= start ? json_u64(ts - start) : json_integer(0);
+}
+
+static json_t *
+status_obj(int code, const char *signal)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "code", code >= 0 ? json_integer(code) : json_null());
+	json_object_set_new(o, "signal", signal ? json_string(signal) : json_null());
+	return o;
+}
+
+struct actor_rec {
+	json_t *obj;
+	const struct actor_spec *spec;
+	uint64_t spawn, fork, ready, cancel, exit, reap, teardown;
+	uint64_t cancel_sent, ack, sigterm, sigkill;
+	bool has_ladder;
+};
+
+static void
+set_ns(json_t *obj, const char *key, uint64_t ts, uint64_t start)
+{
+	json_object_set_new(obj, key, ts ? rel(ts, start) : json_null());
+}
+
+static struct actor_rec *
+rec_for(struct actor_rec *recs, size_t n, json_int_t id)
+{
+	return id >= 0 && (size_t) id < n ? &recs[id] : NULL;
+}
+
+static void
+describe_fds(json_t *actor, json_t *child_start, json_t *scrub)
+{
+	json_t *fds = json_object_get(child_start, "fds");
+	json_t *closed = scrub ? json_object_get(scrub, "closed") : NULL;
+	size_t inherited = json_array_size(fds) + json_array_size(closed);
+	json_object_set_new(actor, "fds_inherited", json_integer((json_int_t) inherited));
+	json_t *unexpected = json_array();
+	size_t i;
+	json_t *fd;
+	json_array_foreach(fds, i, fd) {
+		if (json_int(fd, "fd", 0) <= 2)
+			continue;
+		json_t *u = json_object();
+		json_object_set_new(u, "fd", json_integer(json_int(fd, "fd", -1)));
+		json_object_set_new(u, "kind", json_string(json_str(fd, "kind", "other")));
+		json_object_set_new(u, "target", json_string(json_str(fd, "target", "")));
+		if (json_str(fd, "detail", NULL))
+			json_object_set_new(u, "detail", json_string(json_str(fd, "detail", "")));
+		json_array_append_new(unexpected, u);
+	}
+	json_object_set_new(actor, "fds_unexpected", unexpected);
+	if (closed)
+		json_object_set(actor, "fds_closed_by_scrub", closed);
+}
+
+/* slow-teardown: measured phases against the scenario's budget. */
+static json_t *
+teardown_section(const struct scenario *sc, struct actor_rec *recs, size_t n, uint64_t start,
+		 json_t *verdicts)
+{
+	uint64_t t0 = 0, t1 = 0;
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].teardown && (!t0 || recs[i].teardown < t0))
+			t0 = recs[i].teardown;
+	if (!t0)
+		return json_null();
+	t1 = recs[0].exit ? recs[0].exit : recs[0].reap;
+	if (!t1 || t1 < t0)
+		return json_null();
+	json_t *td = json_object();
+	json_object_set_new(td, "started_ns", rel(t0, start));
+	json_object_set_new(td, "duration_ns", json_u64(t1 - t0));
+	json_object_set_new(td, "budget_ns", sc->budget_ns ? json_u64(sc->budget_ns) : json_null());
+	bool over = sc->budget_ns && t1 - t0 > sc->budget_ns;
+	json_object_set_new(td, "over_budget", json_boolean(over));
+	json_t *phases = json_array();
+	int max_depth = 0;
+	for (size_t i = 0; i < n; i++)
+		max_depth = MAX(max_depth, recs[i].spec->depth);
+	uint64_t level_start[SCENARIO_MAX_DEPTH + 2] = { 0 }, level_end[SCENARIO_MAX_DEPTH + 2] = { 0 };
+	const char *worst = NULL;
+	uint64_t worst_total = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct actor_rec *r = &recs[i];
+		if (!r->cancel_sent && !r->sigterm)
+			continue;
+		uint64_t s = r->cancel_sent ? r->cancel_sent : r->sigterm;
+		uint64_t end = r->reap ? r->reap : t1;
+		json_t *p = json_object();
+		json_object_set_new(p, "actor", json_string(r->spec->name));
+		json_object_set_new(p, "depth", json_integer(r->spec->depth));
+		uint64_t ack_or_term = r->ack ? r->ack : r->sigterm ? r->sigterm : end;
+		json_object_set_new(p, "cancel_wait_ns",
+				    r->cancel_sent ? json_u64(ack_or_term - r->cancel_sent) : json_null());
+		json_object_set_new(p, "sigterm_wait_ns",
+				    r->sigterm ? json_u64((r->sigkill ? r->sigkill : end) - r->sigterm) : json_null());
+		json_object_set_new(p, "sigkill_to_reap_ns", r->sigkill ? json_u64(end - r->sigkill) : json_null());
+		json_object_set_new(p, "total_ns", json_u64(end - s));
+		const char *by = r->sigkill ? "SIGKILL" : r->sigterm ? "SIGTERM" : r->ack ? "cancel_ack" : "exit";
+		json_object_set_new(p, "ended_by", json_string(by));
+		json_array_append_new(phases, p);
+		int d = r->spec->depth;
+		if (!level_start[d] || s < level_start[d])
+			level_start[d] = s;
+		level_end[d] = MAX(level_end[d], end);
+		if (end - s > worst_total) {
+			worst_total = end - s;
+			worst = r->spec->name;
+		}
+	}
+	json_t *levels = json_array();
+	for (int d = 0; d <= max_depth; d++)
+		if (level_start[d])
+			json_array_append_new(levels, json_pack("{s:i,s:o}", "depth", d, "duration_ns",
+								json_u64(level_end[d] - level_start[d])));
+	json_object_set_new(td, "levels", levels);
+	json_object_set_new(td, "phases", phases);
+	if (over && verdicts) {
+		struct strbuf sb = STRBUF_INIT;
+		char a[32], b[32];
+		(void) strbuf_printf(&sb, "Teardown took %s against a budget of %s.\n",
+				     duration_format(t1 - t0, a, sizeof(a)), duration_format(sc->budget_ns, b, sizeof(b)));
+		(void) strbuf_printf(&sb, "  cancel_ack=%s hard_kill=%s\n",
+				     duration_format(sc->timeouts.cancel_ack_ns, a, sizeof(a)),
+				     duration_format(sc->timeouts.hard_kill_ns, b, sizeof(b)));
+		size_t i;
+		json_t *p;
+		json_array_foreach(phases, i, p) {
+			char c1[32] = "-", c2[32] = "-", c3[32] = "-", c4[32];
+			if (json_is_integer(json_object_get(p, "cancel_wait_ns")))
+				(void) duration_format((uint64_t) json_int(p, "cancel_wait_ns", 0), c1, sizeof(c1));
+			if (json_is_integer(json_object_get(p, "sigterm_wait_ns")))
+				(void) duration_format((uint64_t) json_int(p, "sigterm_wait_ns", 0), c2, sizeof(c2));
+			if (json_is_integer(json_object_get(p, "sigkill_to_reap_ns")))
+				(void) duration_format((uint64_t) json_int(p, "sigkill_to_reap_ns", 0), c3, sizeof(c3));
+			(void) strbuf_printf(&sb, "  depth %lld %-16s cancel wait %-8s SIGTERM wait %-8s SIGKILL->reap %-8s total %-8s ended by %s\n",
+					     (long long) json_int(p, "depth", 0), json_str(p, "actor", "?"), c1, c2, c3,
+					     duration_format((uint64_t) json_int(p, "total_ns", 0), c4, sizeof(c4)),
+					     json_str(p, "ended_by", "?"));
+		}
+		json_t *lv;
+		json_array_foreach(levels, i, lv)
+			(void) strbuf_printf(&sb, "  level %lld: %s\n", (long long) json_int(lv, "depth", 0),
+					     duration_format((uint64_t) json_int(lv, "duration_ns", 0), a, sizeof(a)));
+		if (worst)
+			(void) strbuf_printf(&sb, "Most time went to %s (%s).\n", worst,
+					     duration_format(worst_total, a, sizeof(a)));
+		const struct verdict_class_info *info = verdict_class_lookup("slow-teardown");
+		(void) strbuf_printf(&sb, "Remedy: %s.", info->remedy);
+		char summary[256];
+		(void) snprintf(summary, sizeof(summary), "teardown took %s, budget %s; most time went to %s",
+				duration_format(t1 - t0, a, sizeof(a)), duration_format(sc->budget_ns, b, sizeof(b)),
+				worst ? worst : "?");
+		json_t *v = json_object();
+		json_object_set_new(v, "class", json_string("slow-teardown"));
+		json_object_set_new(v, "summary", json_string(summary));
+		json_object_set_new(v, "pids", json_array());
+		json_object_set_new(v, "evidence", json_pack("{s:o,s:o}", "duration_ns", json_u64(t1 - t0),
+							       "budget_ns", json_u64(sc->budget_ns)));
+		json_object_set_new(v, "remedy", json_string(info->remedy));
+		json_object_set_new(v, "text", json_string(sb.data ? sb.data : ""));
+		strbuf_free(&sb);
+		json_array_append_new(verdicts, v);
+	}
+	return td;
+}
+
+static json_t *
+fixes_json(const struct fixes *f)
+{
+	return json_pack("{s:b,s:b,s:s,s:b,s:s,s:b,s:b,s:b,s:b}", "fd_scrub", f->fd_scrub, "reset_sigmask",
+			 f->reset_sigmask, "stdio", stdio_name(f->stdio), "atfork_locks", f->atfork_locks, "wait",
+			 wait_name(f->wait), "boot_race", f->boot_race, "cancel_first", f->cancel_first,
+			 "peer_wait_bound", f->peer_wait_bound, "tree_kill", f->tree_kill);
+}
+
+static json_t *
+timeouts_json(const struct timeouts *t)
+{
+	return json_pack("{s:o,s:o,s:o,s:o,s:o}", "cancel_ack_ns", json_u64(t->cancel_ack_ns), "hard_kill_ns",
+			 json_u64(t->hard_kill_ns), "peer_wait_ns", json_u64(t->peer_wait_ns), "run_ns",
+			 json_u64(t->run_ns), "linger_ns", json_u64(t->linger_ns));
+}
+
+static char *
+read_tail(const char *path, size_t max)
+{
+	char *data = NULL;
+	size_t len = 0;
+	if (!path || read_file_alloc(path, &data, &len) < 0 || len == 0) {
+		free(data);
+		return NULL;
+	}
+	if (len > max) {
+		memmove(data, data + len - max, max);
+		data[max] = '\0';
+	}
+	return data;
+}
+
+json_t *
+results_build_cell(const struct scenario *csc, const char *events_path, const struct cell_facts *f)
+{
+	struct scenario *sc = (struct scenario *) csc;
+	struct actor_spec **index = NULL;
+	size_t n = 0;
+	(void) scenario_index(sc, &index, &n);
+	size_t bad = 0;
+	json_t *events = events_load(events_path, &bad);
+	struct actor_rec *recs = calloc(n ? n : 1, sizeof(*recs));
+	json_t *child_starts[SCENARIO_MAX_ACTORS] = { 0 };
+	json_t *scrubs[SCENARIO_MAX_ACTORS] = { 0 };
+	json_t *extra = json_array();
+	json_t *root_error = NULL;
+	for (size_t i = 0; i < n; i++) {
+		recs[i].spec = index[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(index[i]->name));
+		json_object_set_new(o, "id", json_integer(index[i]->id));
+		json_object_set_new(o, "pid", json_null());
+		json_object_set_new(o, "ppid", json_null());
+		json_object_set_new(o, "parent", index[i]->parent_id >= 0 ? json_integer(index[i]->parent_id) : json_null());
+		json_object_set_new(o, "depth", json_integer(index[i]->depth));
+		json_object_set_new(o, "kind", json_string("actor"));
+		recs[i].obj = o;
+	}
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev) {
+		const char *name = json_str(ev, "ev", "");
+		uint64_t ts = (uint64_t) json_int(ev, "ts_ns", 0);
+		struct actor_rec *self = rec_for(recs, n, json_int(ev, "actor_id", -1));
+		struct actor_rec *child = rec_for(recs, n, json_int(ev, "child_id", -1));
+		if (strcmp(name, "spawn") == 0 && child && !child->spawn)
+			child->spawn = ts;
+		else if (strcmp(name, "fork") == 0 && child) {
+			child->fork = ts;
+			json_t *threads = json_object_get(ev, "threads");
+			json_object_set_new(child->obj, "threads_at_fork", json_integer((json_int_t) json_array_size(threads)));
+			json_object_set_new(child->obj, "parent_threads", json_incref(threads));
+			json_object_set_new(child->obj, "forking_thread_is_main",
+					    json_boolean(json_bool(ev, "forking_thread_is_main", 0)));
+		} else if (strcmp(name, "child_start") == 0 && self) {
+			size_t id = (size_t) json_int(ev, "actor_id", 0);
+			child_starts[id] = ev;
+			json_object_set_new(self->obj, "pid", json_integer(json_int(ev, "pid", 0)));
+			json_object_set_new(self->obj, "ppid", json_integer(json_int(ev, "ppid", 0)));
+			json_object_set(self->obj, "stdio", json_object_get(ev, "stdio"));
+			json_object_set_new(self->obj, "sigmask_blocked", json_string(json_str(ev, "sig_blocked", "")));
+			json_object_set_new(self->obj, "threads_at_start", json_integer(json_int(ev, "threads", 0)));
+			json_object_set_new(self->obj, "ns_since_fork", json_integer(json_int(ev, "ns_since_fork", 0)));
+			json_object_set_new(self->obj, "exec", json_boolean(json_bool(ev, "exec", 0)));
+		} else if (strcmp(name, "fd_scrub") == 0 && self)
+			scrubs[json_int(ev, "actor_id", 0)] = ev;
+		else if (strcmp(name, "ready") == 0 && child) {
+			if (!child->ready)
+				child->ready = ts;
+			if (json_int(ev, "child_pid", 0) > 0 && json_is_null(json_object_get(child->obj, "pid")))
+				json_object_set_new(child->obj, "pid", json_integer(json_int(ev, "child_pid", 0)));
+		} else if (strcmp(name, "cancel_sent") == 0 && child) {
+			if (!child->cancel)
+				child->cancel = ts;
+			child->cancel_sent = ts;
+			child->has_ladder = true;
+		} else if (strcmp(name, "cancel_ack") == 0 && child)
+			child->ack = ts;
+		else if (strcmp(name, "signal_sent") == 0 && child) {
+			const char *sig = json_str(ev, "signal", "");
+			child->has_ladder = true;
+			if (strcmp(sig, "SIGTERM") == 0 && !child->sigterm)
+				child->sigterm = ts;
+			else if (strcmp(sig, "SIGKILL") == 0 && !child->sigkill)
+				child->sigkill = ts;
+			if (!child->cancel)
+				child->cancel = ts;
+		} else if (strcmp(name, "reaped") == 0 && child) {
+			child->reap = ts;
+			json_object_set_new(child->obj, "exit_status",
+					    status_obj((int) json_int(ev, "code", -1), json_str(ev, "signal", NULL)));
+			if (json_int(ev, "child_pid", 0) > 0 && json_is_null(json_object_get(child->obj, "pid")))
+				json_object_set_new(child->obj, "pid", json_integer(json_int(ev, "child_pid", 0)));
+		} else if (strcmp(name, "exit") == 0 && self) {
+			self->exit = ts;
+			json_t *err = json_object_get(ev, "error");
+			if (err)
+				json_object_set(self->obj, "error", err);
+			json_object_set_new(self->obj, "exit_reason", json_string(json_str(ev, "reason", "")));
+			if (self == &recs[0] && err)
+				root_error = err;
+		} else if (strcmp(name, "teardown") == 0 && self && !self->teardown)
+			self->teardown = ts;
+		else if (strcmp(name, "daemon_start") == 0) {
+			json_t *o = json_pack("{s:s,s:n,s:i,s:n,s:n,s:s,s:o,s:s}", "name", "daemon", "id", "pid",
+					      (int) json_int(ev, "pid", 0), "ppid", "parent", "kind", "daemon", "spawn_ns",
+					      rel(ts, f->start_ns), "started_by", json_str(ev, "started_by", "?"));
+			json_array_append_new(extra, o);
+		} else if (strcmp(name, "capture_start") == 0) {
+			json_t *o = json_pack("{s:s,s:n,s:i,s:n,s:n,s:s,s:o,s:s}", "name", "capture", "id", "pid",
+					      (int) json_int(ev, "pid", 0), "ppid", "parent", "kind", "capture", "spawn_ns",
+					      rel(ts, f->start_ns), "capture", json_str(ev, "capture", "?"));
+			json_array_append_new(extra, o);
+		}
+	}
+	json_t *actors = json_array();
+	for (size_t k = 0; k < n; k++) {
+		struct actor_rec *r = &recs[k];
+		set_ns(r->obj, "spawn_ns", r->spawn, f->start_ns);
+		set_ns(r->obj, "fork_ns", r->fork, f->start_ns);
+		set_ns(r->obj, "ready_ns", r->ready, f->start_ns);
+		set_ns(r->obj, "cancel_ns", r->cancel, f->start_ns);
+		set_ns(r->obj, "exit_ns", r->exit, f->start_ns);
+		set_ns(r->obj, "reap_ns", r->reap, f->start_ns);
+		if (!json_object_get(r->obj, "exit_status"))
+			json_object_set_new(r->obj, "exit_status", json_null());
+		if (r->has_ladder) {
+			json_t *l = json_object();
+			set_ns(l, "cancel_sent_ns", r->cancel_sent, f->start_ns);
+			set_ns(l, "cancel_ack_ns", r->ack, f->start_ns);
+			set_ns(l, "sigterm_ns", r->sigterm, f->start_ns);
+			set_ns(l, "sigkill_ns", r->sigkill, f->start_ns);
+			set_ns(l, "reaped_ns", r->reap, f->start_ns);
+			json_object_set_new(r->obj, "ladder", l);
+		} else
+			json_object_set_new(r->obj, "ladder", json_null());
+		if (child_starts[k])
+			describe_fds(r->obj, child_starts[k], scrubs[k]);
+		if (!json_object_get(r->obj, "threads_at_fork"))
+			json_object_set_new(r->obj, "threads_at_fork", json_null());
+		if (!json_object_get(r->obj, "error"))
+			json_object_set_new(r->obj, "error", json_null());
+		json_array_append(actors, r->obj);
+	}
+	json_array_extend(actors, extra);
+
+	json_t *verdicts = f->verdicts ? json_deep_copy(f->verdicts) : json_array();
+	json_t *teardown = teardown_section(sc, recs, n, f->start_ns, verdicts);
+
+	const char *outcome;
+	if (f->hang)
+		outcome = "hang";
+	else if (f->root_ended && WIFEXITED(f->root_wstatus) && WEXITSTATUS(f->root_wstatus) == 0)
+		outcome = "ok";
+	else
+		outcome = "error";
+	if (f->infra_error)
+		outcome = "error";
+
+	size_t leaked = json_array_size(f->leftovers);
+	size_t found_hangs = 0;
+	json_t *v;
+	json_array_foreach(verdicts, i, v) {
+		const struct verdict_class_info *info = verdict_class_lookup(json_str(v, "class", ""));
+		if (info && info->is_hang)
+			found_hangs++;
+	}
+
+	/* Expectation. */
+	json_t *mismatches = json_array();
+	const struct expectation *x = &sc->expect;
+	char msg[512];
+	if (f->infra_error) {
+		(void) snprintf(msg, sizeof(msg), "could not run: %s", f->infra_error);
+		json_array_append_new(mismatches, json_string(msg));
+	}
+	if (x->has_outcome && strcmp(outcome_name(x->outcome), outcome) != 0) {
+		(void) snprintf(msg, sizeof(msg), "expected outcome %s, got %s", outcome_name(x->outcome), outcome);
+		json_array_append_new(mismatches, json_string(msg));
+	}
+	if (x->verdict) {
+		bool found = false;
+		struct strbuf got = STRBUF_INIT;
+		json_array_foreach(verdicts, i, v) {
+			const char *cls = json_str(v, "class", "");
+			if (strcmp(cls, x->verdict) == 0)
+				found = true;
+			(void) strbuf_printf(&got, "%s%s", got.len ? ", " : "", cls);
+		}
+		if (!found) {
+			(void) snprintf(msg, sizeof(msg), "expected verdict %s, found %s", x->verdict,
+					got.len ? got.data : "none");
+			json_array_append_new(mismatches, json_string(msg));
+		}
+		strbuf_free(&got);
+	}
+	if (x->no_verdict && json_array_size(verdicts) > 0) {
+		(void) snprintf(msg, sizeof(msg), "expected no verdict, found %s",
+				json_str(json_array_get(verdicts, 0), "class", "?"));
+		json_array_append_new(mismatches, json_string(msg));
+	}
+	if (x->has_leaked && leaked != x->leaked) {
+		(void) snprintf(msg, sizeof(msg), "expected %u leaked, got %zu", x->leaked, leaked);
+		json_array_append_new(mismatches, json_string(msg));
+	}
+	if (bad) {
+		(void) snprintf(msg, sizeof(msg), "%zu malformed lines in events.ndjson", bad);
+		json_array_append_new(mismatches, json_string(msg));
+	}
+
+	json_t *cell = json_object();
+	struct strbuf id = STRBUF_INIT;
+	(void) strbuf_printf(&id, "%s", sc->name);
+	if (sc->cell)
+		(void) strbuf_printf(&id, "[%s]", sc->cell);
+	if (f->repeat)
+		(void) strbuf_printf(&id, "#%u", f->repeat);
+	json_object_set_new(cell, "id", json_string(id.data));
+	strbuf_free(&id);
+	json_object_set_new(cell, "name", json_string(sc->name));
+	json_object_set_new(cell, "cell", sc->cell ? json_string(sc->cell) : json_null());
+	json_object_set_new(cell, "file", sc->path ? json_string(sc->path) : json_null());
+	json_object_set_new(cell, "description", sc->description ? json_string(sc->description) : json_null());
+	json_object_set_new(cell, "repeat", json_integer(f->repeat));
+	json_object_set_new(cell, "backend", json_string(backend_name(sc->backend)));
+	json_object_set_new(cell, "capture", json_string(capture_name(sc->capture)));
+	json_object_set_new(cell, "fixes", fixes_json(&sc->fixes));
+	json_object_set_new(cell, "timeouts", timeouts_json(&sc->timeouts));
+	json_object_set_new(cell, "outcome", json_string(outcome));
+	json_t *expected = json_object();
+	json_object_set_new(expected, "outcome", x->has_outcome ? json_string(outcome_name(x->outcome)) : json_null());
+	json_object_set_new(expected, "verdict", x->verdict ? json_string(x->verdict) : x->no_verdict ? json_string("none") : json_null());
+	json_object_set_new(expected, "leaked", x->has_leaked ? json_integer(x->leaked) : json_null());
+	json_object_set_new(cell, "expected", expected);
+	json_object_set_new(cell, "passed", json_boolean(json_array_size(mismatches) == 0));
+	json_object_set_new(cell, "mismatches", mismatches);
+	json_object_set_new(cell, "infra_error", f->infra_error ? json_string(f->infra_error) : json_null());
+	if (f->root_ended) {
+		int code = WIFEXITED(f->root_wstatus) ? WEXITSTATUS(f->root_wstatus) : -1;
+		const char *sig = WIFSIGNALED(f->root_wstatus) ? signal_name(WTERMSIG(f->root_wstatus)) : NULL;
+		json_object_set_new(cell, "exit", status_obj(code, sig));
+	} else
+		json_object_set_new(cell, "exit", json_null());
+	json_t *errors = json_array();
+	if (root_error)
+		json_array_append(errors, root_error);
+	json_object_set_new(cell, "errors", errors);
+	json_object_set_new(cell, "verdicts", verdicts);
+	json_object_set_new(cell, "found_hangs", json_integer((json_int_t) found_hangs));
+	json_object_set_new(cell, "leaked", json_integer((json_int_t) leaked));
+	json_object_set(cell, "leftovers", f->leftovers ? f->leftovers : json_array());
+	if (json_is_null(json_object_get(cell, "leftovers")))
+		json_object_set_new(cell, "leftovers", json_array());
+	json_object_set_new(cell, "duration_ns", json_u64(f->end_ns > f->start_ns ? f->end_ns - f->start_ns : 0));
+	json_object_set_new(cell, "teardown", teardown);
+	json_object_set_new(cell, "actors", actors);
+	char *tail = read_tail(f->output_file, 4096);
+	json_object_set_new(cell, "output_tail", tail ? json_string_lossy(tail, strlen(tail)) : json_null());
+	free(tail);
+	json_object_set_new(cell, "events_file", f->events_file ? json_string(f->events_file) : json_null());
+	json_object_set_new(cell, "snapshot_file", f->snapshot_file ? json_string(f->snapshot_file) : json_null());
+
+	for (size_t k = 0; k < n; k++)
+		json_decref(recs[k].obj);
+	free(recs);
+	json_decref(extra);
+	json_decref(events);
+	free(index);
+	return cell;
+}
