@@ -826,9 +826,10 @@ check_teardown_done(struct actor *a)
 	}
 	char *payload = NULL;
 	enum msg_type type = MSG_RESULT;
-	if (a->end == END_CANCELLED)
+	/* A child error that arrived while we were being cancelled still travels up. */
+	if (a->end == END_CANCELLED && json_array_size(a->child_errors) == 0)
 		type = MSG_CANCEL_ACK;
-	else if (a->end == END_ERROR || a->end == END_SIGNAL) {
+	else if (a->end != END_OK || json_array_size(a->child_errors) > 0) {
 		json_t *box = own_error_box(a);
 		json_t *doc = json_pack("{s:o}", "error", box);
 		payload = json_dumps(doc, JSON_COMPACT);

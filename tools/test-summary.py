@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Count individual test cases from meson's testlog.json (TAP subtests of the
+Criterion executables count one by one) and print 'N passed, N failed'."""
+import json
+import re
+import sys
+
+passed = failed = skipped = 0
+failures = []
+with open(sys.argv[1]) as f:
+    for line in f:
+        line = line.strip()
+        if not line:
+            continue
+        t = json.loads(line)
+        result = t.get("result", "")
+        out = t.get("stdout") or ""
+        tap = [l for l in out.splitlines() if re.match(r"^(not )?ok\b", l)]
+        if tap and result not in ("TIMEOUT", "ERROR"):
+            for l in tap:
+                if l.startswith("not ok"):
+                    if "# TODO" in l:
+                        continue
+                    failed += 1
+                    failures.append(f"{t['name']}: {l}")
+                elif "# SKIP" in l or "# skip" in l:
+                    skipped += 1
+                else:
+                    passed += 1
+            continue
+        if result in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif result == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+            failures.append(f"{t['name']}: {result}")
+for f_ in failures:
+    print("FAILED:", f_)
+line = f"{passed} passed, {failed} failed"
+if skipped:
+    line += f", {skipped} skipped"
+print(line)
+sys.exit(1 if failed else 0)
