@@ -33,11 +33,24 @@ struct thread_stack {
 
 struct stack_cache;
 
+/* Not thread-safe: one capture or symbolization at a time per cache. */
 struct stack_cache *stack_cache_new(void);
 void stack_cache_free(struct stack_cache *cache);
 
+/* Counters for benchmarks and tests: how much the cache saved. */
+struct stack_cache_stats {
+	unsigned layouts_created;  /* Dwfl sessions built: one per distinct module layout */
+	unsigned layouts_reused;   /* captures served by an existing session */
+	unsigned symbols_resolved; /* program counters symbolized through libdw */
+	unsigned symbols_cached;   /* program counters answered from the cache */
+};
+
+void stack_cache_get_stats(const struct stack_cache *cache, struct stack_cache_stats *ret);
+
 /* Called with every thread of pid still frozen, after the native unwind, so
- * out-of-process readers (e.g. Python frames) see a consistent image. */
+ * out-of-process readers (e.g. Python frames) see a consistent image. It runs
+ * on the short-lived thread that holds the ptrace attachments (the tracer),
+ * with every signal blocked; threads and frames are those later returned. */
 typedef void (*stacks_frozen_fn)(pid_t pid, struct thread_stack *threads, size_t n_threads,
 				 void *userdata);
 
@@ -51,7 +64,10 @@ struct stacks_options {
 /* Freeze, unwind every thread, detach. Returns 0 with *ret filled (possibly
  * partial per thread), or -errno with *ret_reason (malloc'ed) saying why no
  * stack could be taken, e.g. "ptrace: Operation not permitted (not the same
- * user, or kernel.yama.ptrace_scope)". */
+ * user, or kernel.yama.ptrace_scope)". opts may be NULL for the defaults;
+ * max_frames 0 means the default. -EPERM: ptrace denied; -ESRCH: gone or a
+ * zombie; -ETIMEDOUT: no thread reached its stop (uninterruptible sleep);
+ * -EINVAL: pid is the calling process. ret_reason may be NULL. */
 int stacks_capture(struct stack_cache *cache, pid_t pid, const struct stacks_options *opts,
 		   struct thread_stack **ret, size_t *ret_n, char **ret_reason);
 
@@ -65,7 +81,12 @@ struct raw_module {
 	char *build_id;	     /* hex, may be NULL */
 };
 
-/* Symbolize raw program counters against a recorded module map. */
+/* Symbolize raw program counters against a recorded module map, one frame
+ * per pc (no inline expansion: the frame names the function the pc is in).
+ * As unwinders report them, pcs[0] is taken as an exact pc and every later
+ * one as a return address, looked up at pc - 1. A module whose file cannot
+ * be opened or whose build-id differs from the recorded one leaves its frames
+ * with module set and function NULL. */
 int stacks_symbolize(struct stack_cache *cache, const struct raw_module *modules, size_t n_modules,
 		     const uint64_t *pcs, size_t n_pcs, struct frame **ret_frames);
 
