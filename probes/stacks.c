@@ -53,6 +53,7 @@
 
 #define DEFAULT_MAX_FRAMES 64
 #define FREEZE_TIMEOUT_NS (2 * NSEC_PER_SEC)
+#define FREEZE_GRACE_NS (50 * NSEC_PER_MSEC)
 #define FREEZE_MAX_ROUNDS 64
 #define LAYOUT_CACHE_MAX 16
 #define OFFLINE_CACHE_MAX 64
@@ -725,8 +726,13 @@ local_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwa
 		     const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
 		     char **debuginfo_file_name)
 {
-	return dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
-					    debuglink_file, debuglink_crc, debuginfo_file_name);
+	int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
+					      debuglink_file, debuglink_crc, debuginfo_file_name);
+	/* libdwfl opens it without O_CLOEXEC and keeps it for the session:
+	 * children forkscope spawns later must not inherit it. */
+	if (fd >= 0)
+		(void) fd_set_cloexec(fd, true);
+	return fd;
 }
 
 static char *debuginfo_path;
@@ -1380,7 +1386,9 @@ freeze_process(struct freeze *fz, char **ret_reason)
 		}
 		if (added == 0)
 			break;
-		wait_for_stops(fz, deadline);
+		/* Past the deadline (a stuck thread used it up), threads found
+		 * by a later scan still get a short grace to reach their stop. */
+		wait_for_stops(fz, MAX(deadline, now_ns() + FREEZE_GRACE_NS));
 	}
 
 	size_t stopped = 0, stuck = 0;
