@@ -1,0 +1,17 @@
+#pragma once
+/* Verdicts: run the rules over an analysed wait-for graph and describe each
+ * hang the way jstack describes a deadlock — the chain or cycle, the resource,
+ * who holds it, the stacks of only the threads involved, the remedy — as
+ * VERDICT objects (docs/results.md) with a ready-made `text` block. */
+#include <jansson.h>
+
+#include "reports/rules.h"
+#include "reports/waitgraph.h"
+
+/* Returns a new array of VERDICT objects (possibly empty). */
+json_t *verdicts_compute(struct wf_graph *g, const struct ruleset *rs);
+
+/* The closing line: "Found 2 hangs." / "Found one hang." / "No hang found." */
+const char *verdicts_closing_line(const json_t *verdicts, char *buf, size_t size);
+/* Number of verdicts whose class is a hang (not slow-teardown / escaped). */
+size_t verdicts_count_hangs(const json_t *verdicts);

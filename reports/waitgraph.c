@@ -1,0 +1,464 @@
+#include "reports/waitgraph.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/macro.h"
+#include "util/strbuf.h"
+
+#define WF_EXTERNAL ((pid_t) -1)
+
+struct wf_proc *
+wf_find_proc(struct wf_graph *g, pid_t pid)
+{
+	for (size_t i = 0; i < g->n_procs; i++)
+		if (g->procs[i].pid == pid)
+			return &g->procs[i];
+	return NULL;
+}
+
+struct wf_fd *
+wf_find_fd(struct wf_proc *p, int fd)
+{
+	for (size_t i = 0; i < p->n_fds; i++)
+		if (p->fds[i].fd == fd)
+			return &p->fds[i];
+	return NULL;
+}
+
+size_t
+wf_holders(struct wf_graph *g, uint64_t ino, char mode, struct wf_proc **out, int *out_fd, size_t max)
+{
+	size_t n = 0;
+	if (!ino)
+		return 0;
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *p = &g->procs[i];
+		if (p->zombie)
+			continue;
+		for (size_t k = 0; k < p->n_fds; k++) {
+			struct wf_fd *f = &p->fds[k];
+			if (f->ino != ino)
+				continue;
+			if (mode && f->mode != mode && f->mode != 'b')
+				continue;
+			if (n < max) {
+				out[n] = p;
+				if (out_fd)
+					out_fd[n] = f->fd;
+			}
+			n++;
+			break; /* one entry per process */
+		}
+	}
+	return MIN(n, max);
+}
+
+/* ---- deciding what each thread waits on ---- */
+
+static bool
+is_one_of(const char *s, const char *const *names)
+{
+	if (!s)
+		return false;
+	for (; *names; names++)
+		if (strcmp(s, *names) == 0)
+			return true;
+	return false;
+}
+
+static const char *const read_calls[] = { "read", "readv", "pread64", "preadv", "preadv2", "recvfrom",
+					  "recvmsg", "recvmmsg", NULL };
+static const char *const write_calls[] = { "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto",
+					   "sendmsg", "sendmmsg", "splice", NULL };
+static const char *const poll_calls[] = { "epoll_wait", "epoll_pwait", "epoll_pwait2", NULL };
+static const char *const blind_poll_calls[] = { "poll", "ppoll", "select", "pselect6", NULL };
+static const char *const signal_calls[] = { "pause", "rt_sigsuspend", "rt_sigtimedwait", "sigsuspend", NULL };
+static const char *const sleep_calls[] = { "nanosleep", "clock_nanosleep", NULL };
+
+#define WNOHANG_FLAG 1
+#define P_ALL_ID 0
+#define P_PID_ID 1
+#define P_PIDFD_ID 3
+
+static void
+classify_thread(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
+{
+	t->wait = WF_WAIT_NONE;
+	t->wait_fd = -1;
+	t->wait_pid = 0;
+	t->blocking = false;
+	if (p->zombie || t->state == 'Z' || t->state == 'X')
+		return;
+	if (t->state == 'R' || !t->syscall || strcmp(t->syscall, "running") == 0)
+		return;
+	/* A stopped thread (debugger, SIGSTOP) is continued from outside. */
+	if (t->state == 'T' || t->state == 't') {
+		t->wait = WF_WAIT_UNKNOWN;
+		return;
+	}
+	const char *sc = t->syscall;
+	int64_t timeout = t->timeout_ms;
+	if (is_one_of(sc, read_calls)) {
+		t->wait = WF_WAIT_READ;
+		t->wait_fd = (int) t->args[0];
+		timeout = -1;
+	} else if (is_one_of(sc, write_calls)) {
+		t->wait = WF_WAIT_WRITE;
+		t->wait_fd = (int) t->args[0];
+		timeout = -1;
+	} else if (strcmp(sc, "accept") == 0 || strcmp(sc, "accept4") == 0) {
+		t->wait = WF_WAIT_ACCEPT;
+		t->wait_fd = (int) t->args[0];
+		timeout = -1;
+	} else if (is_one_of(sc, poll_calls)) {
+		t->wait = WF_WAIT_POLL;
+		t->wait_fd = (int) t->args[0];
+		if (timeout == -2 && strcmp(sc, "epoll_pwait2") != 0)
+			timeout = (int32_t) t->args[3];
+	} else if (is_one_of(sc, blind_poll_calls)) {
+		/* The fd set lives in the target's memory: we cannot see what it waits for. */
+		t->wait = WF_WAIT_UNKNOWN;
+	} else if (strcmp(sc, "wait4") == 0) {
+		t->wait = WF_WAIT_CHILD;
+		t->wait_pid = (pid_t) (int32_t) t->args[0];
+		timeout = (t->args[2] & WNOHANG_FLAG) ? 0 : -1;
+	} else if (strcmp(sc, "waitid") == 0) {
+		t->wait = WF_WAIT_CHILD;
+		uint64_t idtype = t->args[0];
+		if (idtype == P_PID_ID)
+			t->wait_pid = (pid_t) t->args[1];
+		else if (idtype == P_ALL_ID)
+			t->wait_pid = -1;
+		else
+			t->wait = WF_WAIT_UNKNOWN;
+		timeout = (t->args[3] & WNOHANG_FLAG) ? 0 : -1;
+	} else if (strcmp(sc, "futex") == 0 || strcmp(sc, "futex_waitv") == 0) {
+		t->wait = WF_WAIT_FUTEX;
+		if (timeout == -2)
+			timeout = t->args[3] ? -2 : -1;
+	} else if (is_one_of(sc, signal_calls)) {
+		t->wait = WF_WAIT_SIGNAL;
+		if (strcmp(sc, "rt_sigtimedwait") != 0)
+			timeout = -1;
+	} else if (is_one_of(sc, sleep_calls)) {
+		t->wait = WF_WAIT_SLEEP;
+	} else {
+		t->wait = WF_WAIT_UNKNOWN;
+	}
+	if (t->wait == WF_WAIT_UNKNOWN)
+		return;
+	/* A wait that ends by itself within the window is not a block. */
+	if (timeout == -1)
+		t->blocking = true;
+	else if (timeout >= 0)
+		t->blocking = (uint64_t) timeout > g->window_ms;
+	else
+		t->blocking = false; /* timed, length unknown: give it the benefit of the doubt */
+}
+
+/* ---- who can release a wait ---- */
+
+static size_t
+add_pid(pid_t *out, size_t n, size_t max, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (out[i] == pid)
+			return n;
+	if (n < max)
+		out[n++] = pid;
+	return n;
+}
+
+static size_t
+add_holders(struct wf_graph *g, uint64_t ino, char mode, pid_t *out, size_t n, size_t max)
+{
+	struct wf_proc *h[64];
+	size_t k = wf_holders(g, ino, mode, h, NULL, ARRAY_SIZE(h));
+	for (size_t i = 0; i < k; i++)
+		n = add_pid(out, n, max, h[i]->pid);
+	return n;
+}
+
+/* Releasers of "this fd becomes readable/ready". */
+static size_t
+fd_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_fd *f, bool for_write, pid_t *out, size_t n,
+	     size_t max)
+{
+	switch (f->kind) {
+	case WF_FD_PIPE:
+		/* a reader is released by writers (data or their last close), a writer by readers */
+		return add_holders(g, f->ino, for_write ? 'r' : 'w', out, n, max);
+	case WF_FD_SOCKET:
+		if (f->listening) {
+			/* Who could connect? In a connect-back design, the children that
+			 * have not connected yet; anything else is outside our view. */
+			for (size_t i = 0; i < g->n_procs; i++)
+				if (g->procs[i].ppid == p->pid && !g->procs[i].zombie)
+					n = add_pid(out, n, max, g->procs[i].pid);
+			return n;
+		}
+		if (!f->peer_ino)
+			return add_pid(out, n, max, WF_EXTERNAL);
+		{
+			size_t before = n;
+			n = add_holders(g, f->peer_ino, 0, out, n, max);
+			/* peer end not held by anyone we can see: an outside process */
+			if (n == before && f->peer_ino)
+				n = add_pid(out, n, max, WF_EXTERNAL);
+		}
+		return n;
+	case WF_FD_PIDFD:
+		if (f->pidfd_pid > 0) {
+			struct wf_proc *c = wf_find_proc(g, f->pidfd_pid);
+			if (!c)
+				return n; /* gone: a pidfd of a reaped process is ready; nothing to wait for */
+			return add_pid(out, n, max, c->pid);
+		}
+		return add_pid(out, n, max, WF_EXTERNAL);
+	case WF_FD_EVENTFD:
+		return add_holders(g, f->ino, 0, out, n, max);
+	case WF_FD_TIMERFD:
+		return add_pid(out, n, max, WF_EXTERNAL); /* time passes */
+	case WF_FD_SIGNALFD:
+		return n; /* signals from outside are not modelled */
+	case WF_FD_EPOLL:
+	case WF_FD_FILE:
+	case WF_FD_OTHER:
+	default:
+		return add_pid(out, n, max, WF_EXTERNAL);
+	}
+}
+
+size_t
+wf_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, pid_t *out, size_t max)
+{
+	size_t n = 0;
+	switch (t->wait) {
+	case WF_WAIT_READ:
+	case WF_WAIT_WRITE:
+	case WF_WAIT_ACCEPT: {
+		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
+		if (!f)
+			return add_pid(out, n, max, WF_EXTERNAL);
+		return fd_releasers(g, p, f, t->wait == WF_WAIT_WRITE, out, n, max);
+	}
+	case WF_WAIT_POLL: {
+		struct wf_fd *ep = wf_find_fd(p, t->wait_fd);
+		if (!ep || ep->kind != WF_FD_EPOLL || !ep->epoll_targets)
+			return add_pid(out, n, max, WF_EXTERNAL);
+		for (size_t i = 0; i < ep->n_epoll_targets; i++) {
+			struct wf_fd *f = wf_find_fd(p, ep->epoll_targets[i]);
+			if (!f)
+				continue; /* closed after registration: never fires */
+			n = fd_releasers(g, p, f, false, out, n, max);
+		}
+		return n;
+	}
+	case WF_WAIT_CHILD:
+		if (t->wait_pid > 0) {
+			if (wf_find_proc(g, t->wait_pid))
+				return add_pid(out, n, max, t->wait_pid);
+			return add_pid(out, n, max, WF_EXTERNAL);
+		}
+		for (size_t i = 0; i < g->n_procs; i++)
+			if (g->procs[i].ppid == p->pid)
+				n = add_pid(out, n, max, g->procs[i].pid);
+		return n;
+	case WF_WAIT_FUTEX:
+		if (t->futex_owner && !t->futex_owner_in_process)
+			return n; /* the owner does not exist here: nobody will unlock */
+		return add_pid(out, n, max, p->pid);
+	case WF_WAIT_SIGNAL:
+	case WF_WAIT_SLEEP:
+		return n;
+	case WF_WAIT_UNKNOWN:
+	case WF_WAIT_NONE:
+	default:
+		return add_pid(out, n, max, WF_EXTERNAL);
+	}
+}
+
+void
+wf_analyze(struct wf_graph *g)
+{
+	if (!g->window_ms)
+		g->window_ms = 60000;
+	for (size_t i = 0; i < g->n_procs; i++)
+		for (size_t k = 0; k < g->procs[i].n_threads; k++)
+			classify_thread(g, &g->procs[i], &g->procs[i].threads[k]);
+
+	/* Seed: threads that act on their own. */
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *p = &g->procs[i];
+		p->live = false;
+		for (size_t k = 0; k < p->n_threads; k++) {
+			struct wf_thread *t = &p->threads[k];
+			t->stuck = false;
+			bool acts = !p->zombie && (!t->blocking || t->wait == WF_WAIT_UNKNOWN || t->wait == WF_WAIT_NONE);
+			/* A spinning thread is live as far as waits go; busy-loop is judged apart. */
+			if (acts)
+				p->live = true;
+			else if (!p->zombie)
+				t->stuck = true;
+		}
+	}
+	/* Spread liveness through "released by" edges until nothing changes. */
+	bool changed = true;
+	while (changed) {
+		changed = false;
+		for (size_t i = 0; i < g->n_procs; i++) {
+			struct wf_proc *p = &g->procs[i];
+			for (size_t k = 0; k < p->n_threads; k++) {
+				struct wf_thread *t = &p->threads[k];
+				if (!t->stuck)
+					continue;
+				pid_t rel[256];
+				size_t n = wf_releasers(g, p, t, rel, ARRAY_SIZE(rel));
+				for (size_t r = 0; r < n; r++) {
+					struct wf_proc *q = rel[r] == WF_EXTERNAL ? NULL : wf_find_proc(g, rel[r]);
+					if (rel[r] == WF_EXTERNAL || (q && q->live) || (!q && rel[r] > 0)) {
+						t->stuck = false;
+						if (!p->live)
+							p->live = true;
+						changed = true;
+						break;
+					}
+				}
+			}
+		}
+	}
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *p = &g->procs[i];
+		p->stuck = !p->zombie && p->n_threads > 0 && !p->live;
+	}
+}
+
+const char *
+wf_proc_label(const struct wf_proc *p, char *buf, size_t size)
+{
+	if (!p) {
+		(void) snprintf(buf, size, "?");
+		return buf;
+	}
+	if (p->actor)
+		(void) snprintf(buf, size, "%s (pid %d)", p->actor, (int) p->pid);
+	else
+		(void) snprintf(buf, size, "%s (pid %d)", p->comm ? p->comm : "?", (int) p->pid);
+	return buf;
+}
+
+static void
+describe_fd_wait(struct strbuf *sb, struct wf_graph *g, struct wf_proc *p, struct wf_fd *f, bool for_write)
+{
+	char lab[128];
+	switch (f->kind) {
+	case WF_FD_PIPE:
+		if (for_write)
+			(void) strbuf_printf(sb, "room in pipe:[%llu] (fd %d", (unsigned long long) f->ino, f->fd);
+		else
+			(void) strbuf_printf(sb, "data or EOF on pipe:[%llu] (fd %d", (unsigned long long) f->ino, f->fd);
+		if (f->queued >= 0 && f->capacity > 0)
+			(void) strbuf_printf(sb, ", %lld/%lld bytes queued", (long long) f->queued, (long long) f->capacity);
+		(void) strbuf_printf(sb, ")");
+		break;
+	case WF_FD_SOCKET:
+		if (f->listening) {
+			(void) strbuf_printf(sb, "a connection on listener socket:[%llu] (fd %d%s%s)",
+					     (unsigned long long) f->ino, f->fd, f->name ? ", " : "", f->name ? f->name : "");
+			break;
+		}
+		(void) strbuf_printf(sb, "%s socket:[%llu] (fd %d", for_write ? "room in" : "a message or EOF on",
+				     (unsigned long long) f->ino, f->fd);
+		if (f->peer_ino)
+			(void) strbuf_printf(sb, ", peer socket:[%llu]", (unsigned long long) f->peer_ino);
+		(void) strbuf_printf(sb, ")");
+		break;
+	case WF_FD_PIDFD: {
+		struct wf_proc *c = wf_find_proc(g, f->pidfd_pid);
+		(void) strbuf_printf(sb, "the exit of %s [pidfd %d]",
+				     c ? wf_proc_label(c, lab, sizeof(lab)) : "pid ?", f->fd);
+		break;
+	}
+	case WF_FD_EVENTFD:
+		(void) strbuf_printf(sb, "eventfd (fd %d)", f->fd);
+		break;
+	case WF_FD_TIMERFD:
+		(void) strbuf_printf(sb, "a timer (fd %d)", f->fd);
+		break;
+	case WF_FD_SIGNALFD:
+		(void) strbuf_printf(sb, "a signal (signalfd %d)", f->fd);
+		break;
+	default:
+		(void) strbuf_printf(sb, "fd %d (%s)", f->fd, f->target ? f->target : "?");
+	}
+}
+
+char *
+wf_describe_wait(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char lab[128];
+	switch (t->wait) {
+	case WF_WAIT_READ:
+	case WF_WAIT_WRITE:
+	case WF_WAIT_ACCEPT: {
+		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
+		if (f)
+			describe_fd_wait(&sb, g, p, f, t->wait == WF_WAIT_WRITE);
+		else
+			(void) strbuf_printf(&sb, "fd %d", t->wait_fd);
+		break;
+	}
+	case WF_WAIT_POLL: {
+		struct wf_fd *ep = wf_find_fd(p, t->wait_fd);
+		(void) strbuf_printf(&sb, "any of: ");
+		size_t shown = 0;
+		if (ep && ep->epoll_targets) {
+			for (size_t i = 0; i < ep->n_epoll_targets; i++) {
+				struct wf_fd *f = wf_find_fd(p, ep->epoll_targets[i]);
+				if (!f)
+					continue;
+				/* The loop's own wakeup pair is noise in a report. */
+				if (f->kind == WF_FD_SOCKET && f->peer_ino) {
+					struct wf_proc *h[4];
+					size_t nh = wf_holders(g, f->peer_ino, 0, h, NULL, 4);
+					if (nh == 1 && h[0] == p)
+						continue;
+				}
+				(void) strbuf_printf(&sb, "%s", shown++ ? "; " : "");
+				describe_fd_wait(&sb, g, p, f, false);
+			}
+		}
+		if (!shown)
+			(void) strbuf_printf(&sb, "(interest list unknown)");
+		break;
+	}
+	case WF_WAIT_CHILD: {
+		struct wf_proc *c = t->wait_pid > 0 ? wf_find_proc(g, t->wait_pid) : NULL;
+		if (t->wait_pid > 0)
+			(void) strbuf_printf(&sb, "the exit of %s (blocking %s)", c ? wf_proc_label(c, lab, sizeof(lab)) : "its child",
+					     t->syscall);
+		else
+			(void) strbuf_printf(&sb, "the exit of any child (blocking %s)", t->syscall);
+		break;
+	}
+	case WF_WAIT_FUTEX:
+		(void) strbuf_printf(&sb, "futex 0x%llx", (unsigned long long) t->futex_addr);
+		if (t->futex_owner)
+			(void) strbuf_printf(&sb, " owned by tid %d%s", (int) t->futex_owner,
+					     t->futex_owner_in_process ? "" : " (not a thread of this process)");
+		break;
+	case WF_WAIT_SIGNAL:
+		(void) strbuf_printf(&sb, "a signal (%s)", t->syscall);
+		break;
+	case WF_WAIT_SLEEP:
+		(void) strbuf_printf(&sb, "a timer (%s)", t->syscall);
+		break;
+	default:
+		(void) strbuf_printf(&sb, "%s", t->syscall ? t->syscall : "?");
+	}
+	return strbuf_steal(&sb);
+}
