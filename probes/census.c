@@ -16,52 +16,39 @@
 #include "util/fdutil.h"
 #include "util/signames.h"
 
-static const char *const kind_names[] = {
-	[FD_KIND_FILE] = "file",       [FD_KIND_PIPE] = "pipe",	      [FD_KIND_SOCKET] = "socket",
-	[FD_KIND_EPOLL] = "epoll",     [FD_KIND_EVENTFD] = "eventfd", [FD_KIND_SIGNALFD] = "signalfd",
-	[FD_KIND_TIMERFD] = "timerfd", [FD_KIND_PIDFD] = "pidfd",     [FD_KIND_INOTIFY] = "inotify",
-	[FD_KIND_TTY] = "tty",	       [FD_KIND_NULL] = "null",	      [FD_KIND_OTHER] = "other",
-};
-
-const char *
-fd_kind_name(enum fd_kind k)
-{
-	return (unsigned) k < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[k] : "other";
-}
-
 static bool
 starts_with(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-enum fd_kind
-fd_kind_from_target(const char *t)
+const char *
+census_kind_of_target(const char *t)
 {
 	if (starts_with(t, "pipe:["))
-		return FD_KIND_PIPE;
+		return "pipe";
 	if (starts_with(t, "socket:["))
-		return FD_KIND_SOCKET;
-	/* pidfs (6.9+) shows "pidfd:[…]" or "anon_inode:[pidfd]" depending on version */
+		return "socket";
+	/* pidfs (6.9+) shows "pidfd:[…]"; before, "anon_inode:[pidfd]" */
 	if (starts_with(t, "pidfd:") || strcmp(t, "anon_inode:[pidfd]") == 0)
-		return FD_KIND_PIDFD;
+		return "pidfd";
 	if (strcmp(t, "anon_inode:[eventpoll]") == 0)
-		return FD_KIND_EPOLL;
+		return "epoll";
 	if (strcmp(t, "anon_inode:[eventfd]") == 0)
-		return FD_KIND_EVENTFD;
+		return "eventfd";
 	if (strcmp(t, "anon_inode:[signalfd]") == 0)
-		return FD_KIND_SIGNALFD;
+		return "signalfd";
 	if (strcmp(t, "anon_inode:[timerfd]") == 0)
-		return FD_KIND_TIMERFD;
+		return "timerfd";
 	if (strcmp(t, "anon_inode:inotify") == 0)
-		return FD_KIND_INOTIFY;
+		return "inotify";
 	if (strcmp(t, "/dev/null") == 0)
-		return FD_KIND_NULL;
+		return "null";
 	if (starts_with(t, "/dev/pts/") || starts_with(t, "/dev/tty") || strcmp(t, "/dev/console") == 0)
-		return FD_KIND_TTY;
+		return "tty";
 	if (t[0] == '/')
-		return FD_KIND_FILE;
-	return FD_KIND_OTHER;
+		return "file";
+	return "other";
 }
 
 /* Read "flags:\t0100002" and "pos:\t123" from /proc/self/fdinfo/N. */
@@ -137,7 +124,8 @@ put_one_fd(struct asbuf *b, int fd)
 	if (n < 0)
 		n = 0;
 	target[n] = '\0';
-	enum fd_kind kind = fd_kind_from_target(target);
+	const char *kind = census_kind_of_target(target);
+	bool is_file = strcmp(kind, "file") == 0;
 	unsigned long flags;
 	uint64_t pos;
 	read_fdinfo(fd, &flags, &pos);
@@ -146,7 +134,7 @@ put_one_fd(struct asbuf *b, int fd)
 	asbuf_puts(b, "{\"fd\":");
 	asbuf_u64(b, (uint64_t) fd);
 	asbuf_puts(b, ",\"kind\":\"");
-	asbuf_puts(b, fd_kind_name(kind));
+	asbuf_puts(b, kind);
 	asbuf_puts(b, "\",\"target\":");
 	asbuf_json_str(b, target);
 	const char *mode = (flags & O_ACCMODE) == O_RDONLY ? "r" : (flags & O_ACCMODE) == O_WRONLY ? "w" : "rw";
@@ -154,13 +142,13 @@ put_one_fd(struct asbuf *b, int fd)
 	asbuf_puts(b, mode);
 	asbuf_puts(b, "\",\"cloexec\":");
 	asbuf_puts(b, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? "true" : "false");
-	if (kind == FD_KIND_FILE) {
+	if (is_file) {
 		asbuf_puts(b, ",\"pos\":");
 		asbuf_u64(b, pos);
 		if (n > 10 && strcmp(target + n - 10, " (deleted)") == 0)
 			asbuf_puts(b, ",\"deleted\":true");
 	}
-	if (kind == FD_KIND_SOCKET)
+	if (strcmp(kind, "socket") == 0)
 		put_socket_detail(b, fd);
 	asbuf_putc(b, '}');
 }
@@ -263,9 +251,9 @@ census_stdio(struct event *e, const char *key)
 			continue;
 		}
 		target[n] = '\0';
-		enum fd_kind k = fd_kind_from_target(target);
-		asbuf_puts(&e->b, fd_kind_name(k));
-		if (k == FD_KIND_FILE && n > 10 && strcmp(target + n - 10, " (deleted)") == 0)
+		const char *k = census_kind_of_target(target);
+		asbuf_puts(&e->b, k);
+		if (strcmp(k, "file") == 0 && n > 10 && strcmp(target + n - 10, " (deleted)") == 0)
 			asbuf_puts(&e->b, " (deleted)");
 		asbuf_putc(&e->b, '"');
 	}

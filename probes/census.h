@@ -9,25 +9,11 @@
 
 #include "probes/eventlog.h"
 
-/* Kinds as docs/events.md names them. */
-enum fd_kind {
-	FD_KIND_FILE,
-	FD_KIND_PIPE,
-	FD_KIND_SOCKET,
-	FD_KIND_EPOLL,
-	FD_KIND_EVENTFD,
-	FD_KIND_SIGNALFD,
-	FD_KIND_TIMERFD,
-	FD_KIND_PIDFD,
-	FD_KIND_INOTIFY,
-	FD_KIND_TTY,
-	FD_KIND_NULL,
-	FD_KIND_OTHER,
-};
-
-const char *fd_kind_name(enum fd_kind k);
-/* Classify a readlink(/proc/PID/fd/N) target. */
-enum fd_kind fd_kind_from_target(const char *target);
+/* The kind names of docs/events.md for a readlink(/proc/PID/fd/N) target:
+ * file, pipe, socket, epoll, eventfd, signalfd, timerfd, pidfd, inotify, tty,
+ * null or other. (probes/procfs.h has the richer classifier used by the
+ * snapshot; this one is allocation-free for the fork child.) */
+const char *census_kind_of_target(const char *target);
 
 /* "fds":[{"fd":0,"kind":"tty","target":"/dev/pts/1","mode":"rw","cloexec":false},…]
  * leaving out the fds in skip[] (the probe's own log fd, kept fds) and the fd
