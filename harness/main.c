@@ -10,6 +10,10 @@
 #include "harness/actor.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
+#include "harness/triage.h"
+#include "reports/rules.h"
+#include "reports/verdict.h"
+#include "util/jsonutil.h"
 #include "util/timeutil.h"
 
 static const char usage_text[] =
@@ -168,6 +172,102 @@ cmd_run(int argc, char **argv)
 }
 
 static int
+cmd_triage(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },	    { "no-stacks", no_argument, NULL, 'N' },
+		{ "rules", required_argument, NULL, 'L' }, { "python", required_argument, NULL, 'P' },
+		{ "color", required_argument, NULL, 'C' }, { "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool json = false, stacks = true;
+	const char *rules = NULL;
+	int python = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'N':
+			stacks = false;
+			break;
+		case 'L':
+			rules = optarg;
+			break;
+		case 'P':
+			if (strcmp(optarg, "auto") == 0)
+				python = 1;
+			else if (strcmp(optarg, "off") == 0)
+				python = 0;
+			else {
+				fprintf(stderr, "forkscope triage: --python: expected auto or off\n");
+				return 2;
+			}
+			break;
+		case 'C':
+			break;
+		case 'h':
+			return usage(stdout, 0);
+		default:
+			return usage(stderr, 2);
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "forkscope triage: no PID given\n");
+		return 2;
+	}
+	size_t n = (size_t) (argc - optind);
+	pid_t *pids = calloc(n, sizeof(pid_t));
+	for (size_t i = 0; i < n; i++) {
+		char *end;
+		long v = strtol(argv[optind + (int) i], &end, 10);
+		if (*end || v <= 0) {
+			fprintf(stderr, "forkscope triage: '%s' is not a pid\n", argv[optind + (int) i]);
+			free(pids);
+			return 2;
+		}
+		pids[i] = (pid_t) v;
+	}
+	struct ruleset rs = { 0 };
+	char *err = NULL;
+	if (triage_load_rules(rules, &rs, &err) < 0) {
+		fprintf(stderr, "%s\n", err ? err : "forkscope triage: cannot load rules");
+		free(err);
+		free(pids);
+		return 2;
+	}
+	ruleset_free(&rs);
+	struct triage_request req = { .roots = pids, .n_roots = n, .stacks = stacks, .rules_file = rules,
+				      .reason = "command", .python_mode = python };
+	json_t *snap = NULL, *verdicts = NULL;
+	int r = triage_run(&req, &snap, &verdicts);
+	free(pids);
+	if (r < 0) {
+		fprintf(stderr, "forkscope triage: %s\n", r == -ESRCH ? "no such process" : strerror(-r));
+		return 2;
+	}
+	size_t hangs = verdicts_count_hangs(verdicts);
+	if (json) {
+		json_t *doc = json_pack("{s:i,s:O,s:O,s:i}", "schema_version", 1, "verdicts", verdicts, "snapshot", snap,
+					"found_hangs", (int) hangs);
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(doc);
+	} else {
+		size_t i;
+		json_t *v;
+		json_array_foreach(verdicts, i, v)
+			printf("%s\n", json_str(v, "text", ""));
+		char line[64];
+		printf("%s\n", verdicts_closing_line(verdicts, line, sizeof(line)));
+	}
+	json_decref(snap);
+	json_decref(verdicts);
+	return hangs > 0 ? 1 : 0;
+}
+
+static int
 cmd_scenarios(int argc, char **argv)
 {
 	char *def[] = { (char *) "scenarios" };
@@ -209,6 +309,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(cmd, "triage") == 0)
+		return cmd_triage(argc - 1, argv + 1);
 	if (strcmp(cmd, "scenarios") == 0)
 		return cmd_scenarios(argc - 1, argv + 1);
 	if (strcmp(cmd, "__actor") == 0)

@@ -1,10 +1,92 @@
 #include "harness/triage.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness/reaper.h"
+#include "probes/snapshot.h"
+#include "reports/rules.h"
+#include "reports/verdict.h"
+#include "reports/waitgraph.h"
+
+int
+triage_load_rules(const char *rules_file, struct ruleset *rs, char **ret_error)
+{
+	int r = ruleset_load_default(rs, ret_error);
+	if (r == 0 && rules_file)
+		r = ruleset_load_file(rs, rules_file, ret_error);
+	if (r < 0) {
+		ruleset_free(rs);
+		return r;
+	}
+	ruleset_sort(rs);
+	return 0;
+}
 
 int
 triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts)
 {
-	/* Filled in when the snapshot and the verdict engine land. */
-	return -ENOSYS;
+	struct ruleset rs = { 0 };
+	char *err = NULL;
+	int r = triage_load_rules(req->rules_file, &rs, &err);
+	if (r < 0) {
+		free(err);
+		return r;
+	}
+	/* Without explicit roots (leftovers after the root ended), start from
+	 * every live descendant of ours: the orphans the subreaper adopted. */
+	pid_t *roots = NULL;
+	size_t n_roots = 0;
+	if (req->n_roots > 0) {
+		roots = malloc(req->n_roots * sizeof(pid_t));
+		if (!roots) {
+			ruleset_free(&rs);
+			return -ENOMEM;
+		}
+		memcpy(roots, req->roots, req->n_roots * sizeof(pid_t));
+		n_roots = req->n_roots;
+	} else {
+		struct proc_brief *d = NULL;
+		size_t nd = 0;
+		if (proc_descendants(getpid(), &d, &nd) == 0) {
+			roots = calloc(nd ? nd : 1, sizeof(pid_t));
+			for (size_t i = 0; roots && i < nd; i++)
+				roots[n_roots++] = d[i].pid;
+		}
+		free(d);
+	}
+	if (n_roots == 0) {
+		free(roots);
+		ruleset_free(&rs);
+		return -ESRCH;
+	}
+	struct snapshot_options opts;
+	snapshot_options_init(&opts);
+	opts.subreaper = req->subreaper;
+	opts.pgid = req->pgid;
+	opts.stacks = req->stacks;
+	struct snapshot *snap = NULL;
+	r = snapshot_take(roots, n_roots, &opts, &snap);
+	free(roots);
+	if (r < 0) {
+		ruleset_free(&rs);
+		return r;
+	}
+	struct wf_graph *g = NULL;
+	r = wf_graph_from_snapshot_struct(snap, req->events, &g);
+	if (r < 0) {
+		snapshot_free(snap);
+		ruleset_free(&rs);
+		return r;
+	}
+	wf_analyze(g);
+	json_t *verdicts = verdicts_compute(g, &rs);
+	*ret_snapshot = snapshot_to_json(snap);
+	*ret_verdicts = verdicts;
+	wf_graph_free(g);
+	snapshot_free(snap);
+	ruleset_free(&rs);
+	return 0;
 }

@@ -20,6 +20,11 @@ struct triage_request {
 	int python_mode;	/* 0 off, 1 auto */
 };
 
+struct ruleset;
+/* The built-in rules plus rules_file (if any), sorted. On a bad file,
+ * *ret_error is "file:line:col: message". */
+int triage_load_rules(const char *rules_file, struct ruleset *rs, char **ret_error);
+
 /* Returns 0 with a snapshot (JSON) and the verdict list, or -errno when
  * nothing at all could be read (e.g. the pids are gone). */
 int triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts);

@@ -132,6 +132,8 @@ struct wf_graph {
 /* Build from a snapshot document (docs/snapshot.md) and, optionally, the
  * probe events of the run (names, handshakes, cancel requests). */
 int wf_graph_from_snapshot(const json_t *snapshot, const json_t *events, struct wf_graph **ret);
+struct snapshot;
+int wf_graph_from_snapshot_struct(const struct snapshot *s, const json_t *events, struct wf_graph **ret);
 void wf_graph_free(struct wf_graph *g);
 
 struct wf_proc *wf_find_proc(struct wf_graph *g, pid_t pid);

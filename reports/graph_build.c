@@ -1,0 +1,375 @@
+/* Building the wait-for graph from a snapshot (probes/snapshot.h) and the
+ * probe events of the run. Kept apart from the analysis so the analysis can be
+ * tested on hand-built graphs and the mapping on recorded snapshots. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "probes/snapshot.h"
+#include "reports/waitgraph.h"
+#include "util/jsonutil.h"
+#include "util/macro.h"
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static enum wf_fd_kind
+map_kind(enum fd_kind k)
+{
+	switch (k) {
+	case FD_KIND_FILE:
+	case FD_KIND_TTY:
+	case FD_KIND_NULL:
+		return WF_FD_FILE;
+	case FD_KIND_PIPE:
+		return WF_FD_PIPE;
+	case FD_KIND_SOCKET:
+		return WF_FD_SOCKET;
+	case FD_KIND_EPOLL:
+		return WF_FD_EPOLL;
+	case FD_KIND_EVENTFD:
+		return WF_FD_EVENTFD;
+	case FD_KIND_SIGNALFD:
+		return WF_FD_SIGNALFD;
+	case FD_KIND_TIMERFD:
+		return WF_FD_TIMERFD;
+	case FD_KIND_PIDFD:
+		return WF_FD_PIDFD;
+	default:
+		return WF_FD_OTHER;
+	}
+}
+
+static void
+build_fd(struct wf_fd *out, const struct snapshot_fd *f)
+{
+	memset(out, 0, sizeof(*out));
+	out->fd = f->fd;
+	out->kind = map_kind(f->kind);
+	out->ino = f->ino;
+	out->mode = f->access == O_WRONLY ? 'w' : f->access == O_RDWR ? 'b' : 'r';
+	out->queued = -1;
+	out->capacity = -1;
+	out->target = dup_or_null(f->target);
+	if (f->has_pipe_fill) {
+		out->queued = f->pipe_fill.queued;
+		out->capacity = f->pipe_fill.capacity;
+	}
+	if (f->has_unix) {
+		out->peer_ino = f->unix_sock.peer_ino;
+		out->listening = f->unix_sock.state == 10; /* TCP_LISTEN numbering */
+		if (!out->listening && f->unix_sock.has_rqlen)
+			out->queued = f->unix_sock.rqlen;
+		out->name = dup_or_null(f->unix_sock.name);
+	}
+	if (f->has_inet)
+		out->listening = f->inet_sock.state == 10;
+	out->pidfd_pid = f->kind == FD_KIND_PIDFD ? f->pidfd_pid : 0;
+	if (f->kind == FD_KIND_EPOLL && f->n_epoll_targets) {
+		out->epoll_targets = calloc(f->n_epoll_targets, sizeof(int));
+		for (size_t i = 0; out->epoll_targets && i < f->n_epoll_targets; i++)
+			out->epoll_targets[out->n_epoll_targets++] = f->epoll_targets[i].tfd;
+	}
+	/* A socket end whose peer is gone reads EOF at once: nobody "releases" it. */
+}
+
+static char *
+frame_text(const struct frame *fr)
+{
+	char *s = NULL;
+	if (fr->python)
+		return strdup(fr->python);
+	if (fr->function && fr->file && fr->line > 0)
+		(void) asprintf(&s, "%s (%s:%d)%s", fr->function, fr->file, fr->line, fr->inlined ? " [inlined]" : "");
+	else if (fr->function)
+		(void) asprintf(&s, "%s+0x%llx (%s)", fr->function, (unsigned long long) fr->offset,
+				fr->module ? fr->module : "?");
+	else
+		(void) asprintf(&s, "0x%llx (%s)", (unsigned long long) fr->pc, fr->module ? fr->module : "?");
+	return s;
+}
+
+static void
+build_thread(struct wf_thread *out, const struct snapshot_process *p, const struct snapshot_thread *t,
+	     long clock_ticks)
+{
+	memset(out, 0, sizeof(*out));
+	out->tid = t->tid;
+	out->name = dup_or_null(t->name);
+	out->state = t->state;
+	out->wchan = dup_or_null(t->wchan);
+	out->hot_fd = -1;
+	switch (t->syscall.kind) {
+	case PROC_SYSCALL_IN: {
+		char buf[32];
+		out->syscall = strdup(syscall_name_or_number(t->syscall.nr, buf, sizeof(buf)));
+		out->syscall_nr = t->syscall.nr;
+		memcpy(out->args, t->syscall.args, sizeof(out->args));
+		break;
+	}
+	case PROC_SYSCALL_RUNNING:
+		out->syscall = strdup("running");
+		out->syscall_nr = -1;
+		break;
+	default:
+		out->syscall = NULL;
+		out->syscall_nr = -1;
+	}
+	switch (t->wait.timeout_kind) {
+	case SYSCALL_TIMEOUT_INFINITE:
+		out->timeout_ms = -1;
+		break;
+	case SYSCALL_TIMEOUT_RELATIVE:
+		out->timeout_ms = t->wait.timeout_ns < 0 ? 0 : t->wait.timeout_ns / 1000000;
+		break;
+	case SYSCALL_TIMEOUT_ABSOLUTE: {
+		/* a deadline on a clock: what is left of it now */
+		struct timespec now;
+		int64_t remaining = -1;
+		if (clock_gettime(t->wait.timeout_clock, &now) == 0)
+			remaining = t->wait.timeout_ns - ((int64_t) now.tv_sec * 1000000000LL + now.tv_nsec);
+		out->timeout_ms = remaining < 0 ? 0 : remaining / 1000000;
+		break;
+	}
+	case SYSCALL_TIMEOUT_NA:
+		out->timeout_ms = -1;
+		break;
+	default:
+		out->timeout_ms = -2;
+	}
+	const struct snapshot_thread_sample *a = &t->samples[0], *b = &t->samples[1];
+	if (a->valid && b->valid && b->at_ns > a->at_ns && clock_ticks > 0) {
+		uint64_t ticks = (b->utime + b->stime) - (a->utime + a->stime);
+		out->cpu_delta_ns = ticks * (1000000000ULL / (uint64_t) clock_ticks);
+		out->sample_interval_ns = b->at_ns - a->at_ns;
+		out->ctxt_delta = (b->voluntary_ctxt_switches + b->nonvoluntary_ctxt_switches) -
+				  (a->voluntary_ctxt_switches + a->nonvoluntary_ctxt_switches);
+		/* A thread caught running at either sample counts as running. */
+		if (b->state == 'R' && out->state != 'R' && out->cpu_delta_ns)
+			out->state = 'R';
+	}
+	if (t->n_histogram > 0) {
+		const struct syscall_histogram_entry *h = &t->histogram[0];
+		char buf[32];
+		if (h->kind == SYSCALL_SAMPLE_SYSCALL) {
+			out->hot_syscall = strdup(syscall_name_or_number(h->nr, buf, sizeof(buf)));
+			out->hot_fd = (int64_t) h->arg0;
+		} else
+			out->hot_syscall = strdup("user");
+		out->hot_samples = h->count;
+	}
+	if (t->has_futex) {
+		const struct futex_info *fx = &t->futex;
+		out->futex_addr = fx->uaddr;
+		pid_t owner = fx->pi_owner_tid ? fx->pi_owner_tid : fx->owner_tid;
+		/* +8 is a glibc mutex's owner only when the word says locked (1, or 2
+		 * with waiters); a join or condition-variable futex has other words. */
+		bool mutex_like = fx->word_read && (fx->word == 1 || fx->word == 2);
+		if (fx->pi_owner_tid || (mutex_like && fx->owner_read && owner > 0)) {
+			out->futex_owner = owner;
+			out->futex_owner_in_process = fx->owner_where == FUTEX_OWNER_SAME_PROCESS ||
+						      fx->owner_where == FUTEX_OWNER_UNKNOWN;
+			out->futex_owner_elsewhere = fx->owner_where == FUTEX_OWNER_OTHER_PROCESS ? fx->owner_pid : 0;
+		}
+		/* pthread_join waits on the joined thread's tid word */
+		if (fx->word_read && fx->word > 2 && snapshot_find_thread(p, (pid_t) fx->word)) {
+			out->futex_owner = (pid_t) fx->word;
+			out->futex_owner_in_process = true;
+		}
+	}
+	if (t->stack) {
+		out->frames = calloc(t->stack->n_frames ? t->stack->n_frames : 1, sizeof(char *));
+		for (size_t i = 0; out->frames && i < t->stack->n_frames; i++) {
+			char *s = frame_text(&t->stack->frames[i]);
+			if (s)
+				out->frames[out->n_frames++] = s;
+		}
+		out->stack_error = dup_or_null(t->stack->error);
+	} else
+		out->stack_error = dup_or_null(p->stacks_error);
+}
+
+/* ---- probe events: names, handshakes, cancel requests, inherited fds ---- */
+
+static uint64_t
+target_inode(const char *target)
+{
+	const char *b = target ? strchr(target, '[') : NULL;
+	return b ? strtoull(b + 1, NULL, 10) : 0;
+}
+
+static void
+apply_events(struct wf_graph *g, const json_t *events)
+{
+	size_t i;
+	json_t *ev;
+	/* actor id -> pid, from child_start */
+	json_array_foreach(events, i, ev) {
+		const char *name = json_str(ev, "ev", "");
+		if (strcmp(name, "child_start") != 0 && strcmp(name, "exec") != 0)
+			continue;
+		struct wf_proc *p = wf_find_proc(g, (pid_t) json_int(ev, "pid", 0));
+		if (!p)
+			continue;
+		p->has_events = true;
+		const char *actor = json_str(ev, "actor", NULL);
+		if (actor && !p->actor)
+			p->actor = strdup(actor);
+		json_t *fds = json_object_get(ev, "fds");
+		size_t k;
+		json_t *fd;
+		json_array_foreach(fds, k, fd) {
+			uint64_t ino = target_inode(json_str(fd, "target", NULL));
+			if (!ino)
+				continue;
+			uint64_t *n = realloc(p->inherited_inos, (size_t) (p->inherited_inos_n + 1) * sizeof(uint64_t));
+			if (!n)
+				break;
+			p->inherited_inos = n;
+			p->inherited_inos[p->inherited_inos_n++] = ino;
+		}
+	}
+	json_array_foreach(events, i, ev) {
+		const char *name = json_str(ev, "ev", "");
+		pid_t pid = (pid_t) json_int(ev, "pid", 0);
+		struct wf_proc *p = wf_find_proc(g, pid);
+		if (strcmp(name, "cancel_recv") == 0 && p && strcmp(json_str(ev, "from", ""), "parent") == 0) {
+			p->cancel_received = true;
+			p->cancel_received_ns = (uint64_t) json_int(ev, "ts_ns", 0);
+		} else if (strcmp(name, "teardown") == 0 && p)
+			p->cancel_received = false; /* it acted */
+		else if (strcmp(name, "daemon_start") == 0 && p && !p->actor)
+			p->actor = strdup("daemon");
+		else if (strcmp(name, "capture_start") == 0 && p && !p->actor)
+			p->actor = strdup("capture");
+	}
+	/* A child whose parent never saw its handshake. */
+	for (size_t k = 0; k < g->n_procs; k++) {
+		struct wf_proc *p = &g->procs[k];
+		if (!p->has_events)
+			continue;
+		json_int_t id = -1;
+		json_array_foreach(events, i, ev)
+			if (strcmp(json_str(ev, "ev", ""), "child_start") == 0 && json_int(ev, "pid", 0) == p->pid)
+				id = json_int(ev, "actor_id", -1);
+		if (id <= 0)
+			continue;
+		bool ready = false;
+		json_array_foreach(events, i, ev)
+			if (strcmp(json_str(ev, "ev", ""), "ready") == 0 && json_int(ev, "child_id", -2) == id)
+				ready = true;
+		p->spawned_not_ready = !ready;
+	}
+}
+
+static int
+graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_graph **ret)
+{
+	struct wf_graph *g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->subreaper = s->subreaper;
+	g->procs = calloc(s->n_processes ? s->n_processes : 1, sizeof(*g->procs));
+	if (!g->procs) {
+		free(g);
+		return -ENOMEM;
+	}
+	g->n_procs = s->n_processes;
+	for (size_t i = 0; i < s->n_processes; i++) {
+		const struct snapshot_process *sp = &s->processes[i];
+		struct wf_proc *p = &g->procs[i];
+		p->pid = sp->pid;
+		p->ppid = sp->ppid;
+		p->pgid = sp->pgid;
+		p->comm = dup_or_null(sp->comm);
+		p->state = sp->state;
+		p->zombie = sp->zombie;
+		p->partial = sp->partial;
+		p->partial_reason = dup_or_null(sp->partial_reason);
+		p->sig_pending = sp->shd_pending;
+		p->sig_blocked = sp->n_threads ? ~0ULL : 0;
+		p->sig_caught = sp->sig_caught;
+		p->sig_ignored = sp->sig_ignored;
+		for (size_t r = 0; r < s->n_roots; r++)
+			if (s->roots[r] == sp->pid)
+				p->is_top = true;
+		if (sp->has_io[0] && sp->has_io[1]) {
+			p->rchar_delta = (int64_t) (sp->io[1].rchar - sp->io[0].rchar);
+			p->wchar_delta = (int64_t) (sp->io[1].wchar - sp->io[0].wchar);
+			p->syscr_delta = (int64_t) (sp->io[1].syscr - sp->io[0].syscr);
+		} else
+			p->rchar_delta = p->wchar_delta = p->syscr_delta = -1;
+		p->threads = calloc(sp->n_threads ? sp->n_threads : 1, sizeof(*p->threads));
+		p->n_threads = sp->n_threads;
+		for (size_t k = 0; k < sp->n_threads; k++) {
+			build_thread(&p->threads[k], sp, &sp->threads[k], s->clock_ticks);
+			p->sig_pending |= sp->threads[k].sig_pending;
+			p->sig_blocked &= sp->threads[k].sig_blocked;
+		}
+		p->fds = calloc(sp->n_fds ? sp->n_fds : 1, sizeof(*p->fds));
+		p->n_fds = sp->n_fds;
+		for (size_t k = 0; k < sp->n_fds; k++)
+			build_fd(&p->fds[k], &sp->fds[k]);
+	}
+	if (events)
+		apply_events(g, events);
+	*ret = g;
+	return 0;
+}
+
+int
+wf_graph_from_snapshot(const json_t *snapshot, const json_t *events, struct wf_graph **ret)
+{
+	struct snapshot *s = NULL;
+	int r = snapshot_from_json(snapshot, &s);
+	if (r < 0)
+		return r;
+	r = graph_from_struct(s, events, ret);
+	snapshot_free(s);
+	return r;
+}
+
+int
+wf_graph_from_snapshot_struct(const struct snapshot *s, const json_t *events, struct wf_graph **ret)
+{
+	return graph_from_struct(s, events, ret);
+}
+
+void
+wf_graph_free(struct wf_graph *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *p = &g->procs[i];
+		free(p->comm);
+		free(p->actor);
+		free(p->partial_reason);
+		free(p->inherited_inos);
+		for (size_t k = 0; k < p->n_threads; k++) {
+			struct wf_thread *t = &p->threads[k];
+			free(t->name);
+			free(t->wchan);
+			free(t->syscall);
+			free(t->hot_syscall);
+			free(t->stack_error);
+			for (size_t f = 0; f < t->n_frames; f++)
+				free(t->frames[f]);
+			free(t->frames);
+		}
+		free(p->threads);
+		for (size_t k = 0; k < p->n_fds; k++) {
+			free(p->fds[k].epoll_targets);
+			free(p->fds[k].target);
+			free(p->fds[k].name);
+		}
+		free(p->fds);
+	}
+	free(g->procs);
+	free(g);
+}
