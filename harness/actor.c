@@ -59,6 +59,7 @@ struct child {
 	json_t *error;
 	struct spawn_request req;
 	bool waiter_started;
+	bool hello_early; /* the handshake beat the forkserver's pid notification */
 };
 
 enum phase {
@@ -519,13 +520,22 @@ on_pending_readable(struct loop *l, int fd, uint32_t events, void *userdata)
 		free(payload);
 		for (size_t k = 0; k < a->n_children; k++) {
 			struct child *ch = &a->children[k];
-			if (ch->spec->id != id || ch->state != CHILD_BOOTING)
+			/* mtf: the child can connect before the worker's pid notification
+			 * reaches us, so a child still SPAWNING may say hello. */
+			if (ch->spec->id != id || (ch->state != CHILD_BOOTING && ch->state != CHILD_SPAWNING) ||
+			    ch->chan.fd >= 0)
 				continue;
 			(void) loop_remove_fd(a->loop, fd);
 			ch->chan = *c;
 			a->pending[i] = a->pending[--a->n_pending];
 			(void) loop_add_fd(a->loop, ch->chan.fd, EPOLLIN, on_child_readable, ch);
-			child_ready(a, ch);
+			if (ch->state == CHILD_SPAWNING)
+				ch->hello_early = true;
+			else
+				child_ready(a, ch);
+			/* frames that came with the hello are already buffered */
+			if (ch->chan.len > 0)
+				on_child_readable(a->loop, ch->chan.fd, EPOLLIN, ch);
 			return;
 		}
 		return;
@@ -602,6 +612,10 @@ on_spawn_done(struct spawn_request *req, void *userdata)
 	/* fixes.boot_race: wait for the handshake and for the child's death together. */
 	if (a->sc->fixes.boot_race)
 		watch_pidfd(ch);
+	if (ch->hello_early) {
+		child_ready(a, ch);
+		return;
+	}
 	if (a->phase >= PH_TEARDOWN)
 		check_teardown_done(a);
 }
@@ -626,6 +640,14 @@ spawn_child(struct actor *a, struct child *ch)
 		int dirlen = slash ? (int) (slash - log) : 1;
 		(void) snprintf(req->stdio_path, sizeof(req->stdio_path), "%.*s/stdio-%s.txt", dirlen,
 				slash ? log : ".", ch->spec->name);
+	}
+	{
+		json_t *name = json_string(ch->spec->name);
+		char *quoted = json_dumps(name, JSON_ENCODE_ANY);
+		(void) snprintf(req->context, sizeof(req->context), "\"actor\":%s,\"actor_id\":%d",
+				quoted ? quoted : "\"?\"", ch->spec->id);
+		free(quoted);
+		json_decref(name);
 	}
 	emit_child_event("spawn", ch, NULL, 0);
 	int r = forkserver_spawn(a->fs, req);

@@ -82,7 +82,7 @@ forkserver_inherited_notify_fd(void)
 /* ---- child side of a fork: async-signal-safe only ---- */
 
 static void
-emit_child_start(const struct spawn_request *req)
+emit_child_start(const struct spawn_request *req, const sigset_t *inherited_mask)
 {
 	static struct event e; /* static: the worker thread's stack is the child's stack */
 	uint64_t since = now_ns() - eventlog_fork_time();
@@ -94,6 +94,7 @@ emit_child_start(const struct spawn_request *req)
 	census_fds(&e, "fds", skip, 1);
 	census_stdio(&e, "stdio");
 	census_signals(&e);
+	census_signal_set(&e, "sig_blocked_inherited", inherited_mask);
 	(void) event_emit(&e);
 }
 
@@ -135,19 +136,23 @@ static void
 child_prelude(const struct spawn_request *req, pid_t parent)
 {
 	const struct fixes *f = &req->sc->fixes;
+	eventlog_set_context(req->context);
 	/* fd_scrub reports what it closes; child_start then shows what the actor
-	 * starts its life with (fds, the stdio it will write to, signal state). */
+	 * starts its life with (fds, the stdio it will write to, signal state)
+	 * and the signal mask that crossed the fork. */
 	if (f->fd_scrub) {
 		apply_fd_scrub();
 		inherited_notify_fd = -1;
 	}
 	apply_stdio(req);
-	emit_child_start(req);
+	sigset_t inherited;
+	(void) sigprocmask(SIG_SETMASK, NULL, &inherited);
 	if (f->reset_sigmask) {
 		sigset_t none;
 		(void) sigemptyset(&none);
 		(void) sigprocmask(SIG_SETMASK, &none, NULL);
 	}
+	emit_child_start(req, &inherited);
 	/* Orphans learn of their parent's death through SIGINT. The caveat: it fires
 	 * when the *forking thread* exits, which is why the mtf worker never exits. */
 	(void) prctl(PR_SET_PDEATHSIG, SIGINT);

@@ -26,6 +26,7 @@ struct spawn_request {
 	char stdio_path[4096];	 /* fixes.stdio=file */
 	char spec_path[4096];	 /* spawn backend: the cell's spec.json */
 	char exe_path[4096];	 /* spawn backend: the forkscope binary */
+	char context[256];	 /* event context of the child: "actor":…,"actor_id":… */
 	void *userdata;
 	/* out */
 	pid_t pid;

@@ -317,6 +317,8 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 			json_object_set_new(self->obj, "ppid", json_integer(json_int(ev, "ppid", 0)));
 			json_object_set(self->obj, "stdio", json_object_get(ev, "stdio"));
 			json_object_set_new(self->obj, "sigmask_blocked", json_string(json_str(ev, "sig_blocked", "")));
+			json_object_set_new(self->obj, "sigmask_inherited",
+					    json_string(json_str(ev, "sig_blocked_inherited", json_str(ev, "sig_blocked", ""))));
 			json_object_set_new(self->obj, "threads_at_start", json_integer(json_int(ev, "threads", 0)));
 			json_object_set_new(self->obj, "ns_since_fork", json_integer(json_int(ev, "ns_since_fork", 0)));
 			json_object_set_new(self->obj, "exec", json_boolean(json_bool(ev, "exec", 0)));

@@ -326,8 +326,8 @@ census_thread_count(void)
 	return r < 0 ? r : w.count;
 }
 
-static void
-put_signal_list(struct event *e, const char *key, const sigset_t *set)
+void
+census_signal_set(struct event *e, const char *key, const sigset_t *set)
 {
 	event_key(e, key);
 	asbuf_putc(&e->b, '"');
@@ -366,7 +366,7 @@ census_signals(struct event *e)
 		else if (sa.sa_handler != SIG_DFL)
 			(void) sigaddset(&caught, sig);
 	}
-	put_signal_list(e, "sig_blocked", &blocked);
-	put_signal_list(e, "sig_ignored", &ignored);
-	put_signal_list(e, "sig_caught", &caught);
+	census_signal_set(e, "sig_blocked", &blocked);
+	census_signal_set(e, "sig_ignored", &ignored);
+	census_signal_set(e, "sig_caught", &caught);
 }

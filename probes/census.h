@@ -29,3 +29,6 @@ int census_thread_count(void);
 
 /* "sig_blocked":"SIGINT,…","sig_ignored":…,"sig_caught":… for the calling thread. */
 void census_signals(struct event *e);
+/* "key":"SIGINT,…" for a given set. */
+#include <signal.h>
+void census_signal_set(struct event *e, const char *key, const sigset_t *set);
