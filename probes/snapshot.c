@@ -656,7 +656,7 @@ read_process(struct take_ctx *ctx, struct snapshot_process *p)
 				read_thread(dirfd, p->pid, t);
 				if (t->state == 'T' || t->state == 't')
 					p->stopped = true;
-				if (t->partial && !p->partial) {
+				if (t->partial) {
 					p->partial = true;
 					append_reason(&p->partial_reason, "thread %d: %s", (int) t->tid,
 						      t->partial_reason ? t->partial_reason : "partial");
@@ -688,6 +688,11 @@ resample_process(struct snapshot_process *p, int idx)
 		append_reason(&p->partial_reason, "pid reused during snapshot");
 		(void) close(dirfd);
 		return;
+	}
+	if (st.state == 'Z' && !p->zombie) {
+		/* still readable, but what the first sample saw is gone */
+		p->partial = true;
+		append_reason(&p->partial_reason, "exited during snapshot (zombie at second sample)");
 	}
 	if (procfs_read_io(dirfd, &p->io[idx]) == 0)
 		p->has_io[idx] = true;
