@@ -1,0 +1,285 @@
+/* JUnit XML, the portable subset that GitLab, Jenkins (junit and xUnit) and the
+ * GitHub reporters (dorny/test-reporter, mikepenz/action-junit-report) all read
+ * (docs/reports.md, formats-and-conventions.md §1):
+ *  - <testsuites> with the four counts and time; one <testsuite> per scenario
+ *    file with the four counts, time and timestamp; one <testcase> per cell;
+ *  - time as "%.3f" seconds, never locale-formatted;
+ *  - one <failure> (expectation not met) or <error> (infrastructure) per case;
+ *  - output in the testcase's own <system-out> (GitLab ignores the suite's);
+ *  - unique classname+name (GitLab keeps only the first of duplicates);
+ *  - no XML-illegal characters at all, not even as references: controls and
+ *    ANSI sequences are removed, invalid UTF-8 replaced; big bodies clipped. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reports/render_util.h"
+#include "util/jsonutil.h"
+
+/* Per body section; CI viewers choke on megabytes, the full data stays in result.json. */
+#define BODY_MAX (64 * 1024)
+#define MESSAGE_MAX 1024
+
+struct junit {
+	struct strbuf *out;
+	int r;
+};
+
+static void
+put(struct junit *j, const char *s)
+{
+	if (j->r == 0 && s)
+		j->r = strbuf_append(j->out, s);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+putf(struct junit *j, const char *fmt, ...)
+{
+	va_list ap;
+	if (j->r < 0)
+		return;
+	va_start(ap, fmt);
+	j->r = strbuf_vprintf(j->out, fmt, ap);
+	va_end(ap);
+}
+
+/* Untrusted text: cleaned, clipped, escaped. */
+static void
+put_text(struct junit *j, const char *s, size_t len, size_t max, bool keep_end, bool attr)
+{
+	struct strbuf clean = STRBUF_INIT, clipped = STRBUF_INIT;
+	if (j->r < 0 || !s)
+		return;
+	j->r = render_clean(&clean, s, len, 0);
+	if (j->r == 0 && clean.len > 0)
+		j->r = render_clip(&clipped, clean.data, clean.len, max, keep_end);
+	if (j->r == 0 && clipped.len > 0)
+		j->r = render_xml_escape(j->out, clipped.data, clipped.len, attr);
+	strbuf_free(&clean);
+	strbuf_free(&clipped);
+}
+
+static void
+put_attr(struct junit *j, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	putf(j, " %s=\"", name);
+	put_text(j, value, strlen(value), MESSAGE_MAX, false, true);
+	put(j, "\"");
+}
+
+/* The suite a cell belongs to: its scenario file, else its scenario name. */
+static const char *
+suite_key(const json_t *cell)
+{
+	const char *file = json_str(cell, "file", NULL);
+	if (file)
+		return file;
+	return json_str(cell, "name", json_str(cell, "id", "forkscope"));
+}
+
+static void
+counts_attrs(struct junit *j, const struct render_counts *c)
+{
+	char t[32];
+	putf(j, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%s\"", c->cells, c->failed,
+	     c->errors, c->skipped, render_seconds(c->duration_ns, t, sizeof(t)));
+}
+
+/* Verdict texts, as `forkscope triage` prints them. */
+static int
+verdict_texts(const json_t *cell, struct strbuf *sb)
+{
+	size_t i;
+	json_t *v;
+	int r = 0;
+	json_array_foreach(json_object_get(cell, "verdicts"), i, v) {
+		if (r == 0 && i > 0)
+			r = strbuf_append(sb, "\n");
+		if (r == 0)
+			r = render_verdict_plain(v, true, sb);
+	}
+	return r;
+}
+
+/* One line of cleaned text, or fallback when nothing printable is left
+ * (dorny/test-reporter crashes on a missing or empty name). */
+static int
+clean_name(struct strbuf *out, const char *s, const char *fallback)
+{
+	int r = render_clean(out, s ? s : "", s ? strlen(s) : 0, CLEAN_ONE_LINE);
+	if (r < 0)
+		return r;
+	if (out->len > 0 && strspn(out->data, " ") < out->len)
+		return 0;
+	out->len = 0;
+	return strbuf_append(out, fallback);
+}
+
+static void
+testcase(struct junit *j, const json_t *cell, json_t *used)
+{
+	enum cell_status st = render_cell_status(cell);
+	struct strbuf classname = STRBUF_INIT, name = STRBUF_INIT, key = STRBUF_INIT, body = STRBUF_INIT;
+	char t[32];
+	size_t i;
+	json_t *v;
+	uint64_t ns = 0;
+
+	if (j->r < 0)
+		return;
+	j->r = clean_name(&classname, json_str(cell, "name", json_str(cell, "id", NULL)), "unnamed");
+	if (j->r == 0)
+		j->r = clean_name(&name, json_str(cell, "cell", NULL), "default");
+	if (j->r == 0 && json_int(cell, "repeat", 0) > 0)
+		j->r = strbuf_printf(&name, "#%lld", (long long) json_int(cell, "repeat", 0));
+	/* GitLab keeps only the first of two cases with the same classname+name:
+	 * compare what the XML will say, i.e. the cleaned strings. */
+	size_t base = name.len;
+	for (int n = 2; j->r == 0; n++) {
+		strbuf_free(&key);
+		j->r = strbuf_printf(&key, "%s\n%s", classname.data, name.data);
+		if (j->r < 0 || !json_object_get(used, key.data))
+			break;
+		name.len = base;
+		name.data[base] = '\0';
+		j->r = strbuf_printf(&name, " (%d)", n);
+	}
+	if (j->r == 0 && json_object_set_new(used, key.data, json_true()) < 0)
+		j->r = -ENOMEM;
+
+	(void) render_get_ns(cell, "duration_ns", &ns);
+	put(j, "    <testcase");
+	put_attr(j, "classname", classname.data);
+	put_attr(j, "name", name.data);
+	put_attr(j, "file", json_str(cell, "file", NULL));
+	putf(j, " time=\"%s\">\n", render_seconds(ns, t, sizeof(t)));
+
+	if (st == CELL_ERROR) {
+		put(j, "      <error type=\"infra_error\"");
+		put_attr(j, "message", json_str(cell, "infra_error", ""));
+		put(j, ">");
+		const char *infra = json_str(cell, "infra_error", "");
+		put_text(j, infra, strlen(infra), BODY_MAX, false, false);
+		put(j, "</error>\n");
+	} else if (st == CELL_FAIL) {
+		struct strbuf msg = STRBUF_INIT;
+		json_array_foreach(json_object_get(cell, "mismatches"), i, v)
+			if (j->r == 0 && json_is_string(v))
+				j->r = strbuf_printf(&msg, "%s%s", msg.len ? "; " : "", json_string_value(v));
+		if (j->r == 0 && msg.len == 0)
+			j->r = strbuf_append(&msg, "expectation not met");
+		put(j, "      <failure");
+		put_attr(j, "type", json_str(cell, "outcome", "failure"));
+		put_attr(j, "message", msg.data);
+		put(j, ">");
+		/* Body: where (file, for annotation tools), what, and why (verdicts). */
+		if (j->r == 0 && json_str(cell, "file", NULL))
+			j->r = strbuf_printf(&body, "%s: %s\n", json_str(cell, "file", ""), msg.data);
+		else if (j->r == 0)
+			j->r = strbuf_printf(&body, "%s\n", msg.data);
+		json_array_foreach(json_object_get(cell, "errors"), i, v)
+			if (j->r == 0)
+				j->r = strbuf_printf(&body, "error from %s (pid %lld): %s\n", json_str(v, "actor", "?"),
+						     (long long) json_int(v, "pid", 0), json_str(v, "message", ""));
+		if (j->r == 0 && json_array_size(json_object_get(cell, "verdicts")) > 0) {
+			j->r = strbuf_append(&body, "\n");
+			if (j->r == 0)
+				j->r = verdict_texts(cell, &body);
+		}
+		put_text(j, body.data, body.len, BODY_MAX, false, false);
+		put(j, "</failure>\n");
+		strbuf_free(&msg);
+	} else if (st == CELL_SKIP) {
+		put(j, "      <skipped");
+		put_attr(j, "message", json_str(cell, "skipped", ""));
+		put(j, "/>\n");
+	}
+
+	/* system-out: the verdicts (also for cells that expected their hang) and the output tail. */
+	struct strbuf verdicts = STRBUF_INIT;
+	size_t tail_len = 0;
+	const char *tail = render_get_str(cell, "output_tail", &tail_len);
+	if (j->r == 0)
+		j->r = verdict_texts(cell, &verdicts);
+	if (verdicts.len > 0 || (tail && tail_len > 0)) {
+		put(j, "      <system-out>");
+		put_text(j, verdicts.data, verdicts.len, BODY_MAX, false, false);
+		if (tail && tail_len > 0) {
+			put(j, verdicts.len > 0 ? "\n--- output (tail) ---\n" : "--- output (tail) ---\n");
+			put_text(j, tail, tail_len, BODY_MAX, true, false);
+		}
+		put(j, "</system-out>\n");
+	}
+	put(j, "    </testcase>\n");
+	strbuf_free(&verdicts);
+	strbuf_free(&classname);
+	strbuf_free(&name);
+	strbuf_free(&key);
+	strbuf_free(&body);
+}
+
+int
+render_junit_doc(const json_t *doc, const struct render_options *o, struct strbuf *out)
+{
+	struct junit j = { .out = out };
+	json_t *cells = render_cells(doc);
+	json_t *suites = json_array(), *seen = json_object(), *used = json_object();
+	struct render_counts all;
+	size_t i, k;
+	json_t *cell, *name;
+
+	if (!cells || !suites || !seen || !used) {
+		j.r = -ENOMEM;
+		goto out;
+	}
+	render_count(cells, &all);
+	/* Suites in the order their first cell appears. */
+	json_array_foreach(cells, i, cell) {
+		const char *key = suite_key(cell);
+		if (json_object_get(seen, key))
+			continue;
+		if (json_object_set_new(seen, key, json_true()) < 0 || json_array_append_new(suites, json_string(key)) < 0) {
+			j.r = -ENOMEM;
+			goto out;
+		}
+	}
+
+	put(&j, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites");
+	put_attr(&j, "name", o->title ? o->title : "forkscope");
+	counts_attrs(&j, &all);
+	put(&j, ">\n");
+	json_array_foreach(suites, i, name) {
+		json_t *members = json_array();
+		struct render_counts c;
+		if (!members) {
+			j.r = -ENOMEM;
+			break;
+		}
+		json_array_foreach(cells, k, cell)
+			if (strcmp(suite_key(cell), json_string_value(name)) == 0)
+				(void) json_array_append(members, cell);
+		render_count(members, &c);
+		struct strbuf suite = STRBUF_INIT;
+		if (j.r == 0)
+			j.r = clean_name(&suite, json_string_value(name), "forkscope");
+		put(&j, "  <testsuite");
+		put_attr(&j, "name", suite.data);
+		strbuf_free(&suite);
+		counts_attrs(&j, &c);
+		put_attr(&j, "timestamp", json_str(doc, "started_at", NULL));
+		put(&j, ">\n");
+		json_array_foreach(members, k, cell)
+			testcase(&j, cell, used);
+		put(&j, "  </testsuite>\n");
+		json_decref(members);
+	}
+	put(&j, "</testsuites>\n");
+out:
+	json_decref(cells);
+	json_decref(suites);
+	json_decref(seen);
+	json_decref(used);
+	return j.r;
+}

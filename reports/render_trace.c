@@ -1,0 +1,416 @@
+/* Chrome Trace Event JSON for the Perfetto UI (and chrome://tracing), as in
+ * formats-and-conventions.md §3:
+ *  - every actor of every cell is a process track with a synthetic pid, unique
+ *    in the file (real pids are reused across cells); the real pid is in args;
+ *  - cells are laid out one after another on the time axis, each with a track
+ *    of its own carrying a `cell` slice and its verdicts;
+ *  - X slices only, each with its dur (Perfetto drops an X without one):
+ *    `lifetime` spawn->reap, nested `starting` spawn->ready, `running`
+ *    ready->exit, `zombie` exit->reap; a process never reaped is closed at the
+ *    cell end with args.unfinished = true;
+ *  - a `fork` slice on the parent, bound by a v2 flow (bind_id, flow_out ->
+ *    flow_in) to the child's `lifetime`, draws the spawn arrow;
+ *  - thread-scoped instants for cancel/SIGTERM/SIGKILL sent and exit, a
+ *    global instant `hang detected` for hang cells;
+ *  - ts in microseconds (fractions allowed), from the ns in result.json.
+ * One event a line, so the file diffs and greps well. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reports/render_util.h"
+#include "reports/verdict_class.h"
+#include "util/jsonutil.h"
+#include "util/macro.h"
+#include "util/timeutil.h"
+
+/* Idle time drawn between two cells. */
+#define CELL_GAP_NS (10 * NSEC_PER_MSEC)
+
+struct trace {
+	json_t *events;
+	int next_pid;
+	int next_flow;
+	int r;
+};
+
+static void
+emit(struct trace *t, json_t *ev)
+{
+	if (!ev) {
+		t->r = t->r < 0 ? t->r : -ENOMEM;
+		return;
+	}
+	if (t->r == 0 && json_array_append_new(t->events, ev) < 0)
+		t->r = -ENOMEM;
+	else if (t->r < 0)
+		json_decref(ev);
+}
+
+static json_t *
+us(uint64_t ns)
+{
+	return json_real((double) ns / 1000.0);
+}
+
+/* Strings in the trace are cleaned (no controls, valid UTF-8). */
+static json_t *
+clean_string(const char *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+	if (render_clean(&sb, s ? s : "", s ? strlen(s) : 0, CLEAN_ONE_LINE) < 0) {
+		strbuf_free(&sb);
+		return NULL;
+	}
+	json_t *j = json_stringn(sb.data ? sb.data : "", sb.len);
+	strbuf_free(&sb);
+	return j;
+}
+
+static json_t *
+event(const char *name, const char *ph, uint64_t ts_ns, int pid)
+{
+	json_t *ev = json_object();
+	if (!ev)
+		return NULL;
+	if (json_object_set_new(ev, "name", clean_string(name)) < 0 ||
+	    json_object_set_new(ev, "ph", json_string(ph)) < 0 || json_object_set_new(ev, "ts", us(ts_ns)) < 0 ||
+	    json_object_set_new(ev, "pid", json_integer(pid)) < 0 ||
+	    json_object_set_new(ev, "tid", json_integer(pid)) < 0) {
+		json_decref(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+static void
+set(struct trace *t, json_t *ev, const char *key, json_t *value)
+{
+	if (!value || (ev && json_object_set_new(ev, key, value) < 0)) {
+		t->r = t->r < 0 ? t->r : -ENOMEM;
+		return;
+	}
+	if (!ev)
+		json_decref(value);
+}
+
+static void
+metadata(struct trace *t, int pid, const char *process_name, const char *thread_name)
+{
+	json_t *ev = event("process_name", "M", 0, pid);
+	set(t, ev, "args", json_pack("{s:o}", "name", clean_string(process_name)));
+	emit(t, ev);
+	ev = event("thread_name", "M", 0, pid);
+	set(t, ev, "args", json_pack("{s:o}", "name", clean_string(thread_name)));
+	emit(t, ev);
+	/* chrome://tracing orders processes by this; Perfetto ignores it. */
+	ev = event("process_sort_index", "M", 0, pid);
+	set(t, ev, "args", json_pack("{s:i}", "sort_index", pid));
+	emit(t, ev);
+}
+
+static json_t *
+slice(const char *name, const char *cat, uint64_t from, uint64_t to, int pid)
+{
+	json_t *ev = event(name, "X", from, pid);
+	if (ev && (json_object_set_new(ev, "dur", us(to > from ? to - from : 0)) < 0 ||
+		   json_object_set_new(ev, "cat", json_string(cat)) < 0)) {
+		json_decref(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+static void
+instant(struct trace *t, const char *name, uint64_t ts, int pid, const char *scope, json_t *args)
+{
+	json_t *ev = event(name, "i", ts, pid);
+	set(t, ev, "s", json_string(scope));
+	set(t, ev, "cat", json_string("forkscope"));
+	if (args)
+		set(t, ev, "args", args);
+	emit(t, ev);
+}
+
+/* Where an actor's phases begin and end, relative to the cell, clamped so
+ * that they nest: start <= ready <= exit <= end. */
+struct phases {
+	uint64_t start, ready, exit, end;
+	bool has_ready, has_exit, reaped;
+};
+
+static struct phases
+actor_phases(const json_t *a, uint64_t cell_end)
+{
+	struct phases p = { 0 };
+	uint64_t v;
+	if (render_get_ns(a, "spawn_ns", &v) || render_get_ns(a, "fork_ns", &v) || render_get_ns(a, "ready_ns", &v))
+		p.start = v;
+	p.reaped = render_get_ns(a, "reap_ns", &v);
+	p.end = p.reaped ? v : cell_end;
+	if (p.end < p.start)
+		p.end = p.start;
+	p.has_ready = render_get_ns(a, "ready_ns", &v);
+	p.ready = p.has_ready ? MAX(p.start, MIN(v, p.end)) : p.end;
+	p.has_exit = render_get_ns(a, "exit_ns", &v);
+	p.exit = p.has_exit ? MAX(p.ready, MIN(v, p.end)) : p.end;
+	if (p.has_exit && !p.has_ready)
+		p.ready = p.exit;
+	return p;
+}
+
+static json_t *
+status_args(const json_t *a)
+{
+	const json_t *st = json_object_get(a, "exit_status");
+	json_t *args = json_object();
+	if (!args)
+		return NULL;
+	if (json_is_integer(json_object_get(st, "code")))
+		(void) json_object_set_new(args, "status", json_integer(json_int(st, "code", 0)));
+	else
+		(void) json_object_set_new(args, "status", json_null());
+	(void) json_object_set_new(args, "signal", json_str(st, "signal", NULL) ? clean_string(json_str(st, "signal", ""))
+									 : json_null());
+	(void) json_object_set_new(args, "core", json_boolean(json_bool(st, "core", 0)));
+	return args;
+}
+
+static uint64_t
+hang_time(const json_t *cell, uint64_t end)
+{
+	uint64_t v;
+	if (render_get_ns(cell, "hang_detected_ns", &v) && v <= end)
+		return v;
+	if (render_get_ns(json_object_get(cell, "timeouts"), "run_ns", &v) && v <= end)
+		return v;
+	if (render_get_ns(json_object_get(cell, "teardown"), "started_ns", &v) && v <= end)
+		return v;
+	return end;
+}
+
+struct actor_track {
+	int pid;
+	struct phases ph;
+	uint64_t last_fork_end; /* forks on one parent track must not overlap */
+};
+
+static void
+cell_events(struct trace *t, const json_t *cell, uint64_t offset, uint64_t end)
+{
+	const json_t *actors = json_object_get(cell, "actors");
+	size_t n = json_array_size(actors), i;
+	const char *id = json_str(cell, "id", json_str(cell, "name", "cell"));
+	struct actor_track *tracks = calloc(n ? n : 1, sizeof(*tracks));
+	json_t *a, *v;
+	if (!tracks) {
+		t->r = -ENOMEM;
+		return;
+	}
+
+	/* The cell's own track. */
+	int cell_pid = t->next_pid++;
+	struct strbuf name = STRBUF_INIT;
+	(void) strbuf_printf(&name, "cell %s (%s)", id, json_str(cell, "outcome", "?"));
+	metadata(t, cell_pid, name.data, "cell");
+	strbuf_free(&name);
+	json_t *ev = slice(id, "cell", offset, offset + end, cell_pid);
+	json_t *classes = json_array();
+	json_array_foreach(json_object_get(cell, "verdicts"), i, v)
+		(void) json_array_append_new(classes, clean_string(json_str(v, "class", "?")));
+	set(t, ev, "args",
+	    json_pack("{s:o,s:o,s:b,s:I,s:O}", "outcome", clean_string(json_str(cell, "outcome", "?")), "status",
+		      clean_string(render_cell_status_word(render_cell_status(cell))), "passed",
+		      json_bool(cell, "passed", 0), "leaked", (json_int_t) json_int(cell, "leaked", 0), "verdicts",
+		      classes));
+	emit(t, ev);
+
+	for (i = 0; i < n; i++) {
+		a = json_array_get(actors, i);
+		tracks[i].pid = t->next_pid++;
+		tracks[i].ph = actor_phases(a, end);
+		struct strbuf pname = STRBUF_INIT;
+		(void) strbuf_printf(&pname, "%s / %s", id, json_str(a, "name", "?"));
+		if (json_int(a, "pid", -1) > 0)
+			(void) strbuf_printf(&pname, " (pid %lld)", (long long) json_int(a, "pid", 0));
+		metadata(t, tracks[i].pid, pname.data, json_str(a, "name", "?"));
+		strbuf_free(&pname);
+	}
+
+	json_array_foreach(actors, i, a) {
+		struct phases *p = &tracks[i].ph;
+		int pid = tracks[i].pid;
+		long parent = render_actor_parent_index(actors, i);
+
+		json_t *life = slice("lifetime", "process", offset + p->start, offset + p->end, pid);
+		json_t *args = json_object();
+		if (args) {
+			(void) json_object_set_new(args, "pid", json_is_integer(json_object_get(a, "pid"))
+									? json_integer(json_int(a, "pid", 0))
+									: json_null());
+			if (json_is_integer(json_object_get(a, "ppid")))
+				(void) json_object_set_new(args, "ppid", json_integer(json_int(a, "ppid", 0)));
+			(void) json_object_set_new(args, "actor", clean_string(json_str(a, "name", "?")));
+			if (json_str(a, "kind", NULL))
+				(void) json_object_set_new(args, "kind", clean_string(json_str(a, "kind", "")));
+			(void) json_object_set_new(args, "depth", json_integer(json_int(a, "depth", 0)));
+			char label[64];
+			render_actor_end_label(a, label, sizeof(label));
+			(void) json_object_set_new(args, "ended", json_string(label));
+			if (!p->reaped)
+				(void) json_object_set_new(args, "unfinished", json_true());
+		}
+		set(t, life, "args", args);
+		if (parent >= 0) {
+			/* The spawn arrow: fork slice on the parent -> this lifetime. */
+			struct actor_track *pt = &tracks[parent];
+			uint64_t from = p->start, to = p->start, fork_ns;
+			if (render_get_ns(a, "fork_ns", &fork_ns) && fork_ns >= from)
+				to = fork_ns;
+			/* Keep the fork inside the parent's lifetime, after its
+			 * previous fork and within the phase it starts in, so
+			 * slices on the parent's track nest strictly. */
+			from = MIN(MAX(from, MAX(pt->ph.start, pt->last_fork_end)), pt->ph.end);
+			uint64_t bound = from < pt->ph.ready ? pt->ph.ready : from < pt->ph.exit ? pt->ph.exit : pt->ph.end;
+			to = MIN(MAX(to, from), bound);
+			pt->last_fork_end = to;
+			int flow = ++t->next_flow;
+			struct strbuf fname = STRBUF_INIT;
+			(void) strbuf_printf(&fname, "fork %s", json_str(a, "name", "?"));
+			json_t *fork = slice(fname.data, "fork", offset + from, offset + to, pt->pid);
+			strbuf_free(&fname);
+			set(t, fork, "bind_id", json_integer(flow));
+			set(t, fork, "flow_out", json_true());
+			set(t, fork, "args",
+			    json_pack("{s:o,s:o}", "child", clean_string(json_str(a, "name", "?")), "child_pid",
+				      json_is_integer(json_object_get(a, "pid")) ? json_integer(json_int(a, "pid", 0))
+										  : json_null()));
+			emit(t, fork);
+			set(t, life, "bind_id", json_integer(flow));
+			set(t, life, "flow_in", json_true());
+		}
+		emit(t, life);
+
+		json_t *s = slice("starting", "phase", offset + p->start, offset + p->ready, pid);
+		if (!p->has_ready && !p->has_exit)
+			set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
+		emit(t, s);
+		if (p->has_ready) {
+			s = slice("running", "phase", offset + p->ready, offset + p->exit, pid);
+			if (!p->has_exit)
+				set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
+			emit(t, s);
+		}
+		if (p->has_exit) {
+			s = slice("zombie", "phase", offset + p->exit, offset + p->end, pid);
+			if (!p->reaped)
+				set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
+			emit(t, s);
+		}
+
+		/* The kill ladder its parent went through. */
+		const json_t *ladder = json_object_get(a, "ladder");
+		static const struct {
+			const char *key, *name;
+		} rungs[] = {
+			{ "cancel_sent_ns", "cancel sent" },
+			{ "cancel_ack_ns", "cancel ack" },
+			{ "sigterm_ns", "SIGTERM sent" },
+			{ "sigkill_ns", "SIGKILL sent" },
+		};
+		uint64_t ts;
+		if (json_is_object(ladder)) {
+			for (size_t k = 0; k < sizeof(rungs) / sizeof(rungs[0]); k++)
+				if (render_get_ns(ladder, rungs[k].key, &ts))
+					instant(t, rungs[k].name, offset + MIN(MAX(ts, p->start), p->end), pid, "t", NULL);
+		} else if (render_get_ns(a, "cancel_ns", &ts))
+			instant(t, "cancel sent", offset + MIN(MAX(ts, p->start), p->end), pid, "t", NULL);
+		if (p->has_exit)
+			instant(t, "exit", offset + p->exit, pid, "t", status_args(a));
+	}
+
+	/* Verdicts on the cell track; the hang as a global marker across all tracks. */
+	bool hang = strcmp(json_str(cell, "outcome", ""), "hang") == 0;
+	uint64_t when = hang ? hang_time(cell, end) : end;
+	json_array_foreach(json_object_get(cell, "verdicts"), i, v) {
+		struct strbuf vname = STRBUF_INIT;
+		(void) strbuf_printf(&vname, "verdict %s", json_str(v, "class", "?"));
+		uint64_t at = when;
+		if (strcmp(json_str(v, "class", ""), "slow-teardown") == 0)
+			(void) render_get_ns(json_object_get(cell, "teardown"), "started_ns", &at);
+		instant(t, vname.data, offset + MIN(at, end), cell_pid, "t",
+			json_pack("{s:o,s:o}", "summary", clean_string(json_str(v, "summary", "")), "remedy",
+				  clean_string(json_str(v, "remedy", ""))));
+		strbuf_free(&vname);
+	}
+	if (hang)
+		instant(t, "hang detected", offset + when, cell_pid, "g",
+			json_pack("{s:o,s:O}", "cell", clean_string(id), "verdicts", classes));
+	json_decref(classes);
+	free(tracks);
+}
+
+int
+render_trace_doc(const json_t *doc, const struct render_options *o, struct strbuf *out)
+{
+	struct trace t = { .events = json_array(), .next_pid = 1 };
+	json_t *cells = render_cells(doc);
+	json_t *layout = json_array();
+	uint64_t offset = 0;
+	size_t i;
+	json_t *cell, *ev;
+	if (!t.events || !cells || !layout) {
+		t.r = -ENOMEM;
+		goto out;
+	}
+	json_array_foreach(cells, i, cell) {
+		uint64_t end = render_cell_end_ns(cell);
+		cell_events(&t, cell, offset, end);
+		(void) json_array_append_new(
+			layout, json_pack("{s:o,s:o}", "id", clean_string(json_str(cell, "id", json_str(cell, "name", "?"))),
+					  "offset_us", us(offset)));
+		offset += end + CELL_GAP_NS;
+	}
+	if (t.r < 0)
+		goto out;
+
+	json_t *other = json_object();
+	if (!other) {
+		t.r = -ENOMEM;
+		goto out;
+	}
+	(void) json_object_set_new(other, "generator", json_string("forkscope report --format trace"));
+	if (json_is_integer(json_object_get(doc, "schema_version")))
+		(void) json_object_set_new(other, "schema_version", json_integer(json_int(doc, "schema_version", 0)));
+	static const char *const copy[] = { "tool", "command", "started_at", "run_dir" };
+	for (size_t k = 0; k < sizeof(copy) / sizeof(copy[0]); k++)
+		if (json_str(doc, copy[k], NULL))
+			(void) json_object_set_new(other, copy[k], clean_string(json_str(doc, copy[k], "")));
+	(void) json_object_set_new(other, "time_base", json_string("cells laid out one after another; "
+								    "times inside a cell are relative to its start"));
+	(void) json_object_set(other, "cells", layout);
+
+	t.r = strbuf_append(out, "{\"traceEvents\":[\n");
+	json_array_foreach(t.events, i, ev) {
+		char *line = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(15));
+		if (!line) {
+			t.r = -ENOMEM;
+			break;
+		}
+		if (t.r == 0)
+			t.r = strbuf_printf(out, "%s%s\n", line, i + 1 < json_array_size(t.events) ? "," : "");
+		free(line);
+	}
+	char *tail = json_dumps(other, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	if (!tail && t.r == 0)
+		t.r = -ENOMEM;
+	if (t.r == 0)
+		t.r = strbuf_printf(out, "],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":%s}\n", tail);
+	free(tail);
+	json_decref(other);
+out:
+	json_decref(t.events);
+	json_decref(cells);
+	json_decref(layout);
+	return t.r;
+}
