@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "reports/render_util.h"
-#include "util/fdutil.h"
 #include "util/jsonutil.h"
 #include "util/macro.h"
 
@@ -76,20 +75,6 @@ render(const json_t *doc, enum render_format fmt, const struct render_options *o
 }
 
 int
-render_to_file(const json_t *doc, enum render_format fmt, const struct render_options *o, const char *path)
-{
-	_cleanup_free_ char *text = NULL;
-	int r = render(doc, fmt, o, &text);
-	if (r < 0)
-		return r;
-	if (strcmp(path, "-") == 0) {
-		r = write_full(STDOUT_FILENO, text, strlen(text));
-		return r < 0 ? r : 0;
-	}
-	return text_write_file_atomic(path, text, strlen(text));
-}
-
-int
 render_to_stream(const json_t *doc, enum render_format fmt, const struct render_options *o, FILE *f)
 {
 	_cleanup_free_ char *text = NULL;
@@ -100,6 +85,21 @@ render_to_stream(const json_t *doc, enum render_format fmt, const struct render_
 	if (fwrite(text, 1, len, f) != len || fflush(f) != 0)
 		return -(errno ? errno : EIO);
 	return 0;
+}
+
+int
+render_to_file(const json_t *doc, enum render_format fmt, const struct render_options *o, const char *path)
+{
+	_cleanup_free_ char *text = NULL;
+	if (!path)
+		return -EINVAL;
+	/* Through stdio, so it stays in order with what the CLI printed before. */
+	if (strcmp(path, "-") == 0)
+		return render_to_stream(doc, fmt, o, stdout);
+	int r = render(doc, fmt, o, &text);
+	if (r < 0)
+		return r;
+	return text_write_file_atomic(path, text, strlen(text));
 }
 
 int

@@ -423,7 +423,8 @@ verdict_block(struct text *t, const json_t *v)
 	size_t len;
 	const char *text = render_get_str(v, "text", &len);
 	bool has_text = text && len > 0;
-	if (!has_text || !text_names_class(text, len, cls)) {
+	bool heading = !has_text || !text_names_class(text, len, cls);
+	if (heading) {
 		put(t, "  Verdict ");
 		color_on(t, C_CYAN);
 		put_clean(t, cls);
@@ -435,7 +436,7 @@ verdict_block(struct text *t, const json_t *v)
 		put(t, "\n");
 	}
 	if (has_text)
-		put_block(t, text, len, "    ");
+		put_block(t, text, len, heading ? "    " : "  ");
 	else
 		compose_verdict(t, v);
 }
