@@ -724,19 +724,35 @@ resample_process(struct snapshot_process *p, int idx)
 #define STOP_DEADLINE_NS (500 * NSEC_PER_MSEC)
 
 /* Ptrace stops cannot be waited for with a timeout: no fd reports them and
- * SIGCHLD belongs to the caller. The windows are a few ms, so poll. */
+ * SIGCHLD belongs to the caller. The windows are a few ms, so poll.
+ *
+ * Stops are consumed; an exit is only peeked at (WNOWAIT) when keep_exit is
+ * set: a tracee that is also the caller's own child must stay for the caller
+ * to reap, with its status. Other exited tracees must be reaped here, or
+ * their real parent could not. */
 static int
-wait_tracee(pid_t tid, uint64_t deadline, int *ret_status)
+wait_tracee(pid_t tid, bool keep_exit, uint64_t deadline, int *ret_status)
 {
 	for (;;) {
-		int status;
-		pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-		if (r == tid) {
-			*ret_status = status;
+		siginfo_t si = { 0 };
+		/* ECHILD here may just mean "a zombie, and WEXITED not asked" */
+		if (waitid(P_PID, (id_t) tid, &si, WSTOPPED | __WALL | WNOHANG) < 0 && errno != EINTR &&
+		    errno != ECHILD)
+			return -errno;
+		if (si.si_pid == tid) {
+			/* si_status is the ptrace exit_code: signal | event << 8 */
+			*ret_status = (si.si_status << 8) | 0x7f;
 			return 0;
 		}
-		if (r < 0 && errno != EINTR)
+		si = (siginfo_t){ 0 };
+		int flags = WEXITED | __WALL | WNOHANG | (keep_exit ? WNOWAIT : 0);
+		if (waitid(P_PID, (id_t) tid, &si, flags) < 0 && errno != EINTR)
 			return -errno;
+		if (si.si_pid == tid) {
+			*ret_status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8
+							       : (si.si_status & 0x7f);
+			return 0;
+		}
 		if (now_ns() >= deadline)
 			return -ETIMEDOUT;
 		struct timespec ts = { 0, 200 * 1000 };
@@ -806,7 +822,7 @@ sampling_error(struct snapshot_thread *t, const char *what, int err)
  * path that saw it stop ends in PTRACE_DETACH, handing back any signal it
  * was about to receive. */
 static void
-sample_thread_syscalls(struct snapshot_thread *t, unsigned n)
+sample_thread_syscalls(struct snapshot_thread *t, unsigned n, bool keep_exit)
 {
 	pid_t tid = t->tid;
 	int status, r, pending = 0;
@@ -820,7 +836,7 @@ sample_thread_syscalls(struct snapshot_thread *t, unsigned n)
 		sampling_error(t, "ptrace interrupt", -errno);
 		goto detach_running;
 	}
-	r = wait_tracee(tid, now_ns() + STOP_DEADLINE_NS, &status);
+	r = wait_tracee(tid, keep_exit, now_ns() + STOP_DEADLINE_NS, &status);
 	if (r < 0) {
 		sampling_error(t, "wait for stop", r);
 		goto detach_running;
@@ -837,12 +853,12 @@ sample_thread_syscalls(struct snapshot_thread *t, unsigned n)
 		}
 		pending = 0;
 		stopped = false;
-		r = wait_tracee(tid, now_ns() + SAMPLE_WINDOW_NS, &status);
+		r = wait_tracee(tid, keep_exit, now_ns() + SAMPLE_WINDOW_NS, &status);
 		if (r == -ETIMEDOUT) {
 			/* No syscall in the window: spinning in user space, or
 			 * it went to sleep in one we did not see enter. */
 			if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ||
-			    wait_tracee(tid, now_ns() + STOP_DEADLINE_NS, &status) < 0) {
+			    wait_tracee(tid, keep_exit, now_ns() + STOP_DEADLINE_NS, &status) < 0) {
 				sampling_error(t, "interrupt after window", -ETIMEDOUT);
 				break;
 			}
@@ -877,11 +893,11 @@ sample_thread_syscalls(struct snapshot_thread *t, unsigned n)
 		int64_t result = 0;
 		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) == 0) {
 			stopped = false;
-			r = wait_tracee(tid, now_ns() + SAMPLE_WINDOW_NS, &status);
+			r = wait_tracee(tid, keep_exit, now_ns() + SAMPLE_WINDOW_NS, &status);
 			if (r == -ETIMEDOUT) {
 				/* it blocks in there: interrupt (the call restarts) */
 				if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ||
-				    wait_tracee(tid, now_ns() + STOP_DEADLINE_NS, &status) < 0) {
+				    wait_tracee(tid, keep_exit, now_ns() + STOP_DEADLINE_NS, &status) < 0) {
 					sampling_error(t, "interrupt in syscall", -ETIMEDOUT);
 					t->n_syscall_samples++;
 					histogram_add(t, SYSCALL_SAMPLE_SYSCALL, nr, arg0, false, 0);
@@ -911,7 +927,7 @@ sample_thread_syscalls(struct snapshot_thread *t, unsigned n)
 	if (!stopped) {
 		/* resumed but no stop seen: get one, detach needs it */
 		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ||
-		    wait_tracee(tid, now_ns() + STOP_DEADLINE_NS, &status) < 0)
+		    wait_tracee(tid, keep_exit, now_ns() + STOP_DEADLINE_NS, &status) < 0)
 			goto detach_running;
 		if (tracee_gone(status))
 			return;
@@ -925,7 +941,7 @@ detach_running:
 	/* Detach works only on a stopped tracee; if it would not stop, the
 	 * last resort is our exit, which detaches implicitly. Try once more. */
 	if (ptrace(PTRACE_DETACH, tid, 0, 0) < 0 && errno == ESRCH) {
-		if (wait_tracee(tid, now_ns() + STOP_DEADLINE_NS, &status) == 0 && !tracee_gone(status))
+		if (wait_tracee(tid, keep_exit, now_ns() + STOP_DEADLINE_NS, &status) == 0 && !tracee_gone(status))
 			(void) ptrace(PTRACE_DETACH, tid, 0, (void *) (long) stop_signal(status));
 	}
 }
@@ -952,7 +968,9 @@ sample_running_threads(struct take_ctx *ctx)
 			if (!thread_is_running(t))
 				continue;
 			budget--;
-			sample_thread_syscalls(t, ctx->opts->syscall_samples);
+			/* the caller's own child: its exit is the caller's to reap */
+			bool keep_exit = t->tid == p->pid && p->ppid == ctx->self;
+			sample_thread_syscalls(t, ctx->opts->syscall_samples, keep_exit);
 		}
 	}
 }

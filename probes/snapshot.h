@@ -196,7 +196,14 @@ struct snapshot {
 
 /* Take a snapshot of roots (n >= 1) and, per options, their descendants and
  * adopted/grouped processes. Returns 0 or -errno only for failures of the
- * snapshot itself (no memory, no /proc, no live process found at all: -ESRCH). */
+ * snapshot itself (no memory, no /proc, no live process found at all: -ESRCH).
+ *
+ * Ptrace sampling and stacks make the calling thread a short-lived tracer.
+ * Ptrace stops are reported to every thread of the caller: another thread
+ * calling waitpid(-1)/wait() meanwhile may steal them (the sample is then
+ * lost, never the target). Waiting by pid or pidfd is safe. The caller's own
+ * children keep their exit status for the caller even if they die while
+ * sampled. */
 int snapshot_take(const pid_t *roots, size_t n, const struct snapshot_options *opts,
 		  struct snapshot **ret);
 void snapshot_free(struct snapshot *snap);

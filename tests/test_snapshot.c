@@ -754,6 +754,53 @@ Test(snapshot, killed_while_reading)
 	(void) snapshot_while_killed("HANG_PIPE_FULL", 1);
 }
 
+/* Kill the group as soon as its leader shows a tracer (our sampler). */
+static void *
+kill_when_traced(void *arg)
+{
+	struct killer *k = arg;
+	char path[64], buf[4096];
+	(void) snprintf(path, sizeof(path), "/proc/%d/status", (int) k->pgid);
+	while (!atomic_load(&k->started))
+		sleep_ms(1);
+	for (int spins = 0; spins < 200000; spins++) {
+		struct proc_status st;
+		ssize_t n = read_file_into(path, buf, sizeof(buf));
+		if (n > 0 && procfs_parse_status(buf, (size_t) n, &st) == 0 && st.tracer_pid != 0)
+			break;
+	}
+	(void) kill(-k->pgid, SIGKILL);
+	atomic_store(&k->done, true);
+	return NULL;
+}
+
+Test(snapshot, killed_child_keeps_exit_status)
+{
+	/* The busy root is our own child and gets ptrace-sampled; if it dies
+	 * meanwhile, its exit must still be ours to reap, with its status. */
+	struct fixture f;
+	fixture_start(&f, "HANG_BUSY_LOOP");
+	pid_t pid = (pid_t) fixture_value(&f, "pid");
+	wait_for_state(pid, 'R', -1);
+	struct killer k = { .pgid = f.pid };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, kill_when_traced, &k), 0);
+	struct snapshot_options opts;
+	struct snapshot *snap = NULL;
+	snapshot_options_init(&opts);
+	opts.stacks = false;
+	opts.syscall_samples = 2000; /* a long sampling, for the kill to land in */
+	atomic_store(&k.started, true);
+	int r = snapshot_take(&pid, 1, &opts, &snap);
+	cr_assert(r == 0 || r == -ESRCH, "snapshot_take: %s", strerror(-r));
+	snapshot_free(snap);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid, "the snapshot reaped our child");
+	cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %#x", status);
+	fixture_kill(&f);
+}
+
 Test(snapshot, unprivileged)
 {
 	struct fixture f;
