@@ -158,6 +158,22 @@ struct matrix_axis {
 	unsigned line, column;
 };
 
+/* One `cells` entry: a cell whose axis values match every `when` condition
+ * takes the expectation fields this entry sets (outcome when has_outcome,
+ * leaked when has_leaked, the verdict pair when verdict or no_verdict is set).
+ * Entries apply in file order after the top-level `expect`. */
+struct cell_condition {
+	char *key;   /* canonical --set key, e.g. "fixes.fd_scrub" */
+	char *value; /* as written; one of that axis's values */
+};
+
+struct cell_rule {
+	struct cell_condition *when;
+	size_t n_when;
+	struct expectation expect;
+	unsigned line, column;
+};
+
 struct scenario {
 	char *path;		/* file it came from */
 	char *name;
@@ -176,6 +192,9 @@ struct scenario {
 	/* Matrix as written (only on the unexpanded scenario). */
 	struct matrix_axis *matrix;
 	size_t n_matrix;
+	/* `cells` as written (only on the unexpanded scenario). */
+	struct cell_rule *cell_rules;
+	size_t n_cell_rules;
 };
 
 /* Load and validate. On failure, *ret_error gets "path:line:col: message"
@@ -200,7 +219,9 @@ void scenario_free(struct scenario *s);
 void scenario_free_cells(struct scenario **cells, size_t n);
 
 /* Pre-order index of the tree: fills id/depth/parent_id and returns a
- * malloc'ed array of pointers into the tree (length *ret_n). */
+ * malloc'ed array of pointers into the tree (length *ret_n). ret_actors and
+ * ret_n may be NULL to only fill the fields (scenario_load, scenario_from_json
+ * and copies already have them filled). */
 int scenario_index(struct scenario *s, struct actor_spec ***ret_actors, size_t *ret_n);
 
 /* Names for printing and parsing. */
@@ -212,6 +233,13 @@ const char *wait_name(enum wait_kind w);
 const char *outcome_name(enum outcome o);
 int outcome_from_name(const char *name);
 const char *step_name(enum step_kind k);
+/* Added: the inverse lookups (-EINVAL for unknown names) and interrupt targets. */
+int capture_from_name(const char *name);
+int stdio_from_name(const char *name);
+int wait_from_name(const char *name);
+int step_from_name(const char *name);
+const char *interrupt_target_name(enum interrupt_target t);
+int interrupt_target_from_name(const char *name);
 
 /* A canonical JSON rendering of a resolved scenario (cell), used to hand the
  * spec to `spawn`-backend children and recorded in result.json. Returns a
