@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -487,6 +488,20 @@ read_fd(struct take_ctx *ctx, int dirfd, pid_t pid, struct snapshot_fd *f)
 		return r;
 	}
 	f->kind = fd_kind_classify(f->target, &f->ino, &f->deleted);
+	if (f->kind == FD_KIND_FILE) {
+		/* a named FIFO is a pipe in every respect that matters here */
+		char path[64];
+		struct stat st;
+		(void) snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int) pid, f->fd);
+		if (stat(path, &st) == 0) {
+			if (S_ISFIFO(st.st_mode)) {
+				f->kind = FD_KIND_PIPE;
+				f->ino = st.st_ino;
+			} else if (S_ISDIR(st.st_mode)) {
+				f->kind = FD_KIND_DIR;
+			}
+		}
+	}
 
 	struct proc_fdinfo fi;
 	struct epoll_target *targets = NULL;

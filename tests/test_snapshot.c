@@ -23,7 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -639,6 +644,88 @@ Test(snapshot, healthy_busy)
 	fixture_kill(&f);
 }
 
+Test(snapshot, fd_kinds_of_self)
+{
+	/* our own fd table holds one of each kind; the snapshot must classify
+	 * them and read their fdinfo facts */
+	char fifo[] = "/tmp/forkscope-fifo-XXXXXX";
+	cr_assert_not_null(mkdtemp(fifo));
+	char fifo_path[64];
+	(void) snprintf(fifo_path, sizeof(fifo_path), "%s/f", fifo);
+	cr_assert_eq(mkfifo(fifo_path, 0600), 0);
+	int ff = open(fifo_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	cr_assert_geq(ff, 0);
+	cr_assert_eq(write(ff, "abc", 3), 3);
+	int dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int efd = eventfd(7, EFD_CLOEXEC);
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	struct itimerspec its = { .it_value = { .tv_sec = 3600 } };
+	cr_assert_eq(timerfd_settime(tfd, 0, &its, NULL), 0);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGUSR2);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xfeedULL };
+	cr_assert_eq(epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev), 0);
+	cr_assert(dfd >= 0 && efd >= 0 && tfd >= 0 && sfd >= 0 && epfd >= 0);
+
+	pid_t self = getpid();
+	struct snapshot_options opts;
+	struct snapshot *snap = NULL;
+	snapshot_options_init(&opts);
+	opts.descendants = false;
+	opts.stacks = false;
+	opts.sample_interval_ns = 0;
+	cr_assert_eq(snapshot_take(&self, 1, &opts, &snap), 0);
+	const struct snapshot_process *p = must_find(snap, self);
+	cr_expect_eq(p->found_via, SNAPSHOT_VIA_ROOT);
+
+	const struct snapshot_fd *f = snapshot_find_fd(p, ff);
+	cr_assert_not_null(f);
+	cr_expect_eq(f->kind, FD_KIND_PIPE, "named fifo is %s", fd_kind_name(f->kind));
+	cr_expect_eq(f->access, O_RDWR);
+	cr_expect(f->nonblock);
+	cr_expect(f->cloexec);
+	cr_assert(f->has_pipe_fill, "%s", f->pipe_fill_error);
+	cr_expect_eq(f->pipe_fill.queued, 3);
+	cr_expect_eq(snapshot_find_fd(p, dfd)->kind, FD_KIND_DIR);
+	const struct snapshot_fd *e = snapshot_find_fd(p, efd);
+	cr_expect_eq(e->kind, FD_KIND_EVENTFD);
+	cr_expect_eq(e->eventfd_count, 7);
+	const struct snapshot_fd *t = snapshot_find_fd(p, tfd);
+	cr_expect_eq(t->kind, FD_KIND_TIMERFD);
+	cr_expect_gt(t->timerfd_value_ns, 0, "armed timerfd reads as disarmed");
+	cr_expect_eq(t->timerfd_clockid, CLOCK_MONOTONIC);
+	const struct snapshot_fd *s = snapshot_find_fd(p, sfd);
+	cr_expect_eq(s->kind, FD_KIND_SIGNALFD);
+	cr_expect_eq(s->signalfd_mask, 1ULL << (SIGUSR2 - 1));
+	const struct snapshot_fd *ep = snapshot_find_fd(p, epfd);
+	cr_expect_eq(ep->kind, FD_KIND_EPOLL);
+	cr_assert_eq(ep->n_epoll_targets, 1);
+	cr_expect_eq(ep->epoll_targets[0].tfd, efd);
+	cr_expect_eq(ep->epoll_targets[0].data, 0xfeedULL);
+	cr_expect_eq(ep->epoll_targets[0].ino, e->ino);
+
+	json_t *doc = snapshot_to_json(snap);
+	struct snapshot *back = NULL;
+	cr_assert_eq(snapshot_from_json(doc, &back), 0);
+	json_t *again = snapshot_to_json(back);
+	cr_expect(json_equal(doc, again));
+	json_decref(doc);
+	json_decref(again);
+	snapshot_free(back);
+	snapshot_free(snap);
+	(void) close(ff);
+	(void) close(dfd);
+	(void) close(efd);
+	(void) close(tfd);
+	(void) close(sfd);
+	(void) close(epfd);
+	(void) unlink(fifo_path);
+	(void) rmdir(fifo);
+}
+
 Test(snapshot, json_round_trip)
 {
 	struct fixture f;
@@ -803,6 +890,8 @@ Test(snapshot, killed_child_keeps_exit_status)
 
 Test(snapshot, unprivileged)
 {
+	if (geteuid() != 0)
+		cr_skip_test("needs root: drops to uid 65534 to look at root's processes");
 	struct fixture f;
 	fixture_start(&f, "HANG_PIPE_FULL");
 	pid_t parent = (pid_t) fixture_value(&f, "parent");
