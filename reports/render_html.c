@@ -633,10 +633,10 @@ timeline_svg(struct html *h, const json_t *cell)
 		if (has_exit) {
 			char label[64];
 			render_actor_end_label(a, label, sizeof(label));
-			putf(h,
-			     "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"><title>exit (%s) at %s "
-			     "ms</title></line>\n",
-			     tx(&ax, ex), y - 2, tx(&ax, ex), y + TL_BAR_H + 2, label, render_ms(ex, d, sizeof(d)));
+			putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"><title>exit (",
+			     tx(&ax, ex), y - 2, tx(&ax, ex), y + TL_BAR_H + 2);
+			esc(h, label);
+			putf(h, ") at %s ms</title></line>\n", render_ms(ex, d, sizeof(d)));
 		}
 	}
 

@@ -225,32 +225,34 @@ render_junit_doc(const json_t *doc, const struct render_options *o, struct strbu
 {
 	struct junit j = { .out = out };
 	json_t *cells = render_cells(doc);
-	json_t *suites = json_array(), *seen = json_object(), *used = json_object();
+	json_t *used = json_object();
+	size_t n = json_array_size(cells), n_suites = 0, i, k;
+	/* Suites in the order their first cell appears: the index of that cell.
+	 * Compared with strcmp, not as JSON keys: names may not be UTF-8. */
+	size_t *first = calloc(n ? n : 1, sizeof(size_t));
 	struct render_counts all;
-	size_t i, k;
-	json_t *cell, *name;
+	json_t *cell;
 
-	if (!cells || !suites || !seen || !used) {
+	if (!cells || !used || !first) {
 		j.r = -ENOMEM;
 		goto out;
 	}
 	render_count(cells, &all);
-	/* Suites in the order their first cell appears. */
-	json_array_foreach(cells, i, cell) {
-		const char *key = suite_key(cell);
-		if (json_object_get(seen, key))
-			continue;
-		if (json_object_set_new(seen, key, json_true()) < 0 || json_array_append_new(suites, json_string(key)) < 0) {
-			j.r = -ENOMEM;
-			goto out;
-		}
+	for (i = 0; i < n; i++) {
+		const char *key = suite_key(json_array_get(cells, i));
+		for (k = 0; k < n_suites; k++)
+			if (strcmp(suite_key(json_array_get(cells, first[k])), key) == 0)
+				break;
+		if (k == n_suites)
+			first[n_suites++] = i;
 	}
 
 	put(&j, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites");
 	put_attr(&j, "name", o->title ? o->title : "forkscope");
 	counts_attrs(&j, &all);
 	put(&j, ">\n");
-	json_array_foreach(suites, i, name) {
+	for (size_t s = 0; s < n_suites && j.r == 0; s++) {
+		const char *key = suite_key(json_array_get(cells, first[s]));
 		json_t *members = json_array();
 		struct render_counts c;
 		if (!members) {
@@ -258,12 +260,12 @@ render_junit_doc(const json_t *doc, const struct render_options *o, struct strbu
 			break;
 		}
 		json_array_foreach(cells, k, cell)
-			if (strcmp(suite_key(cell), json_string_value(name)) == 0)
-				(void) json_array_append(members, cell);
+			if (strcmp(suite_key(cell), key) == 0 && json_array_append(members, cell) < 0)
+				j.r = -ENOMEM;
 		render_count(members, &c);
 		struct strbuf suite = STRBUF_INIT;
 		if (j.r == 0)
-			j.r = clean_name(&suite, json_string_value(name), "forkscope");
+			j.r = clean_name(&suite, key, "forkscope");
 		put(&j, "  <testsuite");
 		put_attr(&j, "name", suite.data);
 		strbuf_free(&suite);
@@ -277,9 +279,8 @@ render_junit_doc(const json_t *doc, const struct render_options *o, struct strbu
 	}
 	put(&j, "</testsuites>\n");
 out:
+	free(first);
 	json_decref(cells);
-	json_decref(suites);
-	json_decref(seen);
 	json_decref(used);
 	return j.r;
 }

@@ -256,7 +256,7 @@ cell_events(struct trace *t, const json_t *cell, uint64_t offset, uint64_t end)
 			(void) json_object_set_new(args, "depth", json_integer(json_int(a, "depth", 0)));
 			char label[64];
 			render_actor_end_label(a, label, sizeof(label));
-			(void) json_object_set_new(args, "ended", json_string(label));
+			(void) json_object_set_new(args, "ended", clean_string(label));
 			if (!p->reaped)
 				(void) json_object_set_new(args, "unfinished", json_true());
 		}

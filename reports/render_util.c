@@ -183,9 +183,17 @@ render_actor_end_label(const json_t *actor, char *buf, size_t size)
 		(void) snprintf(buf, size, "exit %lld", (long long) json_int(st, "code", 0));
 		return;
 	case ACTOR_END_SIGNAL:
-	case ACTOR_END_KILLED:
-		(void) snprintf(buf, size, "%s", json_str(st, "signal", "signal"));
+	case ACTOR_END_KILLED: {
+		/* Callers print the label as is: it must already be clean. */
+		struct strbuf clean = STRBUF_INIT;
+		const char *sig = json_str(st, "signal", "signal");
+		if (render_clean(&clean, sig, strlen(sig), CLEAN_ONE_LINE) < 0 || !clean.data)
+			(void) snprintf(buf, size, "signal");
+		else
+			(void) snprintf(buf, size, "%.32s", clean.data);
+		strbuf_free(&clean);
 		return;
+	}
 	case ACTOR_END_ZOMBIE:
 		(void) snprintf(buf, size, "zombie");
 		return;
