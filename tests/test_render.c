@@ -161,7 +161,7 @@ have_xmllint(void)
 static void
 tmp_write(char *path_template, const char *text)
 {
-	int fd = mkstemps(path_template, strchr(path_template, '.') ? (int) strlen(strchr(path_template, '.')) : 0);
+	int fd = mkostemps(path_template, strchr(path_template, '.') ? (int) strlen(strchr(path_template, '.')) : 0, O_CLOEXEC);
 	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
 	cr_assert_eq(write_full(fd, text, strlen(text)), 0);
 	(void) close(fd);
