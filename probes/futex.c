@@ -15,8 +15,8 @@ static int
 read_u32(pid_t pid, uint64_t addr, uint32_t *ret)
 {
 	uint32_t v;
-	struct iovec local = { .iov_base = &v, .iov_len = sizeof(v) };
-	struct iovec remote = { .iov_base = (void *) (uintptr_t) addr, .iov_len = sizeof(v) };
+	struct iovec local = {.iov_base = &v, .iov_len = sizeof(v)};
+	struct iovec remote = {.iov_base = (void *) (uintptr_t) addr, .iov_len = sizeof(v)};
 	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
 	if (n < 0)
 		return -errno;
@@ -67,12 +67,12 @@ futex_inspect(pid_t pid, const struct syscall_wait *w, struct futex_info *ret)
 	if (!w->is_futex || w->futex_uaddr == 0)
 		return -EINVAL;
 	struct futex_info f = {
-		.uaddr = w->futex_uaddr,
-		.op = w->futex_op,
-		.cmd = w->futex_cmd,
-		.private_flag = w->futex_private,
-		.clock_realtime = w->futex_clock_realtime,
-		.val = w->futex_val,
+	    .uaddr = w->futex_uaddr,
+	    .op = w->futex_op,
+	    .cmd = w->futex_cmd,
+	    .private_flag = w->futex_private,
+	    .clock_realtime = w->futex_clock_realtime,
+	    .val = w->futex_val,
 	};
 	uint32_t v;
 	int r = read_u32(pid, f.uaddr, &v);
@@ -114,11 +114,11 @@ futex_inspect(pid_t pid, const struct syscall_wait *w, struct futex_info *ret)
 }
 
 static const char *const where_names[] = {
-	[FUTEX_OWNER_UNKNOWN] = "unknown",
-	[FUTEX_OWNER_SAME_PROCESS] = "same_process",
-	[FUTEX_OWNER_OTHER_PROCESS] = "other_process",
-	[FUTEX_OWNER_OUTSIDE] = "outside",
-	[FUTEX_OWNER_NOWHERE] = "nowhere",
+    [FUTEX_OWNER_UNKNOWN] = "unknown",
+    [FUTEX_OWNER_SAME_PROCESS] = "same_process",
+    [FUTEX_OWNER_OTHER_PROCESS] = "other_process",
+    [FUTEX_OWNER_OUTSIDE] = "outside",
+    [FUTEX_OWNER_NOWHERE] = "nowhere",
 };
 
 const char *

@@ -13,11 +13,11 @@
 #define FUTEX_GLIBC_OWNER_OFFSET 8
 
 enum futex_owner_where {
-	FUTEX_OWNER_UNKNOWN = 0,     /* no owner tid recorded (0, unreadable, not a lock) */
-	FUTEX_OWNER_SAME_PROCESS,    /* /proc/PID/task/OWNER exists */
-	FUTEX_OWNER_OTHER_PROCESS,   /* a thread of another process of the snapshot */
-	FUTEX_OWNER_OUTSIDE,	     /* exists, in a process outside the snapshot */
-	FUTEX_OWNER_NOWHERE,	     /* no such thread anywhere */
+	FUTEX_OWNER_UNKNOWN = 0,   /* no owner tid recorded (0, unreadable, not a lock) */
+	FUTEX_OWNER_SAME_PROCESS,  /* /proc/PID/task/OWNER exists */
+	FUTEX_OWNER_OTHER_PROCESS, /* a thread of another process of the snapshot */
+	FUTEX_OWNER_OUTSIDE,	   /* exists, in a process outside the snapshot */
+	FUTEX_OWNER_NOWHERE,	   /* no such thread anywhere */
 };
 
 struct futex_info {
@@ -28,14 +28,14 @@ struct futex_info {
 	bool clock_realtime;
 	uint32_t val; /* the value the waiter expects the word to have */
 	bool word_read;
-	uint32_t word; /* current value at uaddr */
+	uint32_t word;	/* current value at uaddr */
 	int word_error; /* errno of the read, 0 when read */
 	bool owner_read;
 	pid_t owner_tid; /* int at uaddr + 8: glibc mutex __owner, if uaddr is a mutex */
 	int owner_error;
-	pid_t pi_owner_tid; /* PI futexes: word & FUTEX_TID_MASK */
+	pid_t pi_owner_tid;		    /* PI futexes: word & FUTEX_TID_MASK */
 	enum futex_owner_where owner_where; /* of pi_owner_tid if set, else owner_tid */
-	pid_t owner_pid; /* thread group of that tid when it exists, else 0 */
+	pid_t owner_pid;		    /* thread group of that tid when it exists, else 0 */
 };
 
 /* Read the futex word and the owner slot of a thread of pid blocked in a

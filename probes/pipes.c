@@ -36,6 +36,6 @@ pipe_fill_read(pid_t pid, int fd, struct pipe_fill *ret_fill)
 	(void) close(probe_fd);
 	if (r < 0)
 		return r;
-	*ret_fill = (struct pipe_fill){ .queued = queued, .capacity = capacity, .ino = after.st_ino };
+	*ret_fill = (struct pipe_fill){.queued = queued, .capacity = capacity, .ino = after.st_ino};
 	return 0;
 }

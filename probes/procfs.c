@@ -59,7 +59,8 @@ cur_u64_base(struct cursor *c, unsigned base, uint64_t *ret)
 {
 	uint64_t v = 0;
 	const char *start = c->p;
-	if (base == 16 && c->end - c->p >= 2 && c->p[0] == '0' && (c->p[1] == 'x' || c->p[1] == 'X'))
+	if (base == 16 && c->end - c->p >= 2 && c->p[0] == '0' &&
+	    (c->p[1] == 'x' || c->p[1] == 'X'))
 		c->p += 2;
 	const char *digits = c->p;
 	while (c->p < c->end) {
@@ -148,8 +149,8 @@ copy_bounded(char *dst, size_t size, const char *src, size_t n)
 int
 procfs_parse_stat(const char *text, size_t len, struct proc_stat *ret)
 {
-	struct proc_stat st = { 0 };
-	struct cursor c = { text, text + len };
+	struct proc_stat st = {0};
+	struct cursor c = {text, text + len};
 	int64_t v;
 
 	cur_skip_space(&c);
@@ -177,7 +178,7 @@ procfs_parse_stat(const char *text, size_t len, struct proc_stat *ret)
 	st.state = *c.p++;
 
 	/* Fields 4.. are numbers; keep the ones we need by position. */
-	int64_t f[20] = { 0 }; /* f[i] is field i + 4 */
+	int64_t f[20] = {0}; /* f[i] is field i + 4 */
 	size_t n = 0;
 	while (n < ARRAY_SIZE(f)) {
 		cur_skip_blanks(&c);
@@ -211,19 +212,36 @@ unescape_name(const char *s, size_t n, char *out, size_t size)
 		if (ch == '\\' && i + 1 < n) {
 			char e = s[++i];
 			switch (e) {
-			case 'n': ch = '\n'; break;
-			case 't': ch = '\t'; break;
-			case 'r': ch = '\r'; break;
-			case 'v': ch = '\v'; break;
-			case 'f': ch = '\f'; break;
-			case 'a': ch = '\a'; break;
-			case 'e': ch = '\033'; break;
-			case '\\': ch = '\\'; break;
+			case 'n':
+				ch = '\n';
+				break;
+			case 't':
+				ch = '\t';
+				break;
+			case 'r':
+				ch = '\r';
+				break;
+			case 'v':
+				ch = '\v';
+				break;
+			case 'f':
+				ch = '\f';
+				break;
+			case 'a':
+				ch = '\a';
+				break;
+			case 'e':
+				ch = '\033';
+				break;
+			case '\\':
+				ch = '\\';
+				break;
 			default:
 				if (e >= '0' && e <= '7') {
 					unsigned v = 0, k = 0;
 					i--;
-					while (k < 3 && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '7') {
+					while (k < 3 && i + 1 < n && s[i + 1] >= '0' &&
+					       s[i + 1] <= '7') {
 						v = v * 8 + (unsigned) (s[++i] - '0');
 						k++;
 					}
@@ -252,8 +270,8 @@ parse_mask_line(struct cursor *c, const char *key, uint64_t *dst, unsigned bit, 
 int
 procfs_parse_status(const char *text, size_t len, struct proc_status *ret)
 {
-	struct proc_status st = { 0 };
-	struct cursor c = { text, text + len };
+	struct proc_status st = {0};
+	struct cursor c = {text, text + len};
 
 	while (!cur_eof(&c)) {
 		const char *line = c.p;
@@ -311,11 +329,16 @@ procfs_parse_status(const char *text, size_t len, struct proc_status *ret)
 				st.sigq_limit = l;
 				st.present |= PROC_STATUS_SIGQ;
 			}
-		} else if (parse_mask_line(&c, "SigPnd:", &st.sig_pending, PROC_STATUS_SIGPND, &st.present) ||
-			   parse_mask_line(&c, "ShdPnd:", &st.shd_pending, PROC_STATUS_SHDPND, &st.present) ||
-			   parse_mask_line(&c, "SigBlk:", &st.sig_blocked, PROC_STATUS_SIGBLK, &st.present) ||
-			   parse_mask_line(&c, "SigIgn:", &st.sig_ignored, PROC_STATUS_SIGIGN, &st.present) ||
-			   parse_mask_line(&c, "SigCgt:", &st.sig_caught, PROC_STATUS_SIGCGT, &st.present)) {
+		} else if (parse_mask_line(&c, "SigPnd:", &st.sig_pending, PROC_STATUS_SIGPND,
+					   &st.present) ||
+			   parse_mask_line(&c, "ShdPnd:", &st.shd_pending, PROC_STATUS_SHDPND,
+					   &st.present) ||
+			   parse_mask_line(&c, "SigBlk:", &st.sig_blocked, PROC_STATUS_SIGBLK,
+					   &st.present) ||
+			   parse_mask_line(&c, "SigIgn:", &st.sig_ignored, PROC_STATUS_SIGIGN,
+					   &st.present) ||
+			   parse_mask_line(&c, "SigCgt:", &st.sig_caught, PROC_STATUS_SIGCGT,
+					   &st.present)) {
 			/* parsed */
 		} else if (cur_key(&c, "voluntary_ctxt_switches:")) {
 			if (cur_u64(&c, &u)) {
@@ -363,7 +386,7 @@ parse_timer_pair(struct cursor *c, int64_t *ret_ns)
 static bool
 parse_tfd_line(struct cursor *c, struct epoll_target *t)
 {
-	struct epoll_target e = { 0 };
+	struct epoll_target e = {0};
 	uint64_t u;
 	int v;
 	if (!cur_int(c, &v))
@@ -395,8 +418,8 @@ int
 procfs_parse_fdinfo(const char *text, size_t len, struct proc_fdinfo *ret,
 		    struct epoll_target *targets, size_t cap)
 {
-	struct proc_fdinfo fi = { 0 };
-	struct cursor c = { text, text + len };
+	struct proc_fdinfo fi = {0};
+	struct cursor c = {text, text + len};
 	fi.pidfd_pid = 0;
 
 	while (!cur_eof(&c)) {
@@ -474,8 +497,8 @@ procfs_parse_fdinfo(const char *text, size_t len, struct proc_fdinfo *ret,
 int
 procfs_parse_syscall(const char *text, size_t len, struct proc_syscall *ret)
 {
-	struct proc_syscall sc = { 0 };
-	struct cursor c = { text, text + len };
+	struct proc_syscall sc = {0};
+	struct cursor c = {text, text + len};
 	int64_t nr;
 
 	cur_skip_space(&c);
@@ -520,8 +543,8 @@ procfs_parse_syscall(const char *text, size_t len, struct proc_syscall *ret)
 int
 procfs_parse_io(const char *text, size_t len, struct proc_io *ret)
 {
-	struct proc_io io = { 0 };
-	struct cursor c = { text, text + len };
+	struct proc_io io = {0};
+	struct cursor c = {text, text + len};
 	unsigned seen = 0;
 
 	while (!cur_eof(&c)) {
@@ -554,7 +577,7 @@ procfs_parse_io(const char *text, size_t len, struct proc_io *ret)
 int
 procfs_parse_pid_list(const char *text, size_t len, pid_t *pids, size_t cap)
 {
-	struct cursor c = { text, text + len };
+	struct cursor c = {text, text + len};
 	size_t n = 0;
 	for (;;) {
 		uint64_t u;
@@ -586,11 +609,11 @@ procfs_parse_wchan(const char *text, size_t len, char *buf, size_t size)
 /* ---- fd kinds ---- */
 
 static const char *const fd_kind_names[] = {
-	[FD_KIND_OTHER] = "other",     [FD_KIND_FILE] = "file",	      [FD_KIND_PIPE] = "pipe",
-	[FD_KIND_SOCKET] = "socket",   [FD_KIND_EPOLL] = "epoll",     [FD_KIND_EVENTFD] = "eventfd",
-	[FD_KIND_SIGNALFD] = "signalfd", [FD_KIND_TIMERFD] = "timerfd", [FD_KIND_PIDFD] = "pidfd",
-	[FD_KIND_INOTIFY] = "inotify", [FD_KIND_TTY] = "tty",	      [FD_KIND_NULL] = "null",
-	[FD_KIND_ANON] = "anon",       [FD_KIND_DIR] = "dir",
+    [FD_KIND_OTHER] = "other",	     [FD_KIND_FILE] = "file",	    [FD_KIND_PIPE] = "pipe",
+    [FD_KIND_SOCKET] = "socket",     [FD_KIND_EPOLL] = "epoll",	    [FD_KIND_EVENTFD] = "eventfd",
+    [FD_KIND_SIGNALFD] = "signalfd", [FD_KIND_TIMERFD] = "timerfd", [FD_KIND_PIDFD] = "pidfd",
+    [FD_KIND_INOTIFY] = "inotify",   [FD_KIND_TTY] = "tty",	    [FD_KIND_NULL] = "null",
+    [FD_KIND_ANON] = "anon",	     [FD_KIND_DIR] = "dir",
 };
 
 const char *
@@ -685,424 +708,424 @@ struct syscall_entry {
  * and aarch64, numbers are not (aarch64 has no poll/select/pause). */
 static const struct syscall_entry syscall_table[] = {
 #ifdef SYS_read
-	{ SYS_read, "read" },
+    {SYS_read, "read"},
 #endif
 #ifdef SYS_write
-	{ SYS_write, "write" },
+    {SYS_write, "write"},
 #endif
 #ifdef SYS_open
-	{ SYS_open, "open" },
+    {SYS_open, "open"},
 #endif
 #ifdef SYS_close
-	{ SYS_close, "close" },
+    {SYS_close, "close"},
 #endif
 #ifdef SYS_poll
-	{ SYS_poll, "poll" },
+    {SYS_poll, "poll"},
 #endif
 #ifdef SYS_select
-	{ SYS_select, "select" },
+    {SYS_select, "select"},
 #endif
 #ifdef SYS_pselect6
-	{ SYS_pselect6, "pselect6" },
+    {SYS_pselect6, "pselect6"},
 #endif
 #ifdef SYS_ppoll
-	{ SYS_ppoll, "ppoll" },
+    {SYS_ppoll, "ppoll"},
 #endif
 #ifdef SYS_epoll_wait
-	{ SYS_epoll_wait, "epoll_wait" },
+    {SYS_epoll_wait, "epoll_wait"},
 #endif
 #ifdef SYS_epoll_pwait
-	{ SYS_epoll_pwait, "epoll_pwait" },
+    {SYS_epoll_pwait, "epoll_pwait"},
 #endif
 #ifdef SYS_epoll_pwait2
-	{ SYS_epoll_pwait2, "epoll_pwait2" },
+    {SYS_epoll_pwait2, "epoll_pwait2"},
 #endif
 #ifdef SYS_epoll_ctl
-	{ SYS_epoll_ctl, "epoll_ctl" },
+    {SYS_epoll_ctl, "epoll_ctl"},
 #endif
 #ifdef SYS_futex
-	{ SYS_futex, "futex" },
+    {SYS_futex, "futex"},
 #endif
 #ifdef SYS_futex_waitv
-	{ SYS_futex_waitv, "futex_waitv" },
+    {SYS_futex_waitv, "futex_waitv"},
 #endif
 #ifdef SYS_wait4
-	{ SYS_wait4, "wait4" },
+    {SYS_wait4, "wait4"},
 #endif
 #ifdef SYS_waitid
-	{ SYS_waitid, "waitid" },
+    {SYS_waitid, "waitid"},
 #endif
 #ifdef SYS_nanosleep
-	{ SYS_nanosleep, "nanosleep" },
+    {SYS_nanosleep, "nanosleep"},
 #endif
 #ifdef SYS_clock_nanosleep
-	{ SYS_clock_nanosleep, "clock_nanosleep" },
+    {SYS_clock_nanosleep, "clock_nanosleep"},
 #endif
 #ifdef SYS_accept
-	{ SYS_accept, "accept" },
+    {SYS_accept, "accept"},
 #endif
 #ifdef SYS_accept4
-	{ SYS_accept4, "accept4" },
+    {SYS_accept4, "accept4"},
 #endif
 #ifdef SYS_connect
-	{ SYS_connect, "connect" },
+    {SYS_connect, "connect"},
 #endif
 #ifdef SYS_pause
-	{ SYS_pause, "pause" },
+    {SYS_pause, "pause"},
 #endif
 #ifdef SYS_rt_sigsuspend
-	{ SYS_rt_sigsuspend, "rt_sigsuspend" },
+    {SYS_rt_sigsuspend, "rt_sigsuspend"},
 #endif
 #ifdef SYS_rt_sigtimedwait
-	{ SYS_rt_sigtimedwait, "rt_sigtimedwait" },
+    {SYS_rt_sigtimedwait, "rt_sigtimedwait"},
 #endif
 #ifdef SYS_rt_sigreturn
-	{ SYS_rt_sigreturn, "rt_sigreturn" },
+    {SYS_rt_sigreturn, "rt_sigreturn"},
 #endif
 #ifdef SYS_flock
-	{ SYS_flock, "flock" },
+    {SYS_flock, "flock"},
 #endif
 #ifdef SYS_fcntl
-	{ SYS_fcntl, "fcntl" },
+    {SYS_fcntl, "fcntl"},
 #endif
 #ifdef SYS_pidfd_open
-	{ SYS_pidfd_open, "pidfd_open" },
+    {SYS_pidfd_open, "pidfd_open"},
 #endif
 #ifdef SYS_pidfd_send_signal
-	{ SYS_pidfd_send_signal, "pidfd_send_signal" },
+    {SYS_pidfd_send_signal, "pidfd_send_signal"},
 #endif
 #ifdef SYS_recvfrom
-	{ SYS_recvfrom, "recvfrom" },
+    {SYS_recvfrom, "recvfrom"},
 #endif
 #ifdef SYS_sendto
-	{ SYS_sendto, "sendto" },
+    {SYS_sendto, "sendto"},
 #endif
 #ifdef SYS_recvmsg
-	{ SYS_recvmsg, "recvmsg" },
+    {SYS_recvmsg, "recvmsg"},
 #endif
 #ifdef SYS_sendmsg
-	{ SYS_sendmsg, "sendmsg" },
+    {SYS_sendmsg, "sendmsg"},
 #endif
 #ifdef SYS_recvmmsg
-	{ SYS_recvmmsg, "recvmmsg" },
+    {SYS_recvmmsg, "recvmmsg"},
 #endif
 #ifdef SYS_sendmmsg
-	{ SYS_sendmmsg, "sendmmsg" },
+    {SYS_sendmmsg, "sendmmsg"},
 #endif
 #ifdef SYS_readv
-	{ SYS_readv, "readv" },
+    {SYS_readv, "readv"},
 #endif
 #ifdef SYS_writev
-	{ SYS_writev, "writev" },
+    {SYS_writev, "writev"},
 #endif
 #ifdef SYS_pread64
-	{ SYS_pread64, "pread64" },
+    {SYS_pread64, "pread64"},
 #endif
 #ifdef SYS_pwrite64
-	{ SYS_pwrite64, "pwrite64" },
+    {SYS_pwrite64, "pwrite64"},
 #endif
 #ifdef SYS_preadv
-	{ SYS_preadv, "preadv" },
+    {SYS_preadv, "preadv"},
 #endif
 #ifdef SYS_pwritev
-	{ SYS_pwritev, "pwritev" },
+    {SYS_pwritev, "pwritev"},
 #endif
 #ifdef SYS_ioctl
-	{ SYS_ioctl, "ioctl" },
+    {SYS_ioctl, "ioctl"},
 #endif
 #ifdef SYS_splice
-	{ SYS_splice, "splice" },
+    {SYS_splice, "splice"},
 #endif
 #ifdef SYS_tee
-	{ SYS_tee, "tee" },
+    {SYS_tee, "tee"},
 #endif
 #ifdef SYS_sendfile
-	{ SYS_sendfile, "sendfile" },
+    {SYS_sendfile, "sendfile"},
 #endif
 #ifdef SYS_sched_yield
-	{ SYS_sched_yield, "sched_yield" },
+    {SYS_sched_yield, "sched_yield"},
 #endif
 #ifdef SYS_msgrcv
-	{ SYS_msgrcv, "msgrcv" },
+    {SYS_msgrcv, "msgrcv"},
 #endif
 #ifdef SYS_msgsnd
-	{ SYS_msgsnd, "msgsnd" },
+    {SYS_msgsnd, "msgsnd"},
 #endif
 #ifdef SYS_semop
-	{ SYS_semop, "semop" },
+    {SYS_semop, "semop"},
 #endif
 #ifdef SYS_semtimedop
-	{ SYS_semtimedop, "semtimedop" },
+    {SYS_semtimedop, "semtimedop"},
 #endif
 #ifdef SYS_mq_timedreceive
-	{ SYS_mq_timedreceive, "mq_timedreceive" },
+    {SYS_mq_timedreceive, "mq_timedreceive"},
 #endif
 #ifdef SYS_mq_timedsend
-	{ SYS_mq_timedsend, "mq_timedsend" },
+    {SYS_mq_timedsend, "mq_timedsend"},
 #endif
 #ifdef SYS_io_getevents
-	{ SYS_io_getevents, "io_getevents" },
+    {SYS_io_getevents, "io_getevents"},
 #endif
 #ifdef SYS_io_uring_enter
-	{ SYS_io_uring_enter, "io_uring_enter" },
+    {SYS_io_uring_enter, "io_uring_enter"},
 #endif
 #ifdef SYS_getpid
-	{ SYS_getpid, "getpid" },
+    {SYS_getpid, "getpid"},
 #endif
 #ifdef SYS_gettid
-	{ SYS_gettid, "gettid" },
+    {SYS_gettid, "gettid"},
 #endif
 #ifdef SYS_getppid
-	{ SYS_getppid, "getppid" },
+    {SYS_getppid, "getppid"},
 #endif
 #ifdef SYS_kill
-	{ SYS_kill, "kill" },
+    {SYS_kill, "kill"},
 #endif
 #ifdef SYS_tgkill
-	{ SYS_tgkill, "tgkill" },
+    {SYS_tgkill, "tgkill"},
 #endif
 #ifdef SYS_tkill
-	{ SYS_tkill, "tkill" },
+    {SYS_tkill, "tkill"},
 #endif
 #ifdef SYS_exit
-	{ SYS_exit, "exit" },
+    {SYS_exit, "exit"},
 #endif
 #ifdef SYS_exit_group
-	{ SYS_exit_group, "exit_group" },
+    {SYS_exit_group, "exit_group"},
 #endif
 #ifdef SYS_fork
-	{ SYS_fork, "fork" },
+    {SYS_fork, "fork"},
 #endif
 #ifdef SYS_vfork
-	{ SYS_vfork, "vfork" },
+    {SYS_vfork, "vfork"},
 #endif
 #ifdef SYS_clone
-	{ SYS_clone, "clone" },
+    {SYS_clone, "clone"},
 #endif
 #ifdef SYS_clone3
-	{ SYS_clone3, "clone3" },
+    {SYS_clone3, "clone3"},
 #endif
 #ifdef SYS_execve
-	{ SYS_execve, "execve" },
+    {SYS_execve, "execve"},
 #endif
 #ifdef SYS_execveat
-	{ SYS_execveat, "execveat" },
+    {SYS_execveat, "execveat"},
 #endif
 #ifdef SYS_socket
-	{ SYS_socket, "socket" },
+    {SYS_socket, "socket"},
 #endif
 #ifdef SYS_socketpair
-	{ SYS_socketpair, "socketpair" },
+    {SYS_socketpair, "socketpair"},
 #endif
 #ifdef SYS_bind
-	{ SYS_bind, "bind" },
+    {SYS_bind, "bind"},
 #endif
 #ifdef SYS_listen
-	{ SYS_listen, "listen" },
+    {SYS_listen, "listen"},
 #endif
 #ifdef SYS_shutdown
-	{ SYS_shutdown, "shutdown" },
+    {SYS_shutdown, "shutdown"},
 #endif
 #ifdef SYS_getsockopt
-	{ SYS_getsockopt, "getsockopt" },
+    {SYS_getsockopt, "getsockopt"},
 #endif
 #ifdef SYS_setsockopt
-	{ SYS_setsockopt, "setsockopt" },
+    {SYS_setsockopt, "setsockopt"},
 #endif
 #ifdef SYS_dup
-	{ SYS_dup, "dup" },
+    {SYS_dup, "dup"},
 #endif
 #ifdef SYS_dup2
-	{ SYS_dup2, "dup2" },
+    {SYS_dup2, "dup2"},
 #endif
 #ifdef SYS_dup3
-	{ SYS_dup3, "dup3" },
+    {SYS_dup3, "dup3"},
 #endif
 #ifdef SYS_pipe
-	{ SYS_pipe, "pipe" },
+    {SYS_pipe, "pipe"},
 #endif
 #ifdef SYS_pipe2
-	{ SYS_pipe2, "pipe2" },
+    {SYS_pipe2, "pipe2"},
 #endif
 #ifdef SYS_openat
-	{ SYS_openat, "openat" },
+    {SYS_openat, "openat"},
 #endif
 #ifdef SYS_close_range
-	{ SYS_close_range, "close_range" },
+    {SYS_close_range, "close_range"},
 #endif
 #ifdef SYS_mmap
-	{ SYS_mmap, "mmap" },
+    {SYS_mmap, "mmap"},
 #endif
 #ifdef SYS_munmap
-	{ SYS_munmap, "munmap" },
+    {SYS_munmap, "munmap"},
 #endif
 #ifdef SYS_mprotect
-	{ SYS_mprotect, "mprotect" },
+    {SYS_mprotect, "mprotect"},
 #endif
 #ifdef SYS_brk
-	{ SYS_brk, "brk" },
+    {SYS_brk, "brk"},
 #endif
 #ifdef SYS_madvise
-	{ SYS_madvise, "madvise" },
+    {SYS_madvise, "madvise"},
 #endif
 #ifdef SYS_fsync
-	{ SYS_fsync, "fsync" },
+    {SYS_fsync, "fsync"},
 #endif
 #ifdef SYS_fdatasync
-	{ SYS_fdatasync, "fdatasync" },
+    {SYS_fdatasync, "fdatasync"},
 #endif
 #ifdef SYS_lseek
-	{ SYS_lseek, "lseek" },
+    {SYS_lseek, "lseek"},
 #endif
 #ifdef SYS_stat
-	{ SYS_stat, "stat" },
+    {SYS_stat, "stat"},
 #endif
 #ifdef SYS_fstat
-	{ SYS_fstat, "fstat" },
+    {SYS_fstat, "fstat"},
 #endif
 #ifdef SYS_lstat
-	{ SYS_lstat, "lstat" },
+    {SYS_lstat, "lstat"},
 #endif
 #ifdef SYS_newfstatat
-	{ SYS_newfstatat, "newfstatat" },
+    {SYS_newfstatat, "newfstatat"},
 #endif
 #ifdef SYS_statx
-	{ SYS_statx, "statx" },
+    {SYS_statx, "statx"},
 #endif
 #ifdef SYS_rt_sigaction
-	{ SYS_rt_sigaction, "rt_sigaction" },
+    {SYS_rt_sigaction, "rt_sigaction"},
 #endif
 #ifdef SYS_rt_sigprocmask
-	{ SYS_rt_sigprocmask, "rt_sigprocmask" },
+    {SYS_rt_sigprocmask, "rt_sigprocmask"},
 #endif
 #ifdef SYS_sigaltstack
-	{ SYS_sigaltstack, "sigaltstack" },
+    {SYS_sigaltstack, "sigaltstack"},
 #endif
 #ifdef SYS_signalfd
-	{ SYS_signalfd, "signalfd" },
+    {SYS_signalfd, "signalfd"},
 #endif
 #ifdef SYS_signalfd4
-	{ SYS_signalfd4, "signalfd4" },
+    {SYS_signalfd4, "signalfd4"},
 #endif
 #ifdef SYS_eventfd
-	{ SYS_eventfd, "eventfd" },
+    {SYS_eventfd, "eventfd"},
 #endif
 #ifdef SYS_eventfd2
-	{ SYS_eventfd2, "eventfd2" },
+    {SYS_eventfd2, "eventfd2"},
 #endif
 #ifdef SYS_timerfd_create
-	{ SYS_timerfd_create, "timerfd_create" },
+    {SYS_timerfd_create, "timerfd_create"},
 #endif
 #ifdef SYS_timerfd_settime
-	{ SYS_timerfd_settime, "timerfd_settime" },
+    {SYS_timerfd_settime, "timerfd_settime"},
 #endif
 #ifdef SYS_timerfd_gettime
-	{ SYS_timerfd_gettime, "timerfd_gettime" },
+    {SYS_timerfd_gettime, "timerfd_gettime"},
 #endif
 #ifdef SYS_inotify_init1
-	{ SYS_inotify_init1, "inotify_init1" },
+    {SYS_inotify_init1, "inotify_init1"},
 #endif
 #ifdef SYS_inotify_add_watch
-	{ SYS_inotify_add_watch, "inotify_add_watch" },
+    {SYS_inotify_add_watch, "inotify_add_watch"},
 #endif
 #ifdef SYS_epoll_create
-	{ SYS_epoll_create, "epoll_create" },
+    {SYS_epoll_create, "epoll_create"},
 #endif
 #ifdef SYS_epoll_create1
-	{ SYS_epoll_create1, "epoll_create1" },
+    {SYS_epoll_create1, "epoll_create1"},
 #endif
 #ifdef SYS_prctl
-	{ SYS_prctl, "prctl" },
+    {SYS_prctl, "prctl"},
 #endif
 #ifdef SYS_ptrace
-	{ SYS_ptrace, "ptrace" },
+    {SYS_ptrace, "ptrace"},
 #endif
 #ifdef SYS_getrandom
-	{ SYS_getrandom, "getrandom" },
+    {SYS_getrandom, "getrandom"},
 #endif
 #ifdef SYS_clock_gettime
-	{ SYS_clock_gettime, "clock_gettime" },
+    {SYS_clock_gettime, "clock_gettime"},
 #endif
 #ifdef SYS_gettimeofday
-	{ SYS_gettimeofday, "gettimeofday" },
+    {SYS_gettimeofday, "gettimeofday"},
 #endif
 #ifdef SYS_set_robust_list
-	{ SYS_set_robust_list, "set_robust_list" },
+    {SYS_set_robust_list, "set_robust_list"},
 #endif
 #ifdef SYS_get_robust_list
-	{ SYS_get_robust_list, "get_robust_list" },
+    {SYS_get_robust_list, "get_robust_list"},
 #endif
 #ifdef SYS_set_tid_address
-	{ SYS_set_tid_address, "set_tid_address" },
+    {SYS_set_tid_address, "set_tid_address"},
 #endif
 #ifdef SYS_membarrier
-	{ SYS_membarrier, "membarrier" },
+    {SYS_membarrier, "membarrier"},
 #endif
 #ifdef SYS_rseq
-	{ SYS_rseq, "rseq" },
+    {SYS_rseq, "rseq"},
 #endif
 #ifdef SYS_arch_prctl
-	{ SYS_arch_prctl, "arch_prctl" },
+    {SYS_arch_prctl, "arch_prctl"},
 #endif
 #ifdef SYS_mremap
-	{ SYS_mremap, "mremap" },
+    {SYS_mremap, "mremap"},
 #endif
 #ifdef SYS_msync
-	{ SYS_msync, "msync" },
+    {SYS_msync, "msync"},
 #endif
 #ifdef SYS_getdents64
-	{ SYS_getdents64, "getdents64" },
+    {SYS_getdents64, "getdents64"},
 #endif
 #ifdef SYS_unlink
-	{ SYS_unlink, "unlink" },
+    {SYS_unlink, "unlink"},
 #endif
 #ifdef SYS_unlinkat
-	{ SYS_unlinkat, "unlinkat" },
+    {SYS_unlinkat, "unlinkat"},
 #endif
 #ifdef SYS_rename
-	{ SYS_rename, "rename" },
+    {SYS_rename, "rename"},
 #endif
 #ifdef SYS_renameat2
-	{ SYS_renameat2, "renameat2" },
+    {SYS_renameat2, "renameat2"},
 #endif
 #ifdef SYS_mkdir
-	{ SYS_mkdir, "mkdir" },
+    {SYS_mkdir, "mkdir"},
 #endif
 #ifdef SYS_chdir
-	{ SYS_chdir, "chdir" },
+    {SYS_chdir, "chdir"},
 #endif
 #ifdef SYS_sync
-	{ SYS_sync, "sync" },
+    {SYS_sync, "sync"},
 #endif
 #ifdef SYS_syncfs
-	{ SYS_syncfs, "syncfs" },
+    {SYS_syncfs, "syncfs"},
 #endif
 #ifdef SYS_lockf
-	{ SYS_lockf, "lockf" },
+    {SYS_lockf, "lockf"},
 #endif
 #ifdef SYS_process_vm_readv
-	{ SYS_process_vm_readv, "process_vm_readv" },
+    {SYS_process_vm_readv, "process_vm_readv"},
 #endif
 #ifdef SYS_process_vm_writev
-	{ SYS_process_vm_writev, "process_vm_writev" },
+    {SYS_process_vm_writev, "process_vm_writev"},
 #endif
 #ifdef SYS_alarm
-	{ SYS_alarm, "alarm" },
+    {SYS_alarm, "alarm"},
 #endif
 #ifdef SYS_setitimer
-	{ SYS_setitimer, "setitimer" },
+    {SYS_setitimer, "setitimer"},
 #endif
 #ifdef SYS_getitimer
-	{ SYS_getitimer, "getitimer" },
+    {SYS_getitimer, "getitimer"},
 #endif
 #ifdef SYS_sigsuspend
-	{ SYS_sigsuspend, "sigsuspend" },
+    {SYS_sigsuspend, "sigsuspend"},
 #endif
 #ifdef SYS_sigtimedwait
-	{ SYS_sigtimedwait, "sigtimedwait" },
+    {SYS_sigtimedwait, "sigtimedwait"},
 #endif
 #ifdef SYS_kcmp
-	{ SYS_kcmp, "kcmp" },
+    {SYS_kcmp, "kcmp"},
 #endif
 };
 
@@ -1145,10 +1168,10 @@ syscall_from_name(const char *name)
 #define FUTEX_CMD_MASK_LOCAL 0x7f /* ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME) */
 
 static const char *const futex_cmd_names[] = {
-	"FUTEX_WAIT",	     "FUTEX_WAKE",	  "FUTEX_FD",	       "FUTEX_REQUEUE",
-	"FUTEX_CMP_REQUEUE", "FUTEX_WAKE_OP",	  "FUTEX_LOCK_PI",     "FUTEX_UNLOCK_PI",
-	"FUTEX_TRYLOCK_PI",  "FUTEX_WAIT_BITSET", "FUTEX_WAKE_BITSET", "FUTEX_WAIT_REQUEUE_PI",
-	"FUTEX_CMP_REQUEUE_PI", "FUTEX_LOCK_PI2",
+    "FUTEX_WAIT",	    "FUTEX_WAKE",	 "FUTEX_FD",	      "FUTEX_REQUEUE",
+    "FUTEX_CMP_REQUEUE",    "FUTEX_WAKE_OP",	 "FUTEX_LOCK_PI",     "FUTEX_UNLOCK_PI",
+    "FUTEX_TRYLOCK_PI",	    "FUTEX_WAIT_BITSET", "FUTEX_WAKE_BITSET", "FUTEX_WAIT_REQUEUE_PI",
+    "FUTEX_CMP_REQUEUE_PI", "FUTEX_LOCK_PI2",
 };
 
 const char *
@@ -1234,7 +1257,7 @@ static const long sysnr_accept = -1;
 void
 syscall_wait_decode(const struct proc_syscall *sc, struct syscall_wait *ret)
 {
-	struct syscall_wait w = { .nr = sc->nr, .fd = -1 };
+	struct syscall_wait w = {.nr = sc->nr, .fd = -1};
 	const uint64_t *a = sc->args;
 
 	if (sc->kind != PROC_SYSCALL_IN) {
@@ -1336,8 +1359,8 @@ syscall_wait_decode(const struct proc_syscall *sc, struct syscall_wait *ret)
 static int
 read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *) (uintptr_t) addr, .iov_len = len };
+	struct iovec local = {.iov_base = buf, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *) (uintptr_t) addr, .iov_len = len};
 	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
 	if (n < 0)
 		return -errno;
@@ -1405,7 +1428,7 @@ syscall_wait_read_fds(pid_t pid, const struct syscall_wait *w, struct wait_fd *f
 			short ev = (short) ((FD_ISSET((int) fd, &rs) ? POLLIN : 0) |
 					    (FD_ISSET((int) fd, &ws) ? POLLOUT : 0));
 			if (ev)
-				fds[n++] = (struct wait_fd){ .fd = (int) fd, .events = ev };
+				fds[n++] = (struct wait_fd){.fd = (int) fd, .events = ev};
 		}
 	} else {
 		struct pollfd p[64];
@@ -1416,7 +1439,7 @@ syscall_wait_read_fds(pid_t pid, const struct syscall_wait *w, struct wait_fd *f
 		if (r < 0)
 			return r;
 		for (size_t i = 0; i < want; i++)
-			fds[n++] = (struct wait_fd){ .fd = p[i].fd, .events = p[i].events };
+			fds[n++] = (struct wait_fd){.fd = p[i].fd, .events = p[i].events};
 	}
 	*ret_n = n;
 	return 0;

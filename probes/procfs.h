@@ -190,11 +190,11 @@ long syscall_from_name(const char *name);
 
 /* What a blocked syscall waits for, decoded from its number and arguments. */
 enum syscall_timeout_kind {
-	SYSCALL_TIMEOUT_NA = 0,	  /* the call has no timeout argument (read, wait4, accept) */
-	SYSCALL_TIMEOUT_INFINITE, /* timeout argument says forever (-1, NULL) */
-	SYSCALL_TIMEOUT_RELATIVE, /* timeout_ns from the start of the call */
-	SYSCALL_TIMEOUT_ABSOLUTE, /* deadline timeout_ns on clock timeout_clock */
-	SYSCALL_TIMEOUT_POINTER,  /* behind timeout_ptr, not read (yet) */
+	SYSCALL_TIMEOUT_NA = 0,	    /* the call has no timeout argument (read, wait4, accept) */
+	SYSCALL_TIMEOUT_INFINITE,   /* timeout argument says forever (-1, NULL) */
+	SYSCALL_TIMEOUT_RELATIVE,   /* timeout_ns from the start of the call */
+	SYSCALL_TIMEOUT_ABSOLUTE,   /* deadline timeout_ns on clock timeout_clock */
+	SYSCALL_TIMEOUT_POINTER,    /* behind timeout_ptr, not read (yet) */
 	SYSCALL_TIMEOUT_UNREADABLE, /* pointer could not be read */
 };
 
@@ -223,7 +223,7 @@ struct syscall_wait {
 	bool futex_clock_realtime;
 	uint32_t futex_val;
 	/* poll/ppoll pollfd array, select/pselect6 fd_sets, to read from memory */
-	uint64_t fds_ptr; /* pollfd array or read set */
+	uint64_t fds_ptr;	/* pollfd array or read set */
 	uint64_t write_set_ptr; /* select write set */
 	uint64_t nfds;
 };
@@ -261,7 +261,8 @@ int procfs_read_wchan(int dirfd, char *buf, size_t size);
 int procfs_read_io(int dirfd, struct proc_io *ret);
 int procfs_read_comm(int dirfd, char *buf, size_t size);
 /* Allocating readers (not for the preload shim's fork path). */
-int procfs_read_fdinfo(int dirfd, int fd, struct proc_fdinfo *ret, struct epoll_target **ret_targets);
+int procfs_read_fdinfo(int dirfd, int fd, struct proc_fdinfo *ret,
+		       struct epoll_target **ret_targets);
 /* Sorted tids of /proc/PID/task. */
 int procfs_read_tasks(int dirfd, pid_t **ret_tids, size_t *ret_n);
 /* Union of /proc/PID/task/ * /children, sorted, unique. */

@@ -34,11 +34,11 @@ void
 snapshot_options_init(struct snapshot_options *opts)
 {
 	*opts = (struct snapshot_options){
-		.descendants = true,
-		.sample_interval_ns = DEFAULT_INTERVAL_NS,
-		.syscall_samples = DEFAULT_SYSCALL_SAMPLES,
-		.stacks = true,
-		.max_processes = DEFAULT_MAX_PROCESSES,
+	    .descendants = true,
+	    .sample_interval_ns = DEFAULT_INTERVAL_NS,
+	    .syscall_samples = DEFAULT_SYSCALL_SAMPLES,
+	    .stacks = true,
+	    .max_processes = DEFAULT_MAX_PROCESSES,
 	};
 }
 
@@ -128,7 +128,8 @@ snapshot_find_fd(const struct snapshot_process *proc, int fd)
 
 /* ---- partial reasons ---- */
 
-static void append_reason(char **reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void append_reason(char **reason, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 append_reason(char **reason, const char *fmt, ...)
@@ -267,7 +268,7 @@ scan_proc(struct scan_entry **ret, size_t *ret_n)
 			v = grown;
 			cap *= 2;
 		}
-		v[n++] = (struct scan_entry){ st.pid, st.ppid, st.pgrp, st.session };
+		v[n++] = (struct scan_entry){st.pid, st.ppid, st.pgrp, st.session};
 	}
 	(void) closedir(d);
 	*ret = v;
@@ -321,7 +322,8 @@ discover(const pid_t *roots, size_t n_roots, const struct snapshot_options *opts
 				if (procfs_read_children(dirfd, &kids, &n_kids) == 0)
 					for (size_t j = 0; j < n_kids; j++)
 						if (kids[j] != self &&
-						    (r = pidset_add(set, kids[j], SNAPSHOT_VIA_CHILDREN)) < 0) {
+						    (r = pidset_add(set, kids[j],
+								    SNAPSHOT_VIA_CHILDREN)) < 0) {
 							(void) close(dirfd);
 							return r;
 						}
@@ -448,7 +450,7 @@ pipe_cached(struct take_ctx *ctx, pid_t pid, int fd, uint64_t ino, struct pipe_f
 				*ret = ctx->pipes[i].fill;
 			return ctx->pipes[i].r;
 		}
-	struct pipe_fill fill = { 0 };
+	struct pipe_fill fill = {0};
 	int r = pipe_fill_read(pid, fd, &fill);
 	if (r == 0 && fill.ino != ino)
 		r = -ENOTTY; /* fd reused since readlink */
@@ -462,7 +464,7 @@ pipe_cached(struct take_ctx *ctx, pid_t pid, int fd, uint64_t ino, struct pipe_f
 			ctx->pipes = grown;
 			ctx->cap_pipes = cap;
 		}
-		ctx->pipes[ctx->n_pipes++] = (struct pipe_cache_entry){ ino, r, fill };
+		ctx->pipes[ctx->n_pipes++] = (struct pipe_cache_entry){ino, r, fill};
 		*ret = fill;
 	}
 	return r;
@@ -579,7 +581,7 @@ read_fds(struct take_ctx *ctx, int dirfd, struct snapshot_process *p)
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct snapshot_fd *f = &p->fds[k];
-		*f = (struct snapshot_fd){ .fd = fds[i] };
+		*f = (struct snapshot_fd){.fd = fds[i]};
 		r = read_fd(ctx, dirfd, p->pid, f);
 		if (is_gone(r)) {
 			/* closed between listing and reading: not an fd any more */
@@ -673,8 +675,9 @@ read_process(struct take_ctx *ctx, struct snapshot_process *p)
 					p->stopped = true;
 				if (t->partial) {
 					p->partial = true;
-					append_reason(&p->partial_reason, "thread %d: %s", (int) t->tid,
-						      t->partial_reason ? t->partial_reason : "partial");
+					append_reason(
+					    &p->partial_reason, "thread %d: %s", (int) t->tid,
+					    t->partial_reason ? t->partial_reason : "partial");
 				}
 			}
 		}
@@ -707,7 +710,8 @@ resample_process(struct snapshot_process *p, int idx)
 	if (st.state == 'Z' && !p->zombie) {
 		/* still readable, but what the first sample saw is gone */
 		p->partial = true;
-		append_reason(&p->partial_reason, "exited during snapshot (zombie at second sample)");
+		append_reason(&p->partial_reason,
+			      "exited during snapshot (zombie at second sample)");
 	}
 	if (procfs_read_io(dirfd, &p->io[idx]) == 0)
 		p->has_io[idx] = true;
@@ -749,17 +753,17 @@ static int
 wait_tracee(pid_t tid, bool keep_exit, uint64_t deadline, int *ret_status)
 {
 	for (;;) {
-		siginfo_t si = { 0 };
+		siginfo_t si = {0};
 		/* ECHILD here may just mean "a zombie, and WEXITED not asked" */
-		if (waitid(P_PID, (id_t) tid, &si, WSTOPPED | __WALL | WNOHANG) < 0 && errno != EINTR &&
-		    errno != ECHILD)
+		if (waitid(P_PID, (id_t) tid, &si, WSTOPPED | __WALL | WNOHANG) < 0 &&
+		    errno != EINTR && errno != ECHILD)
 			return -errno;
 		if (si.si_pid == tid) {
 			/* si_status is the ptrace exit_code: signal | event << 8 */
 			*ret_status = (si.si_status << 8) | 0x7f;
 			return 0;
 		}
-		si = (siginfo_t){ 0 };
+		si = (siginfo_t){0};
 		int flags = WEXITED | __WALL | WNOHANG | (keep_exit ? WNOWAIT : 0);
 		if (waitid(P_PID, (id_t) tid, &si, flags) < 0 && errno != EINTR)
 			return -errno;
@@ -770,7 +774,7 @@ wait_tracee(pid_t tid, bool keep_exit, uint64_t deadline, int *ret_status)
 		}
 		if (now_ns() >= deadline)
 			return -ETIMEDOUT;
-		struct timespec ts = { 0, 200 * 1000 };
+		struct timespec ts = {0, 200 * 1000};
 		(void) nanosleep(&ts, NULL);
 	}
 }
@@ -807,13 +811,16 @@ histogram_add(struct snapshot_thread *t, enum syscall_sample_kind kind, long nr,
 		}
 	}
 	struct syscall_histogram_entry *grown =
-		realloc(t->histogram, (t->n_histogram + 1) * sizeof(*grown));
+	    realloc(t->histogram, (t->n_histogram + 1) * sizeof(*grown));
 	if (!grown)
 		return;
 	t->histogram = grown;
-	t->histogram[t->n_histogram++] = (struct syscall_histogram_entry){
-		.kind = kind, .nr = nr, .arg0 = arg0, .result = result, .has_result = has_result, .count = 1
-	};
+	t->histogram[t->n_histogram++] = (struct syscall_histogram_entry){.kind = kind,
+									  .nr = nr,
+									  .arg0 = arg0,
+									  .result = result,
+									  .has_result = has_result,
+									  .count = 1};
 }
 
 static int
@@ -830,6 +837,44 @@ sampling_error(struct snapshot_thread *t, const char *what, int err)
 {
 	if (!t->sampling_error)
 		append_reason(&t->sampling_error, "%s: %s", what, strerror(-err));
+}
+
+/* Is tid still traced by this thread? (TracerPid names the tracer thread.) */
+static bool
+traced_by_us(pid_t tid)
+{
+	char path[64], buf[4096];
+	struct proc_status st;
+	(void) snprintf(path, sizeof(path), "/proc/%d/status", (int) tid);
+	ssize_t n = read_file_into(path, buf, sizeof(buf));
+	if (n <= 0 || procfs_parse_status(buf, (size_t) n, &st) < 0)
+		return false;
+	return st.tracer_pid == gettid() && st.state != 'Z' && st.state != 'X';
+}
+
+/* Detach, whatever state the tracee is in. PTRACE_DETACH needs a ptrace-stop;
+ * a tracee that is running (or that a kill woke) is stopped first. Checked
+ * against /proc rather than our bookkeeping: leaving a target in "t" would
+ * hang it for as long as we live. */
+static void
+release_tracee(struct snapshot_thread *t, bool keep_exit, int pending)
+{
+	pid_t tid = t->tid;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (ptrace(PTRACE_DETACH, tid, 0, (void *) (long) pending) == 0)
+			return;
+		if (errno != ESRCH || !traced_by_us(tid))
+			return; /* gone, or detached after all */
+		int status;
+		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
+			break;
+		if (wait_tracee(tid, keep_exit, now_ns() + STOP_DEADLINE_NS, &status) == 0) {
+			if (tracee_gone(status))
+				return;
+			pending = stop_signal(status);
+		}
+	}
+	sampling_error(t, "ptrace detach", -ESRCH);
 }
 
 /* Seize the thread, let it run to its next syscall entry n times, note
@@ -912,10 +957,12 @@ sample_thread_syscalls(struct snapshot_thread *t, unsigned n, bool keep_exit)
 			if (r == -ETIMEDOUT) {
 				/* it blocks in there: interrupt (the call restarts) */
 				if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ||
-				    wait_tracee(tid, keep_exit, now_ns() + STOP_DEADLINE_NS, &status) < 0) {
+				    wait_tracee(tid, keep_exit, now_ns() + STOP_DEADLINE_NS,
+						&status) < 0) {
 					sampling_error(t, "interrupt in syscall", -ETIMEDOUT);
 					t->n_syscall_samples++;
-					histogram_add(t, SYSCALL_SAMPLE_SYSCALL, nr, arg0, false, 0);
+					histogram_add(t, SYSCALL_SAMPLE_SYSCALL, nr, arg0, false,
+						      0);
 					break;
 				}
 			} else if (r < 0) {
@@ -926,7 +973,8 @@ sample_thread_syscalls(struct snapshot_thread *t, unsigned n, bool keep_exit)
 				return;
 			stopped = true;
 			if (WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80) &&
-			    ptrace(PTRACE_GET_SYSCALL_INFO, tid, (void *) sizeof(info), &info) > 0 &&
+			    ptrace(PTRACE_GET_SYSCALL_INFO, tid, (void *) sizeof(info), &info) >
+				0 &&
 			    info.op == PTRACE_SYSCALL_INFO_EXIT) {
 				has_result = true;
 				result = info.exit.rval;
@@ -948,24 +996,17 @@ sample_thread_syscalls(struct snapshot_thread *t, unsigned n, bool keep_exit)
 			return;
 		pending = stop_signal(status);
 	}
-	if (ptrace(PTRACE_DETACH, tid, 0, (void *) (long) pending) < 0 && errno != ESRCH)
-		sampling_error(t, "ptrace detach", -errno);
+	release_tracee(t, keep_exit, pending);
 	return;
 
 detach_running:
-	/* Detach works only on a stopped tracee; if it would not stop, the
-	 * last resort is our exit, which detaches implicitly. Try once more. */
-	if (ptrace(PTRACE_DETACH, tid, 0, 0) < 0 && errno == ESRCH) {
-		if (wait_tracee(tid, keep_exit, now_ns() + STOP_DEADLINE_NS, &status) == 0 && !tracee_gone(status))
-			(void) ptrace(PTRACE_DETACH, tid, 0, (void *) (long) stop_signal(status));
-	}
+	release_tracee(t, keep_exit, 0);
 }
 
 static bool
 thread_is_running(const struct snapshot_thread *t)
 {
-	return t->samples[0].valid &&
-	       (t->state == 'R' || t->syscall.kind == PROC_SYSCALL_RUNNING);
+	return t->samples[0].valid && (t->state == 'R' || t->syscall.kind == PROC_SYSCALL_RUNNING);
 }
 
 static void
@@ -997,7 +1038,8 @@ capture_stacks(struct take_ctx *ctx, struct snapshot_process *p)
 {
 	if (p->pid == ctx->self || p->zombie)
 		return;
-	struct stacks_options sopts = { .max_frames = ctx->opts->max_frames, .symbolize_lines = true };
+	struct stacks_options sopts = {.max_frames = ctx->opts->max_frames,
+				       .symbolize_lines = true};
 	if (!sopts.max_frames)
 		sopts.max_frames = 64;
 	struct thread_stack *stacks = NULL;
@@ -1040,8 +1082,8 @@ locate_futex_owners(struct snapshot *snap)
 static void
 sleep_until(uint64_t deadline)
 {
-	struct timespec ts = { .tv_sec = (time_t) (deadline / NSEC_PER_SEC),
-			       .tv_nsec = (long) (deadline % NSEC_PER_SEC) };
+	struct timespec ts = {.tv_sec = (time_t) (deadline / NSEC_PER_SEC),
+			      .tv_nsec = (long) (deadline % NSEC_PER_SEC)};
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 }
@@ -1059,8 +1101,8 @@ snapshot_take(const pid_t *roots, size_t n, const struct snapshot_options *opts,
 	      struct snapshot **ret)
 {
 	struct snapshot_options defaults;
-	struct pidset set = { 0 };
-	struct take_ctx ctx = { 0 };
+	struct pidset set = {0};
+	struct take_ctx ctx = {0};
 	struct snapshot *snap = NULL;
 	bool truncated = false;
 	int r;

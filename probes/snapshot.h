@@ -33,7 +33,7 @@ struct snapshot_options {
 	bool stacks;		     /* native stacks through probes/stacks.h; default true */
 	struct stack_cache *stack_cache; /* shared cache; NULL = one for this snapshot */
 	unsigned max_frames;		 /* passed to stacks_capture; 0 = its default */
-	size_t max_processes;		 /* default 4096; beyond it the snapshot is marked truncated */
+	size_t max_processes; /* default 4096; beyond it the snapshot is marked truncated */
 };
 
 /* Defaults as documented above. snapshot_take(…, NULL, …) uses them too. */
@@ -51,10 +51,10 @@ enum {
 
 /* The cheap per-thread state taken twice, sample_interval_ns apart. */
 struct snapshot_thread_sample {
-	bool valid;	  /* false: thread gone or unreadable at that sample */
-	uint64_t at_ns;	  /* CLOCK_MONOTONIC */
-	char state;	  /* from /proc/TID/stat */
-	uint64_t utime;	  /* clock ticks */
+	bool valid;	/* false: thread gone or unreadable at that sample */
+	uint64_t at_ns; /* CLOCK_MONOTONIC */
+	char state;	/* from /proc/TID/stat */
+	uint64_t utime; /* clock ticks */
 	uint64_t stime;
 	uint64_t voluntary_ctxt_switches;
 	uint64_t nonvoluntary_ctxt_switches;
@@ -70,17 +70,17 @@ enum syscall_sample_kind {
 struct syscall_histogram_entry {
 	enum syscall_sample_kind kind;
 	long nr;
-	uint64_t arg0;	  /* first argument (the fd for read/recvfrom/...) */
-	int64_t result;	  /* return value of the last sample with this key */
+	uint64_t arg0;	/* first argument (the fd for read/recvfrom/...) */
+	int64_t result; /* return value of the last sample with this key */
 	bool has_result;
 	unsigned count;
 };
 
 struct snapshot_thread {
 	pid_t tid;
-	char *name;   /* comm of the thread */
-	char state;   /* /proc/TID/stat at the first sample */
-	char *wchan;  /* "" when not sleeping or hidden */
+	char *name;  /* comm of the thread */
+	char state;  /* /proc/TID/stat at the first sample */
+	char *wchan; /* "" when not sleeping or hidden */
 	struct proc_syscall syscall;
 	struct syscall_wait wait; /* decoded syscall: fd, wait pid, timeout, futex op */
 	struct wait_fd *wait_fds; /* poll/ppoll/select fds read from memory */
@@ -91,7 +91,7 @@ struct snapshot_thread {
 	uint64_t voluntary_ctxt_switches, nonvoluntary_ctxt_switches;
 	struct snapshot_thread_sample samples[2];
 	/* Quick ptrace samples of a thread that was running (state R). */
-	unsigned n_syscall_samples; /* samples taken */
+	unsigned n_syscall_samples;		   /* samples taken */
 	struct syscall_histogram_entry *histogram; /* by count, most first */
 	size_t n_histogram;
 	char *sampling_error; /* why sampling stopped early, or NULL */
@@ -118,7 +118,7 @@ struct snapshot_fd {
 	/* kind-specific */
 	struct epoll_target *epoll_targets;
 	size_t n_epoll_targets;
-	pid_t pidfd_pid;	 /* pidfd: the process it refers to (-1 gone) */
+	pid_t pidfd_pid; /* pidfd: the process it refers to (-1 gone) */
 	uint64_t eventfd_count;
 	uint64_t signalfd_mask;
 	int timerfd_clockid;
@@ -147,15 +147,15 @@ struct snapshot_process {
 	char *comm;
 	char **argv; /* NULL-terminated; empty for zombies and kernel threads */
 	size_t argc;
-	char *exe;   /* NULL when unreadable (zombie, other user) */
-	char state;  /* of the thread-group leader */
+	char *exe;  /* NULL when unreadable (zombie, other user) */
+	char state; /* of the thread-group leader */
 	bool zombie;
-	bool stopped;	 /* some thread in T (job control) or t (ptrace) */
-	bool is_traced;	 /* TracerPid != 0 */
+	bool stopped;	/* some thread in T (job control) or t (ptrace) */
+	bool is_traced; /* TracerPid != 0 */
 	pid_t tracer_pid;
-	bool orphan_hint; /* ppid is 1 or the subreaper, and not a root */
-	unsigned found_via; /* SNAPSHOT_VIA_* */
-	uint64_t starttime; /* clock ticks after boot: with pid, the identity */
+	bool orphan_hint;      /* ppid is 1 or the subreaper, and not a root */
+	unsigned found_via;    /* SNAPSHOT_VIA_* */
+	uint64_t starttime;    /* clock ticks after boot: with pid, the identity */
 	uint64_t utime, stime; /* whole process at the first sample */
 	int64_t num_threads;
 	/* signals: ShdPnd is process-wide, SigPnd/SigBlk are per thread */
@@ -187,9 +187,9 @@ struct snapshot {
 	char *kernel;	  /* uname release: wchan names depend on it */
 	pid_t *roots;
 	size_t n_roots;
-	pid_t subreaper, pgid, sid; /* the options used */
-	bool truncated;		    /* max_processes reached */
-	char *sockdiag_error;	    /* NULL when the sock_diag dump worked */
+	pid_t subreaper, pgid, sid;	    /* the options used */
+	bool truncated;			    /* max_processes reached */
+	char *sockdiag_error;		    /* NULL when the sock_diag dump worked */
 	struct snapshot_process *processes; /* sorted by pid */
 	size_t n_processes;
 };

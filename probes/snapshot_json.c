@@ -34,7 +34,7 @@ jstr_or_null(const char *s)
 static json_t *
 jchar(char c)
 {
-	char buf[2] = { c, '\0' };
+	char buf[2] = {c, '\0'};
 	return c ? json_string(buf) : json_null();
 }
 
@@ -101,22 +101,22 @@ get_bool(const json_t *obj, const char *key)
 /* ---- enums ---- */
 
 static const char *const syscall_kind_names[] = {
-	[PROC_SYSCALL_UNKNOWN] = "unknown",
-	[PROC_SYSCALL_IN] = "in",
-	[PROC_SYSCALL_RUNNING] = "running",
-	[PROC_SYSCALL_NONE] = "none",
+    [PROC_SYSCALL_UNKNOWN] = "unknown",
+    [PROC_SYSCALL_IN] = "in",
+    [PROC_SYSCALL_RUNNING] = "running",
+    [PROC_SYSCALL_NONE] = "none",
 };
 
 static const char *const timeout_kind_names[] = {
-	[SYSCALL_TIMEOUT_NA] = "na",
-	[SYSCALL_TIMEOUT_INFINITE] = "infinite",
-	[SYSCALL_TIMEOUT_RELATIVE] = "relative",
-	[SYSCALL_TIMEOUT_ABSOLUTE] = "absolute",
-	[SYSCALL_TIMEOUT_POINTER] = "pointer",
-	[SYSCALL_TIMEOUT_UNREADABLE] = "unreadable",
+    [SYSCALL_TIMEOUT_NA] = "na",
+    [SYSCALL_TIMEOUT_INFINITE] = "infinite",
+    [SYSCALL_TIMEOUT_RELATIVE] = "relative",
+    [SYSCALL_TIMEOUT_ABSOLUTE] = "absolute",
+    [SYSCALL_TIMEOUT_POINTER] = "pointer",
+    [SYSCALL_TIMEOUT_UNREADABLE] = "unreadable",
 };
 
-static const char *const via_names[] = { "root", "children", "ppid", "subreaper", "pgid", "sid" };
+static const char *const via_names[] = {"root", "children", "ppid", "subreaper", "pgid", "sid"};
 
 static int
 name_index(const char *const *names, size_t n, const char *name)
@@ -131,10 +131,14 @@ static const char *
 access_name(int access)
 {
 	switch (access) {
-	case 0: return "r";
-	case 1: return "w";
-	case 2: return "rw";
-	default: return "?";
+	case 0:
+		return "r";
+	case 1:
+		return "w";
+	case 2:
+		return "rw";
+	default:
+		return "?";
 	}
 }
 
@@ -182,7 +186,8 @@ wait_to_json(const struct snapshot_thread *t)
 	set(o, "wait_pid", w->wait_pid ? json_integer(w->wait_pid) : json_null());
 	json_t *to = json_object();
 	set(to, "kind", json_string(timeout_kind_names[w->timeout_kind]));
-	if (w->timeout_kind == SYSCALL_TIMEOUT_RELATIVE || w->timeout_kind == SYSCALL_TIMEOUT_ABSOLUTE)
+	if (w->timeout_kind == SYSCALL_TIMEOUT_RELATIVE ||
+	    w->timeout_kind == SYSCALL_TIMEOUT_ABSOLUTE)
 		set(to, "ns", json_integer(w->timeout_ns));
 	if (w->timeout_kind == SYSCALL_TIMEOUT_ABSOLUTE)
 		set(to, "clock", json_integer(w->timeout_clock));
@@ -290,7 +295,9 @@ thread_to_json(const struct snapshot_thread *t)
 		bool user = e->kind == SYSCALL_SAMPLE_USER;
 		set(eo, "kind", json_string(user ? "user" : "syscall"));
 		set(eo, "nr", json_integer(e->nr));
-		set(eo, "name", user ? json_null() : json_string(syscall_name_or_number(e->nr, buf, sizeof(buf))));
+		set(eo, "name",
+		    user ? json_null()
+			 : json_string(syscall_name_or_number(e->nr, buf, sizeof(buf))));
 		set(eo, "arg0", jhex(e->arg0));
 		set(eo, "result", e->has_result ? json_integer(e->result) : json_null());
 		set(eo, "count", json_integer(e->count));
@@ -372,9 +379,9 @@ fd_to_json(const struct snapshot_fd *f)
 		for (size_t i = 0; i < f->n_epoll_targets; i++) {
 			const struct epoll_target *e = &f->epoll_targets[i];
 			(void) json_array_append_new(
-				targets, json_pack("{s:i,s:o,s:o,s:o,s:I}", "tfd", e->tfd, "events",
-						   jhex(e->events), "data", jhex(e->data), "ino",
-						   json_u64(e->ino), "sdev", (json_int_t) e->sdev));
+			    targets, json_pack("{s:i,s:o,s:o,s:o,s:I}", "tfd", e->tfd, "events",
+					       jhex(e->events), "data", jhex(e->data), "ino",
+					       json_u64(e->ino), "sdev", (json_int_t) e->sdev));
 		}
 		set(o, "epoll_targets", targets);
 	}
@@ -391,10 +398,11 @@ fd_to_json(const struct snapshot_fd *f)
 		set(o, "timerfd_ticks", json_u64(f->timerfd_ticks));
 	}
 	if (f->kind == FD_KIND_PIPE) {
-		set(o, "pipe", f->has_pipe_fill ? json_pack("{s:i,s:i,s:o}", "queued", f->pipe_fill.queued,
-							    "capacity", f->pipe_fill.capacity, "ino",
-							    json_u64(f->pipe_fill.ino))
-						: json_null());
+		set(o, "pipe",
+		    f->has_pipe_fill
+			? json_pack("{s:i,s:i,s:o}", "queued", f->pipe_fill.queued, "capacity",
+				    f->pipe_fill.capacity, "ino", json_u64(f->pipe_fill.ino))
+			: json_null());
 		set(o, "pipe_error", jstr_or_null(f->pipe_fill_error));
 	}
 	if (f->kind == FD_KIND_SOCKET) {
@@ -414,8 +422,8 @@ io_to_json(bool has, const struct proc_io *io)
 	if (!has)
 		return json_null();
 	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "rchar", json_u64(io->rchar), "wchar",
-			 json_u64(io->wchar), "syscr", json_u64(io->syscr), "syscw", json_u64(io->syscw),
-			 "read_bytes", json_u64(io->read_bytes), "write_bytes",
+			 json_u64(io->wchar), "syscr", json_u64(io->syscr), "syscw",
+			 json_u64(io->syscw), "read_bytes", json_u64(io->read_bytes), "write_bytes",
 			 json_u64(io->write_bytes));
 }
 
@@ -521,8 +529,9 @@ snapshot_to_json(const struct snapshot *snap)
 static void
 syscall_from_json(const json_t *o, struct proc_syscall *sc)
 {
-	*sc = (struct proc_syscall){ 0 };
-	int k = name_index(syscall_kind_names, ARRAY_SIZE(syscall_kind_names), json_str(o, "kind", NULL));
+	*sc = (struct proc_syscall){0};
+	int k = name_index(syscall_kind_names, ARRAY_SIZE(syscall_kind_names),
+			   json_str(o, "kind", NULL));
 	sc->kind = k < 0 ? PROC_SYSCALL_UNKNOWN : (enum proc_syscall_kind) k;
 	sc->nr = sc->kind == PROC_SYSCALL_IN ? (long) json_int(o, "nr", -1) : -1;
 	const json_t *args = json_object_get(o, "args");
@@ -545,7 +554,8 @@ wait_from_json(const json_t *o, struct snapshot_thread *t)
 	if (!json_is_object(o))
 		return true;
 	const json_t *to = json_object_get(o, "timeout");
-	int k = name_index(timeout_kind_names, ARRAY_SIZE(timeout_kind_names), json_str(to, "kind", NULL));
+	int k = name_index(timeout_kind_names, ARRAY_SIZE(timeout_kind_names),
+			   json_str(to, "kind", NULL));
 	if (k >= 0)
 		t->wait.timeout_kind = (enum syscall_timeout_kind) k;
 	t->wait.timeout_ns = json_int(to, "ns", 0);
@@ -570,7 +580,7 @@ wait_from_json(const json_t *o, struct snapshot_thread *t)
 static void
 futex_from_json(const json_t *o, struct futex_info *f)
 {
-	*f = (struct futex_info){ 0 };
+	*f = (struct futex_info){0};
 	f->uaddr = get_hex(o, "uaddr");
 	f->op = (int) json_int(o, "op", 0);
 	f->cmd = f->op & 0x7f;
@@ -594,7 +604,7 @@ static bool
 stack_from_json(const json_t *o, struct thread_stack *s)
 {
 	bool ok = true;
-	*s = (struct thread_stack){ 0 };
+	*s = (struct thread_stack){0};
 	s->tid = (pid_t) json_int(o, "tid", 0);
 	s->partial = get_bool(o, "partial");
 	s->error = get_strdup(o, "error", &ok);
@@ -668,7 +678,8 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 			const json_t *e = json_array_get(hist, i);
 			struct syscall_histogram_entry *h = &t->histogram[i];
 			const char *kind = json_str(e, "kind", "syscall");
-			h->kind = strcmp(kind, "user") == 0 ? SYSCALL_SAMPLE_USER : SYSCALL_SAMPLE_SYSCALL;
+			h->kind = strcmp(kind, "user") == 0 ? SYSCALL_SAMPLE_USER
+							    : SYSCALL_SAMPLE_SYSCALL;
 			h->nr = (long) json_int(e, "nr", -1);
 			h->arg0 = get_hex(e, "arg0");
 			h->has_result = json_is_integer(json_object_get(e, "result"));
@@ -690,7 +701,7 @@ static bool
 unix_from_json(const json_t *o, struct unix_sock_info *u)
 {
 	bool ok = true;
-	*u = (struct unix_sock_info){ .shutdown = -1 };
+	*u = (struct unix_sock_info){.shutdown = -1};
 	u->ino = (uint64_t) json_int(o, "ino", 0);
 	const json_t *type = json_object_get(o, "type");
 	u->type = json_is_string(type) ? sock_type_from_name(json_string_value(type))
@@ -725,7 +736,7 @@ unix_from_json(const json_t *o, struct unix_sock_info *u)
 static void
 inet_from_json(const json_t *o, struct inet_sock_info *s)
 {
-	*s = (struct inet_sock_info){ 0 };
+	*s = (struct inet_sock_info){0};
 	s->ino = (uint64_t) json_int(o, "ino", 0);
 	s->family = strcmp(json_str(o, "family", "ipv4"), "ipv6") == 0 ? AF_INET6 : AF_INET;
 	s->protocol = strcmp(json_str(o, "protocol", "tcp"), "udp") == 0 ? 17 : 6;
@@ -970,7 +981,7 @@ snapshot_from_json(const json_t *doc, struct snapshot **ret)
 		else
 			for (size_t i = 0; i < nr; i++)
 				snap->roots[snap->n_roots++] =
-					(pid_t) json_integer_value(json_array_get(roots, i));
+				    (pid_t) json_integer_value(json_array_get(roots, i));
 	}
 	snap->subreaper = (pid_t) json_int(doc, "subreaper", 0);
 	snap->pgid = (pid_t) json_int(doc, "pgid", 0);

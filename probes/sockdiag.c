@@ -69,14 +69,16 @@ sockdiag_table_free(struct sockdiag_table *t)
 static int
 cmp_unix(const void *a, const void *b)
 {
-	uint64_t x = ((const struct unix_sock_info *) a)->ino, y = ((const struct unix_sock_info *) b)->ino;
+	uint64_t x = ((const struct unix_sock_info *) a)->ino,
+		 y = ((const struct unix_sock_info *) b)->ino;
 	return (x > y) - (x < y);
 }
 
 static int
 cmp_inet(const void *a, const void *b)
 {
-	uint64_t x = ((const struct inet_sock_info *) a)->ino, y = ((const struct inet_sock_info *) b)->ino;
+	uint64_t x = ((const struct inet_sock_info *) a)->ino,
+		 y = ((const struct inet_sock_info *) b)->ino;
 	return (x > y) - (x < y);
 }
 
@@ -92,7 +94,7 @@ sockdiag_table_sort(struct sockdiag_table *t)
 const struct unix_sock_info *
 sockdiag_find_unix(const struct sockdiag_table *t, uint64_t ino)
 {
-	struct unix_sock_info key = { .ino = ino };
+	struct unix_sock_info key = {.ino = ino};
 	if (!t || !t->n_unix)
 		return NULL;
 	return bsearch(&key, t->unix_socks, t->n_unix, sizeof(key), cmp_unix);
@@ -101,16 +103,16 @@ sockdiag_find_unix(const struct sockdiag_table *t, uint64_t ino)
 const struct inet_sock_info *
 sockdiag_find_inet(const struct sockdiag_table *t, uint64_t ino)
 {
-	struct inet_sock_info key = { .ino = ino };
+	struct inet_sock_info key = {.ino = ino};
 	if (!t || !t->n_inet || ino == 0)
 		return NULL;
 	return bsearch(&key, t->inet_socks, t->n_inet, sizeof(key), cmp_inet);
 }
 
 static const char *const state_names[] = {
-	[1] = "established", [2] = "syn_sent", [3] = "syn_recv",   [4] = "fin_wait1",
-	[5] = "fin_wait2",   [6] = "time_wait", [7] = "close",	    [8] = "close_wait",
-	[9] = "last_ack",    [10] = "listen",	[11] = "closing",
+    [1] = "established", [2] = "syn_sent",  [3] = "syn_recv", [4] = "fin_wait1",
+    [5] = "fin_wait2",	 [6] = "time_wait", [7] = "close",    [8] = "close_wait",
+    [9] = "last_ack",	 [10] = "listen",   [11] = "closing",
 };
 
 const char *
@@ -134,18 +136,23 @@ const char *
 sock_type_name(int type)
 {
 	switch (type) {
-	case SOCK_STREAM: return "stream";
-	case SOCK_DGRAM: return "dgram";
-	case SOCK_SEQPACKET: return "seqpacket";
-	case SOCK_RAW: return "raw";
-	default: return NULL;
+	case SOCK_STREAM:
+		return "stream";
+	case SOCK_DGRAM:
+		return "dgram";
+	case SOCK_SEQPACKET:
+		return "seqpacket";
+	case SOCK_RAW:
+		return "raw";
+	default:
+		return NULL;
 	}
 }
 
 int
 sock_type_from_name(const char *name)
 {
-	static const int types[] = { SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW };
+	static const int types[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_RAW};
 	for (size_t i = 0; i < ARRAY_SIZE(types); i++)
 		if (strcmp(sock_type_name(types[i]), name) == 0)
 			return types[i];
@@ -197,7 +204,7 @@ static int
 parse_unix_msg(const unsigned char *payload, size_t len, struct sockdiag_table *t)
 {
 	struct unix_diag_msg m;
-	struct unix_sock_info u = { .shutdown = -1 };
+	struct unix_sock_info u = {.shutdown = -1};
 	if (len < sizeof(m))
 		return -EBADMSG;
 	memcpy(&m, payload, sizeof(m));
@@ -309,16 +316,17 @@ parse_inet_msg(const unsigned char *payload, size_t len, int protocol, struct so
 	if (m.idiag_family != AF_INET && m.idiag_family != AF_INET6)
 		return -EBADMSG;
 	struct inet_sock_info s = {
-		.ino = m.idiag_inode,
-		.family = m.idiag_family,
-		.protocol = protocol,
-		.state = m.idiag_state,
-		.rqueue = m.idiag_rqueue,
-		.wqueue = m.idiag_wqueue,
-		.uid = m.idiag_uid,
+	    .ino = m.idiag_inode,
+	    .family = m.idiag_family,
+	    .protocol = protocol,
+	    .state = m.idiag_state,
+	    .rqueue = m.idiag_rqueue,
+	    .wqueue = m.idiag_wqueue,
+	    .uid = m.idiag_uid,
 	};
 	format_endpoint(m.idiag_family, m.id.idiag_src, m.id.idiag_sport, s.local, sizeof(s.local));
-	format_endpoint(m.idiag_family, m.id.idiag_dst, m.id.idiag_dport, s.remote, sizeof(s.remote));
+	format_endpoint(m.idiag_family, m.id.idiag_dst, m.id.idiag_dport, s.remote,
+			sizeof(s.remote));
 	if (t->n_inet == t->cap_inet) {
 		size_t cap = t->cap_inet ? t->cap_inet * 2 : 32;
 		struct inet_sock_info *grown = realloc(t->inet_socks, cap * sizeof(*grown));
@@ -398,7 +406,7 @@ dump_request(const void *req, size_t req_len, int protocol, struct sockdiag_tabl
 	struct {
 		struct nlmsghdr h;
 		unsigned char body[64];
-	} msg = { 0 };
+	} msg = {0};
 	if (req_len > sizeof(msg.body))
 		return -EINVAL;
 	msg.h.nlmsg_len = (uint32_t) NLMSG_LENGTH(req_len);
@@ -406,7 +414,7 @@ dump_request(const void *req, size_t req_len, int protocol, struct sockdiag_tabl
 	msg.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	msg.h.nlmsg_seq = 1;
 	memcpy(msg.body, req, req_len);
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
 	if (sendto(fd, &msg, msg.h.nlmsg_len, 0, (struct sockaddr *) &nl, sizeof(nl)) < 0)
 		return -errno;
 
@@ -439,10 +447,10 @@ sockdiag_dump(struct sockdiag_table **ret)
 	if (!t)
 		return -ENOMEM;
 	struct unix_diag_req ureq = {
-		.sdiag_family = AF_UNIX,
-		.udiag_states = ~0u,
-		.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS |
-			      UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID,
+	    .sdiag_family = AF_UNIX,
+	    .udiag_states = ~0u,
+	    .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS |
+			  UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID,
 	};
 	int r = dump_request(&ureq, sizeof(ureq), 0, t, true);
 	if (r < 0) {
@@ -452,16 +460,16 @@ sockdiag_dump(struct sockdiag_table **ret)
 	static const struct {
 		int family, protocol;
 	} inet[] = {
-		{ AF_INET, IPPROTO_TCP },
-		{ AF_INET6, IPPROTO_TCP },
-		{ AF_INET, IPPROTO_UDP },
-		{ AF_INET6, IPPROTO_UDP },
+	    {AF_INET, IPPROTO_TCP},
+	    {AF_INET6, IPPROTO_TCP},
+	    {AF_INET, IPPROTO_UDP},
+	    {AF_INET6, IPPROTO_UDP},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(inet); i++) {
 		struct inet_diag_req_v2 ireq = {
-			.sdiag_family = (uint8_t) inet[i].family,
-			.sdiag_protocol = (uint8_t) inet[i].protocol,
-			.idiag_states = ~0u,
+		    .sdiag_family = (uint8_t) inet[i].family,
+		    .sdiag_protocol = (uint8_t) inet[i].protocol,
+		    .idiag_states = ~0u,
 		};
 		r = dump_request(&ireq, sizeof(ireq), inet[i].protocol, t, false);
 		/* inet is a bonus: a missing inet_diag module must not cost the unix facts */
@@ -469,7 +477,8 @@ sockdiag_dump(struct sockdiag_table **ret)
 			char msg[128];
 			(void) snprintf(msg, sizeof(msg), "inet_diag %s/%s: %s",
 					inet[i].family == AF_INET ? "ipv4" : "ipv6",
-					inet[i].protocol == IPPROTO_TCP ? "tcp" : "udp", strerror(-r));
+					inet[i].protocol == IPPROTO_TCP ? "tcp" : "udp",
+					strerror(-r));
 			t->inet_error = strdup(msg);
 		} else if (r == -ENOMEM) {
 			sockdiag_table_free(t);

@@ -15,8 +15,8 @@ struct unix_sock_info {
 	int state;	   /* TCP_* numbering: 10 listen, 1 established, 7 close, 2 syn_sent */
 	uint64_t peer_ino; /* 0: no peer */
 	bool has_rqlen;
-	uint32_t rqlen; /* listener: pending connections; else bytes queued for reading */
-	uint32_t wqlen; /* listener: backlog limit; else bytes not yet read by the peer */
+	uint32_t rqlen;	 /* listener: pending connections; else bytes queued for reading */
+	uint32_t wqlen;	 /* listener: backlog limit; else bytes not yet read by the peer */
 	uint32_t *icons; /* listener: inodes of connections waiting in accept() */
 	size_t n_icons;
 	char *name; /* "/path", "@abstract", or NULL (unnamed) */
@@ -30,10 +30,10 @@ struct unix_sock_info {
 
 struct inet_sock_info {
 	uint64_t ino;
-	int family;   /* AF_INET, AF_INET6 */
-	int protocol; /* IPPROTO_TCP, IPPROTO_UDP */
-	int state;    /* TCP_* */
-	char local[64];	 /* "127.0.0.1:8080", "[::1]:8080" */
+	int family;	/* AF_INET, AF_INET6 */
+	int protocol;	/* IPPROTO_TCP, IPPROTO_UDP */
+	int state;	/* TCP_* */
+	char local[64]; /* "127.0.0.1:8080", "[::1]:8080" */
 	char remote[64];
 	uint32_t rqueue, wqueue;
 	uid_t uid;

@@ -25,8 +25,9 @@
 
 Test(procfs, stat_plain)
 {
-	const char *t = "4242 (cat) S 4241 4242 4200 34816 4242 4194560 99 0 0 0 12 34 0 0 20 0 1 0 "
-			"987654 2490368 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0\n";
+	const char *t =
+	    "4242 (cat) S 4241 4242 4200 34816 4242 4194560 99 0 0 0 12 34 0 0 20 0 1 0 "
+	    "987654 2490368 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0\n";
 	struct proc_stat st;
 	cr_assert_eq(PARSE(procfs_parse_stat, t, &st), 0);
 	cr_expect_eq(st.pid, 4242);
@@ -59,8 +60,9 @@ Test(procfs, stat_comm_with_spaces_and_parens)
 
 Test(procfs, stat_zombie_and_garbage)
 {
-	const char *z = "99 (worker) Z 98 98 98 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0 "
-			"18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+	const char *z =
+	    "99 (worker) Z 98 98 98 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0 "
+	    "18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
 	struct proc_stat st;
 	cr_assert_eq(PARSE(procfs_parse_stat, z, &st), 0);
 	cr_expect_eq(st.state, 'Z');
@@ -75,27 +77,26 @@ Test(procfs, stat_zombie_and_garbage)
 	cr_expect_eq(procfs_parse_stat(buf, sizeof(buf), &st), -EINVAL);
 }
 
-static const char *status_text =
-	"Name:\tmy\\nthread\\\\x\n"
-	"Umask:\t0022\n"
-	"State:\tS (sleeping)\n"
-	"Tgid:\t4242\n"
-	"Ngid:\t0\n"
-	"Pid:\t4243\n"
-	"PPid:\t1\n"
-	"TracerPid:\t0\n"
-	"Uid:\t1000\t1001\t1002\t1003\n"
-	"Gid:\t100\t101\t102\t103\n"
-	"Threads:\t3\n"
-	"SigQ:\t1/63429\n"
-	"SigPnd:\t0000000000000000\n"
-	"ShdPnd:\t0000000000000002\n"
-	"SigBlk:\t8000000000000002\n"
-	"SigIgn:\t0000000000001000\n"
-	"SigCgt:\t0000000180004a02\n"
-	"CapInh:\t0000000000000000\n"
-	"voluntary_ctxt_switches:\t150\n"
-	"nonvoluntary_ctxt_switches:\t7\n";
+static const char *status_text = "Name:\tmy\\nthread\\\\x\n"
+				 "Umask:\t0022\n"
+				 "State:\tS (sleeping)\n"
+				 "Tgid:\t4242\n"
+				 "Ngid:\t0\n"
+				 "Pid:\t4243\n"
+				 "PPid:\t1\n"
+				 "TracerPid:\t0\n"
+				 "Uid:\t1000\t1001\t1002\t1003\n"
+				 "Gid:\t100\t101\t102\t103\n"
+				 "Threads:\t3\n"
+				 "SigQ:\t1/63429\n"
+				 "SigPnd:\t0000000000000000\n"
+				 "ShdPnd:\t0000000000000002\n"
+				 "SigBlk:\t8000000000000002\n"
+				 "SigIgn:\t0000000000001000\n"
+				 "SigCgt:\t0000000180004a02\n"
+				 "CapInh:\t0000000000000000\n"
+				 "voluntary_ctxt_switches:\t150\n"
+				 "nonvoluntary_ctxt_switches:\t7\n";
 
 Test(procfs, status_masks_and_ids)
 {
@@ -127,7 +128,10 @@ Test(procfs, status_masks_and_ids)
 Test(procfs, status_traced_and_truncated)
 {
 	struct proc_status st;
-	cr_assert_eq(PARSE(procfs_parse_status, "Name:\tx\nState:\tt (tracing stop)\nTgid:\t5\nTracerPid:\t9\nSigBlk:\t", &st), 0);
+	cr_assert_eq(PARSE(procfs_parse_status,
+			   "Name:\tx\nState:\tt (tracing stop)\nTgid:\t5\nTracerPid:\t9\nSigBlk:\t",
+			   &st),
+		     0);
 	cr_expect_eq(st.state, 't');
 	cr_expect_eq(st.tracer_pid, 9);
 	cr_expect_not(st.present & PROC_STATUS_SIGBLK);
@@ -136,9 +140,10 @@ Test(procfs, status_traced_and_truncated)
 
 Test(procfs, fdinfo_epoll)
 {
-	const char *t = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\n"
-			"tfd:        5 events:       19 data:                5  pos:0 ino:3e0a sdev:f\n"
-			"tfd:        7 events: 80000001 data: ffffffffffffffff  pos:0 ino:11ccb sdev:9\n";
+	const char *t =
+	    "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\n"
+	    "tfd:        5 events:       19 data:                5  pos:0 ino:3e0a sdev:f\n"
+	    "tfd:        7 events: 80000001 data: ffffffffffffffff  pos:0 ino:11ccb sdev:9\n";
 	struct proc_fdinfo fi;
 	struct epoll_target targets[1];
 	cr_assert_eq(procfs_parse_fdinfo(t, strlen(t), &fi, targets, 1), 0);
@@ -162,7 +167,8 @@ Test(procfs, fdinfo_epoll)
 Test(procfs, fdinfo_pidfd_eventfd_timerfd_signalfd)
 {
 	struct proc_fdinfo fi;
-	const char *pidfd = "pos:\t0\nflags:\t02000002\nmnt_id:\t4\nino:\t85279\nPid:\t20574\nNSpid:\t20574\n";
+	const char *pidfd =
+	    "pos:\t0\nflags:\t02000002\nmnt_id:\t4\nino:\t85279\nPid:\t20574\nNSpid:\t20574\n";
 	cr_assert_eq(procfs_parse_fdinfo(pidfd, strlen(pidfd), &fi, NULL, 0), 0);
 	cr_expect(fi.present & FDINFO_PIDFD);
 	cr_expect_eq(fi.pidfd_pid, 20574);
@@ -286,7 +292,8 @@ Test(procfs, syscall_names)
 static struct proc_syscall
 in_syscall(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4)
 {
-	return (struct proc_syscall){ .kind = PROC_SYSCALL_IN, .nr = nr, .args = { a0, a1, a2, a3, a4, 0 } };
+	return (struct proc_syscall){
+	    .kind = PROC_SYSCALL_IN, .nr = nr, .args = {a0, a1, a2, a3, a4, 0}};
 }
 
 Test(procfs, decode_timeouts)
@@ -329,7 +336,7 @@ Test(procfs, decode_timeouts)
 	sc = in_syscall(SYS_waitid, 3 /* P_PIDFD */, 9, 0, 4, 0);
 	syscall_wait_decode(&sc, &w);
 	cr_expect_eq(w.fd, 9);
-	sc = (struct proc_syscall){ .kind = PROC_SYSCALL_RUNNING };
+	sc = (struct proc_syscall){.kind = PROC_SYSCALL_RUNNING};
 	syscall_wait_decode(&sc, &w);
 	cr_expect_eq(w.nr, -1);
 	cr_expect_eq(w.fd, -1);
@@ -338,7 +345,8 @@ Test(procfs, decode_timeouts)
 Test(procfs, decode_futex_ops)
 {
 	struct syscall_wait w;
-	struct proc_syscall sc = in_syscall(SYS_futex, 0x5596e21020e0, 128 /* WAIT|PRIVATE */, 2, 0, 0);
+	struct proc_syscall sc =
+	    in_syscall(SYS_futex, 0x5596e21020e0, 128 /* WAIT|PRIVATE */, 2, 0, 0);
 	syscall_wait_decode(&sc, &w);
 	cr_expect(w.is_futex);
 	cr_expect_eq(w.futex_uaddr, 0x5596e21020e0);
@@ -348,7 +356,8 @@ Test(procfs, decode_futex_ops)
 	cr_expect_eq(w.futex_val, 2);
 	cr_expect_eq(w.timeout_kind, SYSCALL_TIMEOUT_INFINITE);
 
-	sc = in_syscall(SYS_futex, 0x1000, 9 | 128 | 256 /* WAIT_BITSET|PRIVATE|REALTIME */, 0, 0x2000, 0);
+	sc = in_syscall(SYS_futex, 0x1000, 9 | 128 | 256 /* WAIT_BITSET|PRIVATE|REALTIME */, 0,
+			0x2000, 0);
 	syscall_wait_decode(&sc, &w);
 	cr_expect_str_eq(futex_cmd_name(w.futex_cmd), "FUTEX_WAIT_BITSET");
 	cr_expect(w.futex_clock_realtime);
@@ -365,7 +374,7 @@ Test(procfs, decode_futex_ops)
 Test(procfs, timeout_read_from_memory)
 {
 	/* our own memory stands in for a target's */
-	static struct timespec ts = { .tv_sec = 2, .tv_nsec = 500 };
+	static struct timespec ts = {.tv_sec = 2, .tv_nsec = 500};
 	struct proc_syscall sc = in_syscall(SYS_nanosleep, (uint64_t) (uintptr_t) &ts, 0, 0, 0, 0);
 	struct syscall_wait w;
 	syscall_wait_decode(&sc, &w);
@@ -373,7 +382,7 @@ Test(procfs, timeout_read_from_memory)
 	cr_expect_eq(w.timeout_kind, SYSCALL_TIMEOUT_RELATIVE);
 	cr_expect_eq(w.timeout_ns, 2000000500LL);
 
-	static struct pollfd pfds[2] = { { .fd = 4, .events = POLLIN }, { .fd = 9, .events = POLLOUT } };
+	static struct pollfd pfds[2] = {{.fd = 4, .events = POLLIN}, {.fd = 9, .events = POLLOUT}};
 	sc = in_syscall(SYS_ppoll, (uint64_t) (uintptr_t) pfds, 2, 0, 0, 0);
 	syscall_wait_decode(&sc, &w);
 	struct wait_fd fds[4];
@@ -395,7 +404,7 @@ Test(procfs, timeout_read_from_memory)
 static size_t
 put_attr(unsigned char *p, unsigned type, const void *data, size_t len)
 {
-	struct nlattr a = { .nla_len = (uint16_t) (NLA_HDRLEN + len), .nla_type = (uint16_t) type };
+	struct nlattr a = {.nla_len = (uint16_t) (NLA_HDRLEN + len), .nla_type = (uint16_t) type};
 	memcpy(p, &a, sizeof(a));
 	memcpy(p + NLA_HDRLEN, data, len);
 	return NLA_ALIGN(NLA_HDRLEN + len);
@@ -403,35 +412,40 @@ put_attr(unsigned char *p, unsigned type, const void *data, size_t len)
 
 Test(procfs, sockdiag_unix_reply)
 {
-	unsigned char buf[512] = { 0 };
+	unsigned char buf[512] = {0};
 	size_t off = NLMSG_HDRLEN;
-	struct unix_diag_msg m = { .udiag_family = AF_UNIX, .udiag_type = SOCK_STREAM,
-				   .udiag_state = 10, .udiag_ino = 4711 };
+	struct unix_diag_msg m = {.udiag_family = AF_UNIX,
+				  .udiag_type = SOCK_STREAM,
+				  .udiag_state = 10,
+				  .udiag_ino = 4711};
 	memcpy(buf + off, &m, sizeof(m));
 	off += NLMSG_ALIGN(sizeof(m));
 	const char name[] = "\0forkscope-test";
 	off += put_attr(buf + off, UNIX_DIAG_NAME, name, sizeof(name) - 1);
-	uint32_t icons[2] = { 5000, 5001 };
+	uint32_t icons[2] = {5000, 5001};
 	off += put_attr(buf + off, UNIX_DIAG_ICONS, icons, sizeof(icons));
-	struct unix_diag_rqlen q = { .udiag_rqueue = 2, .udiag_wqueue = 128 };
+	struct unix_diag_rqlen q = {.udiag_rqueue = 2, .udiag_wqueue = 128};
 	off += put_attr(buf + off, UNIX_DIAG_RQLEN, &q, sizeof(q));
 	uint8_t shut = 0;
 	off += put_attr(buf + off, UNIX_DIAG_SHUTDOWN, &shut, 1);
-	struct nlmsghdr h = { .nlmsg_len = (uint32_t) off, .nlmsg_type = SOCK_DIAG_BY_FAMILY };
+	struct nlmsghdr h = {.nlmsg_len = (uint32_t) off, .nlmsg_type = SOCK_DIAG_BY_FAMILY};
 	memcpy(buf, &h, sizeof(h));
 	/* second message: an established socket with a peer */
 	size_t start = off;
 	off += NLMSG_HDRLEN;
-	struct unix_diag_msg m2 = { .udiag_family = AF_UNIX, .udiag_type = SOCK_STREAM,
-				    .udiag_state = 1, .udiag_ino = 4712 };
+	struct unix_diag_msg m2 = {.udiag_family = AF_UNIX,
+				   .udiag_type = SOCK_STREAM,
+				   .udiag_state = 1,
+				   .udiag_ino = 4712};
 	memcpy(buf + off, &m2, sizeof(m2));
 	off += NLMSG_ALIGN(sizeof(m2));
 	uint32_t peer = 4713;
 	off += put_attr(buf + off, UNIX_DIAG_PEER, &peer, sizeof(peer));
-	h = (struct nlmsghdr){ .nlmsg_len = (uint32_t) (off - start), .nlmsg_type = SOCK_DIAG_BY_FAMILY };
+	h = (struct nlmsghdr){.nlmsg_len = (uint32_t) (off - start),
+			      .nlmsg_type = SOCK_DIAG_BY_FAMILY};
 	memcpy(buf + start, &h, sizeof(h));
 	size_t done_at = off;
-	h = (struct nlmsghdr){ .nlmsg_len = NLMSG_HDRLEN + 4, .nlmsg_type = NLMSG_DONE };
+	h = (struct nlmsghdr){.nlmsg_len = NLMSG_HDRLEN + 4, .nlmsg_type = NLMSG_DONE};
 	memcpy(buf + off, &h, sizeof(h));
 	off += NLMSG_HDRLEN + 4;
 
@@ -457,12 +471,12 @@ Test(procfs, sockdiag_unix_reply)
 
 	/* truncated and lying lengths are rejected, never read past */
 	cr_expect_lt(sockdiag_parse_unix(buf, 20, t), 0);
-	struct nlmsghdr liar = { .nlmsg_len = 4096, .nlmsg_type = SOCK_DIAG_BY_FAMILY };
+	struct nlmsghdr liar = {.nlmsg_len = 4096, .nlmsg_type = SOCK_DIAG_BY_FAMILY};
 	cr_expect_lt(sockdiag_parse_unix(&liar, sizeof(liar), t), 0);
 	struct {
 		struct nlmsghdr h;
 		int err;
-	} error = { { .nlmsg_len = sizeof(error), .nlmsg_type = NLMSG_ERROR }, -EPERM };
+	} error = {{.nlmsg_len = sizeof(error), .nlmsg_type = NLMSG_ERROR}, -EPERM};
 	cr_expect_eq(sockdiag_parse_unix(&error, sizeof(error), t), -EPERM);
 	sockdiag_table_free(t);
 	sockdiag_table_free(NULL);

@@ -55,7 +55,7 @@ TestSuite(snapshot, .init = become_subreaper);
 static void
 sleep_ms(long ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
 	(void) nanosleep(&ts, NULL);
 }
 
@@ -79,7 +79,7 @@ fixture_start(struct fixture *f, const char *env)
 	f->pid = pid;
 	size_t len = 0;
 	while (len + 1 < sizeof(f->ready)) {
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
 		int r = poll(&pfd, 1, WAIT_LIMIT_MS);
 		cr_assert_gt(r, 0, "%s: no READY line", env);
 		ssize_t n = read(p[0], f->ready + len, 1);
@@ -156,7 +156,8 @@ assert_not_stopped_or_traced(pid_t pgid)
 					cr_expect_eq(st.tracer_pid, 0, "tid %d still traced by %d",
 						     (int) tids[k], (int) st.tracer_pid);
 					cr_expect(st.state != 'T' && st.state != 't',
-						  "tid %d left in state %c", (int) tids[k], st.state);
+						  "tid %d left in state %c", (int) tids[k],
+						  st.state);
 				}
 				(void) close(tfd);
 			}
@@ -386,7 +387,8 @@ Test(snapshot, eof_never)
 		for (size_t k = 0; k < p->n_fds; k++)
 			if (p->fds[k].ino == rfd->ino && p->fds[k].access == O_WRONLY) {
 				writers++;
-				cr_expect_eq(p->pid, grandchild, "write end held by %d", (int) p->pid);
+				cr_expect_eq(p->pid, grandchild, "write end held by %d",
+					     (int) p->pid);
 			}
 	}
 	cr_expect_eq(writers, 1);
@@ -614,8 +616,10 @@ Test(snapshot, healthy_poll)
 	const struct snapshot_thread *pt = main_thread(must_find(snap, parent));
 	const struct snapshot_thread *ct = main_thread(must_find(snap, child));
 	/* progress: both sides switched context between the samples */
-	cr_expect_gt(pt->samples[1].voluntary_ctxt_switches, pt->samples[0].voluntary_ctxt_switches);
-	cr_expect_gt(ct->samples[1].voluntary_ctxt_switches, ct->samples[0].voluntary_ctxt_switches);
+	cr_expect_gt(pt->samples[1].voluntary_ctxt_switches,
+		     pt->samples[0].voluntary_ctxt_switches);
+	cr_expect_gt(ct->samples[1].voluntary_ctxt_switches,
+		     ct->samples[0].voluntary_ctxt_switches);
 	/* when caught sleeping, the wait is a timed one */
 	if (pt->syscall.kind == PROC_SYSCALL_IN && pt->wait.timeout_kind != SYSCALL_TIMEOUT_NA)
 		cr_expect_eq(pt->wait.timeout_kind, SYSCALL_TIMEOUT_RELATIVE);
@@ -659,14 +663,14 @@ Test(snapshot, fd_kinds_of_self)
 	int dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int efd = eventfd(7, EFD_CLOEXEC);
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-	struct itimerspec its = { .it_value = { .tv_sec = 3600 } };
+	struct itimerspec its = {.it_value = {.tv_sec = 3600}};
 	cr_assert_eq(timerfd_settime(tfd, 0, &its, NULL), 0);
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGUSR2);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	int epfd = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xfeedULL };
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0xfeedULL};
 	cr_assert_eq(epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev), 0);
 	cr_assert(dfd >= 0 && efd >= 0 && tfd >= 0 && sfd >= 0 && epfd >= 0);
 
@@ -791,7 +795,7 @@ snapshot_while_killed(const char *fixture, long delay_ms)
 	struct fixture f;
 	fixture_start(&f, fixture);
 	pid_t parent = (pid_t) fixture_value(&f, "parent");
-	struct killer k = { .pgid = f.pid, .delay_ms = delay_ms };
+	struct killer k = {.pgid = f.pid, .delay_ms = delay_ms};
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, killer_main, &k), 0);
 
@@ -830,7 +834,8 @@ snapshot_while_killed(const char *fixture, long delay_ms)
 Test(snapshot, killed_mid_snapshot)
 {
 	/* the kill lands between the two samples: the second one sees it */
-	cr_expect(snapshot_while_killed("HANG_HEALTHY_POLL", 40), "no partial record across the kill");
+	cr_expect(snapshot_while_killed("HANG_HEALTHY_POLL", 40),
+		  "no partial record across the kill");
 }
 
 Test(snapshot, killed_while_reading)
@@ -869,7 +874,7 @@ Test(snapshot, killed_child_keeps_exit_status)
 	fixture_start(&f, "HANG_BUSY_LOOP");
 	pid_t pid = (pid_t) fixture_value(&f, "pid");
 	wait_for_state(pid, 'R', -1);
-	struct killer k = { .pgid = f.pid };
+	struct killer k = {.pgid = f.pid};
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, kill_when_traced, &k), 0);
 	struct snapshot_options opts;
