@@ -273,17 +273,34 @@ le32(const unsigned char *p)
 
 /* ---- target memory ----------------------------------------------------- */
 
+/* Reads go through a small cache of whole pages: a stack's frames, code
+ * objects and strings sit on few pages, and one process_vm_readv per page
+ * costs about what one per field does. The cache lives for one read; the
+ * torn-read check bypasses it. */
+#define READ_PAGE 4096
+#define READ_PAGES 32
+
+struct read_page {
+	uint64_t addr;
+	int error; /* 0: data valid; < 0: the page could not be read */
+	unsigned char data[READ_PAGE];
+};
+
 struct reader {
 	pid_t pid;
 	int mem_fd; /* /proc/PID/mem, opened when process_vm_readv is refused */
 	bool vm_refused;
+	struct read_page *pages; /* READ_PAGES, NULL: no cache */
+	size_t n_pages, next_page;
+	unsigned syscalls;
 };
 
 static int
-mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len)
+mem_read_direct(struct reader *rd, uint64_t addr, void *buf, size_t len)
 {
 	if (addr == 0 || addr + len < addr)
 		return -EFAULT;
+	rd->syscalls++;
 	if (!rd->vm_refused) {
 		struct iovec local = { .iov_base = buf, .iov_len = len };
 		struct iovec remote = { .iov_base = (void *) (uintptr_t) addr, .iov_len = len };
@@ -310,6 +327,46 @@ mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len)
 	if (n == 0 && kill(rd->pid, 0) < 0 && errno == ESRCH)
 		return -ESRCH; /* the mm is gone: reads return 0 */
 	return n < 0 ? -errno : -EFAULT;
+}
+
+static const struct read_page *
+page_get(struct reader *rd, uint64_t page_addr)
+{
+	for (size_t i = 0; i < rd->n_pages; i++)
+		if (rd->pages[i].addr == page_addr)
+			return &rd->pages[i];
+	struct read_page *p;
+	if (rd->n_pages < READ_PAGES)
+		p = &rd->pages[rd->n_pages++];
+	else {
+		p = &rd->pages[rd->next_page];
+		rd->next_page = (rd->next_page + 1) % READ_PAGES;
+	}
+	p->addr = page_addr;
+	p->error = mem_read_direct(rd, page_addr, p->data, READ_PAGE);
+	return p;
+}
+
+static int
+mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len)
+{
+	if (addr == 0 || addr + len < addr)
+		return -EFAULT;
+	if (!rd->pages || len > 4 * READ_PAGE)
+		return mem_read_direct(rd, addr, buf, len);
+	unsigned char *out = buf;
+	while (len) {
+		uint64_t page_addr = addr & ~(uint64_t) (READ_PAGE - 1);
+		size_t in_page = MIN(len, (size_t) (page_addr + READ_PAGE - addr));
+		const struct read_page *p = page_get(rd, page_addr);
+		if (p->error < 0)
+			return p->error;
+		memcpy(out, p->data + (addr - page_addr), in_page);
+		out += in_page;
+		addr += in_page;
+		len -= in_page;
+	}
+	return 0;
 }
 
 static int
@@ -1056,7 +1113,9 @@ read_thread(struct walk *w, uint64_t tstate, struct py_thread *t)
 	if (!w->frozen && !t->partial) {
 		/* Not frozen: a thread that ran meanwhile may have handed us a
 		 * mix of two stacks. Same top frame at the same instruction
-		 * before and after means it did not move. */
+		 * before and after means it did not move. Fresh reads: the
+		 * page cache holds what was seen the first time. */
+		struct read_page *pages = take_ptr(&w->rd.pages);
 		uint64_t again = 0, instr = 0, code = 0;
 		bool same = current_frame_of(w, tstate, &again) == 0 && again == frame;
 		if (same && frame) {
@@ -1066,6 +1125,7 @@ read_thread(struct walk *w, uint64_t tstate, struct py_thread *t)
 				code &= ~(uint64_t) 3;
 			same = same && (instr ^ code) == first_instr;
 		}
+		w->rd.pages = pages;
 		if (!same)
 			thread_fail(t, strdup("the thread ran while its frames were read (torn read)"));
 	}
@@ -1357,6 +1417,8 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 		.max_threads = opts && opts->max_threads ? opts->max_threads : DEFAULT_MAX_THREADS,
 		.frozen = opts && opts->frozen,
 	};
+	/* No cache is no error: every read goes to the target instead. */
+	w.rd.pages = calloc(READ_PAGES, sizeof(*w.rd.pages));
 
 	if (!loc.found) {
 		_cleanup_free_ char *v = version_from_name(other);
@@ -1439,6 +1501,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 done:
 	if (w.rd.mem_fd >= 0)
 		(void) close(w.rd.mem_fd);
+	free(w.rd.pages);
 	*ret = py;
 	return 0;
 enomem:
@@ -1446,6 +1509,7 @@ enomem:
 fail:
 	if (w.rd.mem_fd >= 0)
 		(void) close(w.rd.mem_fd);
+	free(w.rd.pages);
 	py_process_free(py);
 	return r;
 }

@@ -15,6 +15,7 @@
  * bounded polls for a state, never timed assertions. */
 #include <criterion/criterion.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -516,4 +517,48 @@ Test(python, interpreter_linking_libpython)
 	cr_assert(strncmp(py->module, "libpython3.", 11) == 0, "module %s", py->module);
 	py_process_free(py);
 	target_stop(&t);
+}
+
+/* An interpreter this reader does not handle: a library named like
+ * libpython3.10 (a copy of libz: no _PyRuntime) gives native frames only,
+ * with the reason, not an error. */
+Test(python, older_python_is_unsupported)
+{
+	char dir[] = "/tmp/forkscope-py310-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char lib[128], cmd[512];
+	(void) snprintf(lib, sizeof(lib), "%s/libpython3.10.so.1.0", dir);
+	(void) snprintf(cmd, sizeof(cmd), "cp /lib/x86_64-linux-gnu/libz.so.1 %s || cp /usr/lib/libz.so.1 %s",
+			lib, lib);
+	if (system(cmd) != 0)
+		cr_skip_test("no libz.so.1 to stand in for libpython3.10");
+	int p[2];
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char ok = dlopen(lib, RTLD_NOW) ? 'y' : 'n';
+		(void) write(p[1], &ok, 1);
+		pause();
+		_exit(0);
+	}
+	(void) close(p[1]);
+	char ok = 0;
+	cr_assert_eq(read(p[0], &ok, 1), 1);
+	(void) close(p[0]);
+	cr_assert_eq(ok, 'y');
+	struct py_process *py = NULL;
+	int r = python_read(pid, &py);
+	(void) kill(pid, SIGKILL);
+	(void) waitpid(pid, NULL, 0);
+	(void) unlink(lib);
+	(void) rmdir(dir);
+	cr_assert_eq(r, 0, "python_read: %s", strerror(-r));
+	cr_assert_eq(py->n, 0);
+	cr_assert_not_null(py->unsupported_reason);
+	cr_assert_not_null(strstr(py->unsupported_reason, "3.10"), "%s", py->unsupported_reason);
+	json_t *j = python_process_to_json(py);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "unsupported_reason")), py->unsupported_reason);
+	json_decref(j);
+	py_process_free(py);
 }
