@@ -11,6 +11,7 @@
 #include "harness/runner.h"
 #include "harness/scenario.h"
 #include "harness/triage.h"
+#include "harness/watch.h"
 #include "reports/rules.h"
 #include "reports/verdict.h"
 #include "util/jsonutil.h"
@@ -311,6 +312,8 @@ main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "triage") == 0)
 		return cmd_triage(argc - 1, argv + 1);
+	if (strcmp(cmd, "watch") == 0)
+		return cmd_watch(argc - 1, argv + 1);
 	if (strcmp(cmd, "scenarios") == 0)
 		return cmd_scenarios(argc - 1, argv + 1);
 	if (strcmp(cmd, "__actor") == 0)
