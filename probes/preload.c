@@ -271,9 +271,12 @@ atfork_child(void)
 {
 	if (!child_start_due)
 		return;
+	/* Inside fork(): errno must come out as fork() leaves it. */
+	int saved_errno = errno;
 	child_start_due = false;
 	atomic_store(&exit_recorded, false);
 	emit_child_start();
+	errno = saved_errno;
 }
 
 static pid_t
