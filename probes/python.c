@@ -89,6 +89,12 @@ struct py_layout {
 	uint32_t unicode_compact_size; /* sizeof(PyCompactUnicodeObject) */
 	uint8_t owner_not_python;      /* frames with owner >= this are C shims; 0 = none */
 	bool executable_tagged;	       /* f_executable is a _PyStackRef (3.14+) */
+	/* Thread names (threading._active), 3.11/3.12 only: NO_OFFSET = skip. */
+	uint32_t interp_modules;	/* sys.modules */
+	uint32_t type_flags;		/* tp_flags */
+	uint32_t heap_type_cached_keys; /* PyHeapTypeObject.ht_cached_keys */
+	bool managed_dict_tagged;	/* 3.12: PyDictOrValues at obj-24, odd = values - 1 */
+	bool long_tagged;		/* 3.12: PyLongObject.lv_tag, else ob_size */
 };
 
 /* CPython 3.11 and 3.12, x86_64/aarch64 (LP64), default (GIL) build.
@@ -99,77 +105,91 @@ struct py_layout {
  * 3.12: CPython v3.12 headers (Include/cpython/pystate.h, cpython/code.h,
  *   internal/pycore_{runtime,interp,frame}.h), laid out by hand for LP64 and
  *   cross-checked against bloomberg/pystack's 3.12 transcriptions; fields
- *   shared with 3.13 agree with 3.13's published _Py_DebugOffsets.
+ *   shared with 3.13 agree with 3.13's published _Py_DebugOffsets; all of
+ *   them confirmed by offsetof() over pyenv's 3.12.1 headers.
+ * Thread-name fields (interp_modules, type_flags, heap_type_cached_keys):
+ *   offsetof() over the same headers (PyInterpreterState.modules in 3.11,
+ *   .imports.modules in 3.12).
  * docs/python.md walks through each. */
 static const struct py_layout version_layouts[] = {
-	{
-		.minor = 11,
-		.source = "python3.11-dev headers (offsetof, verified by test)",
-		.runtime_interpreters_head = 40,
-		.interp_next = 0,
-		.interp_threads_head = 16,
-		.tstate_next = 8,
-		.tstate_interp = 16,
-		.tstate_thread_id = 152,
-		.tstate_native_thread_id = 160,
-		.tstate_cframe = 56,
-		.cframe_current_frame = 8,
-		.tstate_current_frame = NO_OFFSET,
-		.frame_code = 32,
-		.frame_previous = 48,
-		.frame_instr = 56,
-		.frame_owner = 69,
-		.frame_is_entry = 68,
-		.code_filename = 112,
-		.code_name = 120,
-		.code_qualname = 128,
-		.code_firstlineno = 72,
-		.code_linetable = 136,
-		.code_adaptive = 184,
-		.object_type = 8,
-		.type_name = 24,
-		.bytes_size = 16,
-		.bytes_data = 32,
-		.unicode_length = 16,
-		.unicode_state = 32,
-		.unicode_ascii_size = 48,
-		.unicode_compact_size = 72,
-		.owner_not_python = 0,
-	},
-	{
-		.minor = 12,
-		.source = "CPython 3.12 headers, by hand (LP64)",
-		.runtime_interpreters_head = 40,
-		.interp_next = 0,
-		.interp_threads_head = 72,
-		.tstate_next = 8,
-		.tstate_interp = 16,
-		.tstate_thread_id = 136,
-		.tstate_native_thread_id = 144,
-		.tstate_cframe = 56,
-		.cframe_current_frame = 0,
-		.tstate_current_frame = NO_OFFSET,
-		.frame_code = 0,
-		.frame_previous = 8,
-		.frame_instr = 56,
-		.frame_owner = 70,
-		.frame_is_entry = NO_OFFSET,
-		.code_filename = 112,
-		.code_name = 120,
-		.code_qualname = 128,
-		.code_firstlineno = 68,
-		.code_linetable = 136,
-		.code_adaptive = 192,
-		.object_type = 8,
-		.type_name = 24,
-		.bytes_size = 16,
-		.bytes_data = 32,
-		.unicode_length = 16,
-		.unicode_state = 32,
-		.unicode_ascii_size = 40,
-		.unicode_compact_size = 56,
-		.owner_not_python = 3, /* FRAME_OWNED_BY_CSTACK */
-	},
+    {
+	.minor = 11,
+	.source = "python3.11-dev headers (offsetof, verified by test)",
+	.runtime_interpreters_head = 40,
+	.interp_next = 0,
+	.interp_threads_head = 16,
+	.tstate_next = 8,
+	.tstate_interp = 16,
+	.tstate_thread_id = 152,
+	.tstate_native_thread_id = 160,
+	.tstate_cframe = 56,
+	.cframe_current_frame = 8,
+	.tstate_current_frame = NO_OFFSET,
+	.frame_code = 32,
+	.frame_previous = 48,
+	.frame_instr = 56,
+	.frame_owner = 69,
+	.frame_is_entry = 68,
+	.code_filename = 112,
+	.code_name = 120,
+	.code_qualname = 128,
+	.code_firstlineno = 72,
+	.code_linetable = 136,
+	.code_adaptive = 184,
+	.object_type = 8,
+	.type_name = 24,
+	.bytes_size = 16,
+	.bytes_data = 32,
+	.unicode_length = 16,
+	.unicode_state = 32,
+	.unicode_ascii_size = 48,
+	.unicode_compact_size = 72,
+	.owner_not_python = 0,
+	.interp_modules = 888,
+	.type_flags = 168,
+	.heap_type_cached_keys = 872,
+	.managed_dict_tagged = false,
+	.long_tagged = false,
+    },
+    {
+	.minor = 12,
+	.source = "CPython 3.12 headers, by hand (LP64)",
+	.runtime_interpreters_head = 40,
+	.interp_next = 0,
+	.interp_threads_head = 72,
+	.tstate_next = 8,
+	.tstate_interp = 16,
+	.tstate_thread_id = 136,
+	.tstate_native_thread_id = 144,
+	.tstate_cframe = 56,
+	.cframe_current_frame = 0,
+	.tstate_current_frame = NO_OFFSET,
+	.frame_code = 0,
+	.frame_previous = 8,
+	.frame_instr = 56,
+	.frame_owner = 70,
+	.frame_is_entry = NO_OFFSET,
+	.code_filename = 112,
+	.code_name = 120,
+	.code_qualname = 128,
+	.code_firstlineno = 68,
+	.code_linetable = 136,
+	.code_adaptive = 192,
+	.object_type = 8,
+	.type_name = 24,
+	.bytes_size = 16,
+	.bytes_data = 32,
+	.unicode_length = 16,
+	.unicode_state = 32,
+	.unicode_ascii_size = 40,
+	.unicode_compact_size = 56,
+	.owner_not_python = 3, /* FRAME_OWNED_BY_CSTACK */
+	.interp_modules = 944,
+	.type_flags = 168,
+	.heap_type_cached_keys = 880,
+	.managed_dict_tagged = true,
+	.long_tagged = true,
+    },
 };
 
 /* Where each field sits in _Py_DebugOffsets, as an index of 8-byte words
@@ -184,10 +204,10 @@ struct debug_index {
 	uint8_t free_threaded, runtime_size, interpreters_head;
 	uint8_t interp_next, interp_threads_head;
 	uint8_t tstate_next, tstate_interp, tstate_current_frame, tstate_thread_id,
-		tstate_native_thread_id;
+	    tstate_native_thread_id;
 	uint8_t frame_previous, frame_executable, frame_instr_ptr, frame_owner;
 	uint8_t code_filename, code_name, code_qualname, code_linetable, code_firstlineno,
-		code_adaptive;
+	    code_adaptive;
 	uint8_t object_type, type_name;
 	uint8_t bytes_size, bytes_data;
 	uint8_t unicode_state, unicode_length, unicode_ascii_size;
@@ -197,44 +217,77 @@ struct debug_index {
 };
 
 static const struct debug_index debug_indexes[] = {
-	{
-		.minor = 13,
-		.free_threaded = 2, .runtime_size = 3, .interpreters_head = 5,
-		.interp_next = 8, .interp_threads_head = 9,
-		.tstate_next = 21, .tstate_interp = 22, .tstate_current_frame = 23,
-		.tstate_thread_id = 24, .tstate_native_thread_id = 25,
-		.frame_previous = 29, .frame_executable = 30, .frame_instr_ptr = 31, .frame_owner = 33,
-		.code_filename = 35, .code_name = 36, .code_qualname = 37, .code_linetable = 38,
-		.code_firstlineno = 39, .code_adaptive = 43,
-		.object_type = 45, .type_name = 47,
-		.bytes_size = 65, .bytes_data = 66,
-		.unicode_state = 68, .unicode_length = 69, .unicode_ascii_size = 70,
-		.n_words = 73,
-		.owner_not_python = 3, /* FRAME_OWNED_BY_CSTACK */
-		.executable_tagged = false,
-	},
-	{
-		.minor = 14,
-		.free_threaded = 2, .runtime_size = 3, .interpreters_head = 5,
-		.interp_next = 8, .interp_threads_head = 9,
-		.tstate_next = 24, .tstate_interp = 25, .tstate_current_frame = 26,
-		.tstate_thread_id = 27, .tstate_native_thread_id = 28,
-		.frame_previous = 32, .frame_executable = 33, .frame_instr_ptr = 34, .frame_owner = 36,
-		.code_filename = 40, .code_name = 41, .code_qualname = 42, .code_linetable = 43,
-		.code_firstlineno = 44, .code_adaptive = 48,
-		.object_type = 51, .type_name = 53,
-		.bytes_size = 75, .bytes_data = 76,
-		.unicode_state = 78, .unicode_length = 79, .unicode_ascii_size = 80,
-		.n_words = 81,
-		.owner_not_python = 3, /* FRAME_OWNED_BY_INTERPRETER, then _CSTACK */
-		.executable_tagged = true,
-	},
+    {
+	.minor = 13,
+	.free_threaded = 2,
+	.runtime_size = 3,
+	.interpreters_head = 5,
+	.interp_next = 8,
+	.interp_threads_head = 9,
+	.tstate_next = 21,
+	.tstate_interp = 22,
+	.tstate_current_frame = 23,
+	.tstate_thread_id = 24,
+	.tstate_native_thread_id = 25,
+	.frame_previous = 29,
+	.frame_executable = 30,
+	.frame_instr_ptr = 31,
+	.frame_owner = 33,
+	.code_filename = 35,
+	.code_name = 36,
+	.code_qualname = 37,
+	.code_linetable = 38,
+	.code_firstlineno = 39,
+	.code_adaptive = 43,
+	.object_type = 45,
+	.type_name = 47,
+	.bytes_size = 65,
+	.bytes_data = 66,
+	.unicode_state = 68,
+	.unicode_length = 69,
+	.unicode_ascii_size = 70,
+	.n_words = 73,
+	.owner_not_python = 3, /* FRAME_OWNED_BY_CSTACK */
+	.executable_tagged = false,
+    },
+    {
+	.minor = 14,
+	.free_threaded = 2,
+	.runtime_size = 3,
+	.interpreters_head = 5,
+	.interp_next = 8,
+	.interp_threads_head = 9,
+	.tstate_next = 24,
+	.tstate_interp = 25,
+	.tstate_current_frame = 26,
+	.tstate_thread_id = 27,
+	.tstate_native_thread_id = 28,
+	.frame_previous = 32,
+	.frame_executable = 33,
+	.frame_instr_ptr = 34,
+	.frame_owner = 36,
+	.code_filename = 40,
+	.code_name = 41,
+	.code_qualname = 42,
+	.code_linetable = 43,
+	.code_firstlineno = 44,
+	.code_adaptive = 48,
+	.object_type = 51,
+	.type_name = 53,
+	.bytes_size = 75,
+	.bytes_data = 76,
+	.unicode_state = 78,
+	.unicode_length = 79,
+	.unicode_ascii_size = 80,
+	.n_words = 81,
+	.owner_not_python = 3, /* FRAME_OWNED_BY_INTERPRETER, then _CSTACK */
+	.executable_tagged = true,
+    },
 };
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static char *
-errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *
 errorf(const char *fmt, ...)
@@ -302,10 +355,10 @@ mem_read_direct(struct reader *rd, uint64_t addr, void *buf, size_t len)
 		return -EFAULT;
 	rd->syscalls++;
 	if (!rd->vm_refused) {
-		struct iovec local = { .iov_base = buf, .iov_len = len };
-		struct iovec remote = { .iov_base = (void *) (uintptr_t) addr, .iov_len = len };
+		struct iovec local = {.iov_base = buf, .iov_len = len};
+		struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
 		ssize_t n = process_vm_readv(rd->pid, &local, 1, &remote, 1, 0);
-		if (n == (ssize_t) len)
+		if (n == (ssize_t)len)
 			return 0;
 		if (n >= 0)
 			return -EFAULT; /* crosses into an unmapped page */
@@ -316,13 +369,13 @@ mem_read_direct(struct reader *rd, uint64_t addr, void *buf, size_t len)
 	}
 	if (rd->mem_fd < 0) {
 		char path[64];
-		(void) snprintf(path, sizeof(path), "/proc/%d/mem", (int) rd->pid);
+		(void)snprintf(path, sizeof(path), "/proc/%d/mem", (int)rd->pid);
 		rd->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (rd->mem_fd < 0)
 			return errno == ENOENT ? -ESRCH : -errno;
 	}
-	ssize_t n = pread(rd->mem_fd, buf, len, (off_t) addr);
-	if (n == (ssize_t) len)
+	ssize_t n = pread(rd->mem_fd, buf, len, (off_t)addr);
+	if (n == (ssize_t)len)
 		return 0;
 	if (n == 0 && kill(rd->pid, 0) < 0 && errno == ESRCH)
 		return -ESRCH; /* the mm is gone: reads return 0 */
@@ -356,8 +409,8 @@ mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len)
 		return mem_read_direct(rd, addr, buf, len);
 	unsigned char *out = buf;
 	while (len) {
-		uint64_t page_addr = addr & ~(uint64_t) (READ_PAGE - 1);
-		size_t in_page = MIN(len, (size_t) (page_addr + READ_PAGE - addr));
+		uint64_t page_addr = addr & ~(uint64_t)(READ_PAGE - 1);
+		size_t in_page = MIN(len, (size_t)(page_addr + READ_PAGE - addr));
 		const struct read_page *p = page_get(rd, page_addr);
 		if (p->error < 0)
 			return p->error;
@@ -409,7 +462,8 @@ scan_symbols(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, struct elf_facts *f)
 	size_t n = sh->sh_size / sh->sh_entsize;
 	for (size_t i = 0; i < n; i++) {
 		GElf_Sym sym;
-		if (!gelf_getsym(data, (int) i, &sym) || sym.st_shndx == SHN_UNDEF || sym.st_value == 0)
+		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
+		    sym.st_value == 0)
 			continue;
 		const char *name = elf_strptr(elf, sh->sh_link, sym.st_name);
 		if (!name || name[0] == '\0')
@@ -430,7 +484,7 @@ scan_symbols(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, struct elf_facts *f)
 static int
 elf_facts_compute(int fd, struct elf_facts *f)
 {
-	(void) elf_version(EV_CURRENT);
+	(void)elf_version(EV_CURRENT);
 	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!elf)
 		return -EINVAL;
@@ -454,11 +508,11 @@ elf_facts_compute(int fd, struct elf_facts *f)
 	if (elf_getphdrnum(elf, &n_phdrs) == 0)
 		for (size_t i = 0; i < n_phdrs && f->n_loads < ARRAY_SIZE(f->loads); i++) {
 			GElf_Phdr ph;
-			if (gelf_getphdr(elf, (int) i, &ph) && ph.p_type == PT_LOAD)
+			if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD)
 				f->loads[f->n_loads++] = ph;
 		}
 out:
-	(void) elf_end(elf);
+	(void)elf_end(elf);
 	return r;
 }
 
@@ -470,29 +524,30 @@ elf_facts_get(int fd, struct elf_facts *ret)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	(void) pthread_mutex_lock(&elf_cache_lock);
+	(void)pthread_mutex_lock(&elf_cache_lock);
 	for (size_t i = 0; i < elf_cache_n; i++) {
 		const struct elf_facts *c = &elf_cache[i];
 		if (c->dev == st.st_dev && c->ino == st.st_ino && c->size == st.st_size &&
-		    c->mtime.tv_sec == st.st_mtim.tv_sec && c->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+		    c->mtime.tv_sec == st.st_mtim.tv_sec &&
+		    c->mtime.tv_nsec == st.st_mtim.tv_nsec) {
 			*ret = *c;
-			(void) pthread_mutex_unlock(&elf_cache_lock);
+			(void)pthread_mutex_unlock(&elf_cache_lock);
 			return 0;
 		}
 	}
-	(void) pthread_mutex_unlock(&elf_cache_lock);
+	(void)pthread_mutex_unlock(&elf_cache_lock);
 
-	struct elf_facts f = { .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-			       .mtime = st.st_mtim };
+	struct elf_facts f = {
+	    .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size, .mtime = st.st_mtim};
 	int r = elf_facts_compute(fd, &f);
 	if (r < 0)
 		return r;
-	(void) pthread_mutex_lock(&elf_cache_lock);
+	(void)pthread_mutex_lock(&elf_cache_lock);
 	elf_cache[elf_cache_next] = f;
 	elf_cache_next = (elf_cache_next + 1) % ELF_CACHE_MAX;
 	if (elf_cache_n < ELF_CACHE_MAX)
 		elf_cache_n++;
-	(void) pthread_mutex_unlock(&elf_cache_lock);
+	(void)pthread_mutex_unlock(&elf_cache_lock);
 	*ret = f;
 	return 0;
 }
@@ -536,13 +591,13 @@ open_mapped(pid_t pid, const struct mapping *m)
 	int fd = open(m->path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		struct stat st;
-		if (fstat(fd, &st) == 0 && (uint64_t) st.st_ino == m->ino)
+		if (fstat(fd, &st) == 0 && (uint64_t)st.st_ino == m->ino)
 			return fd;
-		(void) close(fd);
+		(void)close(fd);
 	}
 	char path[96];
-	(void) snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int) pid,
-			m->start, m->end);
+	(void)snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid,
+		       m->start, m->end);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	return fd >= 0 ? fd : -errno;
 }
@@ -552,7 +607,7 @@ open_mapped(pid_t pid, const struct mapping *m)
 static uint64_t
 load_bias(const struct elf_facts *f, const struct mapping *m)
 {
-	uint64_t page = (uint64_t) sysconf(_SC_PAGESIZE);
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	for (size_t i = 0; i < f->n_loads; i++) {
 		const GElf_Phdr *ph = &f->loads[i];
 		uint64_t file_start = ph->p_offset & ~(page - 1);
@@ -566,14 +621,14 @@ static int
 parse_maps(pid_t pid, struct candidate *cands, size_t *ret_n, char **ret_exe_base)
 {
 	char path[64];
-	(void) snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+	(void)snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	struct stat exe_st;
 	bool have_exe = stat(path, &exe_st) == 0;
 	char exe_link[PATH_MAX];
 	ssize_t ln = readlink(path, exe_link, sizeof(exe_link) - 1);
 	exe_link[ln > 0 ? ln : 0] = '\0';
 
-	(void) snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+	(void)snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	_cleanup_free_ char *data = NULL;
 	size_t len = 0;
 	int r = read_file_alloc(path, &data, &len);
@@ -584,16 +639,18 @@ parse_maps(pid_t pid, struct candidate *cands, size_t *ret_n, char **ret_exe_bas
 		char *end = strchr(line, '\n');
 		if (end)
 			*end = '\0';
-		struct mapping m = { 0 };
+		struct mapping m = {0};
 		int path_at = 0;
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*4s %" SCNx64 " %x:%x %" SCNu64 " %n", &m.start,
-			   &m.end, &m.offset, &m.dev_major, &m.dev_minor, &m.ino, &path_at) >= 6 &&
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*4s %" SCNx64 " %x:%x %" SCNu64 " %n",
+			   &m.start, &m.end, &m.offset, &m.dev_major, &m.dev_minor, &m.ino,
+			   &path_at) >= 6 &&
 		    m.ino != 0 && path_at > 0 && line[path_at] == '/') {
 			const char *p = line + path_at;
-			bool is_exe = have_exe && m.ino == (uint64_t) exe_st.st_ino;
+			bool is_exe = have_exe && m.ino == (uint64_t)exe_st.st_ino;
 			bool seen = false;
 			for (size_t i = 0; i < n; i++)
-				if (cands[i].map.ino == m.ino && cands[i].map.dev_major == m.dev_major &&
+				if (cands[i].map.ino == m.ino &&
+				    cands[i].map.dev_major == m.dev_major &&
 				    cands[i].map.dev_minor == m.dev_minor)
 					seen = true;
 			if (!seen && (is_exe || is_interpreter_name(path_basename(p)))) {
@@ -602,7 +659,7 @@ parse_maps(pid_t pid, struct candidate *cands, size_t *ret_n, char **ret_exe_bas
 					r = -ENOMEM;
 					break;
 				}
-				cands[n++] = (struct candidate){ .map = m, .is_exe = is_exe };
+				cands[n++] = (struct candidate){.map = m, .is_exe = is_exe};
 			}
 		}
 		line = end ? end + 1 : NULL;
@@ -622,7 +679,7 @@ static bool
 process_gone(pid_t pid)
 {
 	char path[64], buf[512];
-	(void) snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	(void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	if (read_file_into(path, buf, sizeof(buf)) < 0)
 		return true;
 	const char *p = strrchr(buf, ')');
@@ -638,7 +695,7 @@ locate_interpreter(pid_t pid, struct located *ret)
 	int r = parse_maps(pid, cands, &n, &exe_base);
 	if (r < 0)
 		return r;
-	struct located loc = { 0 };
+	struct located loc = {0};
 	/* The executable first: a static interpreter is its own runtime even if
 	 * some extension drags a libpython in. */
 	for (int pass = 0; pass < 2 && !loc.found; pass++)
@@ -647,10 +704,10 @@ locate_interpreter(pid_t pid, struct located *ret)
 				continue;
 			const char *base = path_basename(cands[i].map.path);
 			int fd = open_mapped(pid, &cands[i].map);
-			struct elf_facts f = { 0 };
+			struct elf_facts f = {0};
 			bool ok = fd >= 0 && elf_facts_get(fd, &f) == 0;
 			if (fd >= 0)
-				(void) close(fd);
+				(void)close(fd);
 			if (ok && f.has_runtime) {
 				loc.found = true;
 				loc.elf = f;
@@ -688,7 +745,7 @@ struct walk {
 	struct py_layout L;
 	unsigned max_frames, max_threads;
 	bool frozen;
-	uint64_t code_type; /* address of PyCode_Type once seen */
+	uint64_t code_type;	 /* address of PyCode_Type once seen */
 	struct code_info *codes; /* CODE_CACHE_SLOTS, open addressing */
 	size_t n_codes;
 };
@@ -700,7 +757,7 @@ code_info_clear(struct code_info *c)
 	free(c->qualname);
 	free(c->filename);
 	free(c->linetable);
-	*c = (struct code_info){ 0 };
+	*c = (struct code_info){0};
 }
 
 static int
@@ -711,22 +768,22 @@ utf8_put(struct strbuf *sb, uint32_t cp)
 	if (cp >= 0xd800 && cp <= 0xdfff)
 		cp = 0xfffd; /* lone surrogates (surrogateescape'd file names) */
 	if (cp < 0x80) {
-		b[0] = (char) cp;
+		b[0] = (char)cp;
 		n = 1;
 	} else if (cp < 0x800) {
-		b[0] = (char) (0xc0 | (cp >> 6));
-		b[1] = (char) (0x80 | (cp & 0x3f));
+		b[0] = (char)(0xc0 | (cp >> 6));
+		b[1] = (char)(0x80 | (cp & 0x3f));
 		n = 2;
 	} else if (cp < 0x10000) {
-		b[0] = (char) (0xe0 | (cp >> 12));
-		b[1] = (char) (0x80 | ((cp >> 6) & 0x3f));
-		b[2] = (char) (0x80 | (cp & 0x3f));
+		b[0] = (char)(0xe0 | (cp >> 12));
+		b[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		b[2] = (char)(0x80 | (cp & 0x3f));
 		n = 3;
 	} else if (cp <= 0x10ffff) {
-		b[0] = (char) (0xf0 | (cp >> 18));
-		b[1] = (char) (0x80 | ((cp >> 12) & 0x3f));
-		b[2] = (char) (0x80 | ((cp >> 6) & 0x3f));
-		b[3] = (char) (0x80 | (cp & 0x3f));
+		b[0] = (char)(0xf0 | (cp >> 18));
+		b[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		b[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		b[3] = (char)(0x80 | (cp & 0x3f));
 		n = 4;
 	} else {
 		return strbuf_append(sb, "\xef\xbf\xbd");
@@ -755,7 +812,7 @@ read_unicode(struct walk *w, uint64_t addr, char **ret)
 	if (!compact || (kind != 1 && kind != 2 && kind != 4) || (ascii && kind != 1))
 		return -EINVAL;
 	bool truncated = length > MAX_STRING_CHARS;
-	size_t chars = truncated ? MAX_STRING_CHARS : (size_t) length;
+	size_t chars = truncated ? MAX_STRING_CHARS : (size_t)length;
 	uint64_t data = addr + (ascii ? L->unicode_ascii_size : L->unicode_compact_size);
 	_cleanup_free_ unsigned char *raw = malloc(chars * kind + 1);
 	if (!raw)
@@ -765,8 +822,8 @@ read_unicode(struct walk *w, uint64_t addr, char **ret)
 	struct strbuf sb = STRBUF_INIT;
 	r = strbuf_append(&sb, "");
 	for (size_t i = 0; i < chars && r >= 0; i++) {
-		uint32_t cp = kind == 1 ? raw[i]
-			      : kind == 2 ? (uint32_t) (raw[2 * i] | raw[2 * i + 1] << 8)
+		uint32_t cp = kind == 1	  ? raw[i]
+			      : kind == 2 ? (uint32_t)(raw[2 * i] | raw[2 * i + 1] << 8)
 					  : le32(raw + 4 * i);
 		if (cp == 0)
 			cp = 0xfffd;
@@ -815,7 +872,7 @@ check_code_type(struct walk *w, uint64_t addr)
 	if (w->code_type)
 		return type == w->code_type ? 0 : -EINVAL;
 	uint64_t name_ptr;
-	char name[8] = { 0 };
+	char name[8] = {0};
 	if ((r = mem_read_u64(&w->rd, type + w->L.type_name, &name_ptr)) < 0 ||
 	    (r = mem_read(&w->rd, name_ptr, name, 5)) < 0)
 		return r;
@@ -840,7 +897,7 @@ code_load(struct walk *w, uint64_t addr, struct code_info *c)
 	    (r = mem_read_u64(&w->rd, addr + L->code_linetable, &linetable)) < 0 ||
 	    (r = mem_read(&w->rd, addr + L->code_firstlineno, lineno, 4)) < 0)
 		return r;
-	*c = (struct code_info){ .addr = addr, .firstlineno = (int) le32(lineno) };
+	*c = (struct code_info){.addr = addr, .firstlineno = (int)le32(lineno)};
 	if ((r = read_unicode(w, name, &c->name)) < 0 ||
 	    (r = read_unicode(w, filename, &c->filename)) < 0)
 		goto fail;
@@ -861,7 +918,7 @@ fail:
 static const struct code_info *
 code_get(struct walk *w, uint64_t addr, int *ret_error)
 {
-	size_t slot = (size_t) ((addr >> 4) * 0x9e3779b97f4a7c15ULL) & (CODE_CACHE_SLOTS - 1);
+	size_t slot = (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ULL) & (CODE_CACHE_SLOTS - 1);
 	for (size_t probe = 0; probe < 8; probe++) {
 		struct code_info *c = &w->codes[(slot + probe) & (CODE_CACHE_SLOTS - 1)];
 		if (c->valid && c->addr == addr)
@@ -933,9 +990,9 @@ linetable_line(const unsigned char *table, size_t len, int firstlineno, int64_t 
 			unsigned u;
 			if (scan_varint(table, end, &pos, &u) < 0)
 				return 0;
-			delta = (u & 1) ? -(int) (u >> 1) : (int) (u >> 1);
+			delta = (u & 1) ? -(int)(u >> 1) : (int)(u >> 1);
 		} else if (code >= 10 && code <= 12) {
-			delta = (int) code - 10;
+			delta = (int)code - 10;
 		}
 		line += delta;
 		if (addr >= start && addr < start + size)
@@ -967,7 +1024,7 @@ py_thread_clear(struct py_thread *t)
 	free(t->frames);
 	free(t->name);
 	free(t->error);
-	*t = (struct py_thread){ 0 };
+	*t = (struct py_thread){0};
 }
 
 static void
@@ -1050,7 +1107,7 @@ walk_frames(struct walk *w, uint64_t first, struct py_thread *t, uint64_t *ret_f
 		uint64_t previous = le64(buf + L->frame_previous);
 		uint64_t instr = le64(buf + L->frame_instr);
 		if (L->executable_tagged)
-			code &= ~(uint64_t) 3; /* _PyStackRef tag bits */
+			code &= ~(uint64_t)3; /* _PyStackRef tag bits */
 		if (!*ret_first_instr)
 			*ret_first_instr = instr ^ code;
 		if (L->owner_not_python && L->frame_owner != NO_OFFSET &&
@@ -1072,15 +1129,15 @@ walk_frames(struct walk *w, uint64_t first, struct py_thread *t, uint64_t *ret_f
 		}
 		if ((r = frames_push(t, &cap)) < 0)
 			return r;
-		int64_t offset = (int64_t) (instr - (code + L->code_adaptive));
+		int64_t offset = (int64_t)(instr - (code + L->code_adaptive));
 		struct py_frame *f = &t->frames[t->n_frames];
 		*f = (struct py_frame){
-			.function = strdup(c->name),
-			.qualname = strdup_or_null(c->qualname),
-			.file = strdup(c->filename),
-			.line = linetable_line(c->linetable, c->linetable_len, c->firstlineno, offset),
-			.entry = L->frame_is_entry != NO_OFFSET ? buf[L->frame_is_entry] != 0
-								: previous == 0,
+		    .function = strdup(c->name),
+		    .qualname = strdup_or_null(c->qualname),
+		    .file = strdup(c->filename),
+		    .line = linetable_line(c->linetable, c->linetable_len, c->firstlineno, offset),
+		    .entry = L->frame_is_entry != NO_OFFSET ? buf[L->frame_is_entry] != 0
+							    : previous == 0,
 		};
 		t->n_frames++;
 		if (!f->function || !f->file || (c->qualname && !f->qualname))
@@ -1104,8 +1161,8 @@ read_thread(struct walk *w, uint64_t tstate, struct py_thread *t)
 		thread_fail(t, errorf("thread state at 0x%" PRIx64 ": %s", tstate, strerror(-r)));
 		return r == -ESRCH ? r : 0;
 	}
-	t->thread_id = (unsigned long) thread_id;
-	t->tid = (pid_t) native;
+	t->thread_id = (unsigned long)thread_id;
+	t->tid = (pid_t)native;
 	uint64_t first_instr = 0;
 	r = walk_frames(w, frame, t, &first_instr);
 	if (r < 0)
@@ -1122,12 +1179,13 @@ read_thread(struct walk *w, uint64_t tstate, struct py_thread *t)
 			same = mem_read_u64(&w->rd, frame + L->frame_instr, &instr) == 0 &&
 			       mem_read_u64(&w->rd, frame + L->frame_code, &code) == 0;
 			if (L->executable_tagged)
-				code &= ~(uint64_t) 3;
+				code &= ~(uint64_t)3;
 			same = same && (instr ^ code) == first_instr;
 		}
 		w->rd.pages = pages;
 		if (!same)
-			thread_fail(t, strdup("the thread ran while its frames were read (torn read)"));
+			thread_fail(
+			    t, strdup("the thread ran while its frames were read (torn read)"));
 	}
 	return 0;
 }
@@ -1137,7 +1195,7 @@ static size_t
 list_tids(pid_t pid, pid_t *tids, size_t max)
 {
 	char path[64];
-	(void) snprintf(path, sizeof(path), "/proc/%d/task", (int) pid);
+	(void)snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	DIR *dir = opendir(path);
 	if (!dir)
 		return 0;
@@ -1147,9 +1205,9 @@ list_tids(pid_t pid, pid_t *tids, size_t max)
 		char *end;
 		long tid = strtol(de->d_name, &end, 10);
 		if (*end == '\0' && tid > 0)
-			tids[n++] = (pid_t) tid;
+			tids[n++] = (pid_t)tid;
 	}
-	(void) closedir(dir);
+	(void)closedir(dir);
 	return n;
 }
 
@@ -1175,6 +1233,215 @@ match_threads(pid_t pid, struct py_process *py)
 	 * did not refresh it). */
 	if (unmatched == 1 && py->n == 1 && n_tids == 1)
 		py->threads[0].tid = tids[0];
+}
+
+/* ---- thread names (3.11/3.12) ------------------------------------------ */
+
+#define MAX_DICT_ENTRIES 65536
+#define TPFLAGS_MANAGED_DICT (1UL << 4)
+
+/* Is the str at addr equal to s? Compact ASCII only: module and attribute
+ * names are. */
+static bool
+unicode_equals(struct walk *w, uint64_t addr, const char *s)
+{
+	const struct py_layout *L = &w->L;
+	unsigned char head[128];
+	size_t head_len = MAX(L->unicode_state, L->unicode_length) + 8;
+	if (!addr || mem_read(&w->rd, addr, head, head_len) < 0)
+		return false;
+	uint32_t state = le32(head + L->unicode_state);
+	size_t len = strlen(s);
+	if (!((state >> 5) & 1) || !((state >> 6) & 1) || le64(head + L->unicode_length) != len)
+		return false;
+	char data[64];
+	if (len > sizeof(data) || mem_read(&w->rd, addr + L->unicode_ascii_size, data, len) < 0)
+		return false;
+	return memcmp(data, s, len) == 0;
+}
+
+struct dict_view {
+	uint64_t entries; /* first entry */
+	size_t entry_size, key_at, value_at;
+	size_t n;	 /* dk_nentries, capped */
+	uint64_t values; /* split table: the values array, else 0 */
+};
+
+/* PyDictKeysObject as 3.11 and 3.12 lay it out: dk_log2_index_bytes at 9,
+ * dk_kind at 10, dk_nentries at 24, the index table at 32, then entries of
+ * {hash, key, value} (general) or {key, value} (unicode, split). */
+static int
+keys_view(struct walk *w, uint64_t keys, struct dict_view *v)
+{
+	unsigned char head[40];
+	int r = mem_read(&w->rd, keys, head, sizeof(head));
+	if (r < 0)
+		return r;
+	unsigned log2_index_bytes = head[9], kind = head[10];
+	uint64_t n = le64(head + 24);
+	if (log2_index_bytes > 40 || kind > 2 || n > MAX_DICT_ENTRIES)
+		return -EINVAL;
+	*v = (struct dict_view){
+	    .entries = keys + 32 + (1ULL << log2_index_bytes),
+	    .entry_size = kind == 0 ? 24 : 16,
+	    .key_at = kind == 0 ? 8 : 0,
+	    .value_at = kind == 0 ? 16 : 8,
+	    .n = (size_t)n,
+	};
+	return 0;
+}
+
+static int
+dict_view(struct walk *w, uint64_t dict, struct dict_view *v)
+{
+	uint64_t keys, values;
+	int r;
+	if ((r = mem_read_u64(&w->rd, dict + 32, &keys)) < 0 ||
+	    (r = mem_read_u64(&w->rd, dict + 40, &values)) < 0 || (r = keys_view(w, keys, v)) < 0)
+		return r;
+	v->values = values;
+	return 0;
+}
+
+static int
+dict_entry(struct walk *w, const struct dict_view *v, size_t i, uint64_t *ret_key,
+	   uint64_t *ret_value)
+{
+	uint64_t at = v->entries + i * v->entry_size;
+	int r = mem_read_u64(&w->rd, at + v->key_at, ret_key);
+	if (r < 0)
+		return r;
+	if (v->values)
+		return mem_read_u64(&w->rd, v->values + 8 * i, ret_value);
+	return mem_read_u64(&w->rd, at + v->value_at, ret_value);
+}
+
+/* dict[key] for a str key; 0 when absent or unreadable. */
+static uint64_t
+dict_get(struct walk *w, uint64_t dict, const char *key)
+{
+	struct dict_view v;
+	if (dict_view(w, dict, &v) < 0)
+		return 0;
+	for (size_t i = 0; i < v.n; i++) {
+		uint64_t k, val;
+		if (dict_entry(w, &v, i, &k, &val) < 0)
+			return 0;
+		if (k && val && unicode_equals(w, k, key))
+			return val;
+	}
+	return 0;
+}
+
+/* An attribute from the managed dict (or split values) of an instance. */
+static uint64_t
+instance_attr(struct walk *w, uint64_t obj, const char *name)
+{
+	const struct py_layout *L = &w->L;
+	uint64_t type, flags, dict = 0, values = 0;
+	if (mem_read_u64(&w->rd, obj + L->object_type, &type) < 0 ||
+	    mem_read_u64(&w->rd, type + L->type_flags, &flags) < 0 ||
+	    !(flags & TPFLAGS_MANAGED_DICT))
+		return 0;
+	if (L->managed_dict_tagged) {
+		uint64_t dorv;
+		if (mem_read_u64(&w->rd, obj - 24, &dorv) < 0)
+			return 0;
+		if (dorv & 1) /* stored as values - 1 (_PyDictOrValues_SetValues) */
+			values = dorv + 1;
+		else
+			dict = dorv;
+	} else if (mem_read_u64(&w->rd, obj - 24, &dict) < 0 ||
+		   mem_read_u64(&w->rd, obj - 32, &values) < 0) {
+		return 0;
+	}
+	if (dict)
+		return dict_get(w, dict, name);
+	if (!values)
+		return 0;
+	/* Split table: the keys are the type's, the values the instance's. */
+	uint64_t keys;
+	struct dict_view v;
+	if (mem_read_u64(&w->rd, type + L->heap_type_cached_keys, &keys) < 0 ||
+	    keys_view(w, keys, &v) < 0)
+		return 0;
+	v.values = values;
+	for (size_t i = 0; i < v.n; i++) {
+		uint64_t k, val;
+		if (dict_entry(w, &v, i, &k, &val) < 0)
+			return 0;
+		if (k && unicode_equals(w, k, name))
+			return val;
+	}
+	return 0;
+}
+
+/* A small non-negative int (thread idents are pthread_t values). */
+static int
+read_ident(struct walk *w, uint64_t addr, unsigned long *ret)
+{
+	unsigned char head[40];
+	int r = mem_read(&w->rd, addr, head, sizeof(head));
+	if (r < 0)
+		return r;
+	uint64_t ndigits;
+	if (w->L.long_tagged) {
+		uint64_t tag = le64(head + 16);
+		if ((tag & 3) == 2)
+			return -EINVAL; /* negative */
+		ndigits = tag >> 3;
+	} else {
+		int64_t size = (int64_t)le64(head + 16);
+		if (size < 0)
+			return -EINVAL;
+		ndigits = (uint64_t)size;
+	}
+	if (ndigits > 3)
+		return -EINVAL;
+	uint32_t digits[3] = {0};
+	if (ndigits && (r = mem_read(&w->rd, addr + 24, digits, ndigits * 4)) < 0)
+		return r;
+	uint64_t v = 0;
+	for (size_t i = ndigits; i-- > 0;)
+		v = (v << 30) | (digits[i] & 0x3fffffff);
+	*ret = (unsigned long)v;
+	return 0;
+}
+
+/* threading._active maps get_ident() to Thread objects: their _name. Best
+ * effort: any failure leaves the names NULL. */
+static void
+read_thread_names(struct walk *w, uint64_t interp, struct py_thread *threads, size_t n)
+{
+	const struct py_layout *L = &w->L;
+	if (L->interp_modules == NO_OFFSET || n == 0)
+		return;
+	uint64_t modules, threading, md_dict, active;
+	if (mem_read_u64(&w->rd, interp + L->interp_modules, &modules) < 0 || !modules)
+		return;
+	if (!(threading = dict_get(w, modules, "threading")) ||
+	    mem_read_u64(&w->rd, threading + 16, &md_dict) < 0 ||
+	    !md_dict || /* PyModuleObject.md_dict */
+	    !(active = dict_get(w, md_dict, "_active")))
+		return;
+	struct dict_view v;
+	if (dict_view(w, active, &v) < 0)
+		return;
+	for (size_t i = 0; i < v.n && i < w->max_threads; i++) {
+		uint64_t key, thread;
+		unsigned long ident;
+		if (dict_entry(w, &v, i, &key, &thread) < 0)
+			return;
+		if (!key || !thread || read_ident(w, key, &ident) < 0)
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			if (threads[k].thread_id != ident || threads[k].name)
+				continue;
+			uint64_t name = instance_attr(w, thread, "_name");
+			if (name)
+				(void)read_unicode(w, name, &threads[k].name);
+		}
+	}
 }
 
 static int
@@ -1219,9 +1486,9 @@ walk_interpreters(struct walk *w, uint64_t runtime, struct py_process *py)
 				if (py->n == 0 && tstate == first_tstate) {
 					free(py->unsupported_reason);
 					py->unsupported_reason = errorf(
-						"CPython %s: thread state does not point back at its "
-						"interpreter; layout (%s) does not match this build",
-						py->version ? py->version : "?", L->source);
+					    "CPython %s: thread state does not point back at its "
+					    "interpreter; layout (%s) does not match this build",
+					    py->version ? py->version : "?", L->source);
 					return 0;
 				}
 				goto cut;
@@ -1235,7 +1502,7 @@ walk_interpreters(struct walk *w, uint64_t runtime, struct py_process *py)
 				cap = ncap;
 			}
 			struct py_thread *t = &py->threads[py->n++];
-			*t = (struct py_thread){ 0 };
+			*t = (struct py_thread){0};
 			r = read_thread(w, tstate, t);
 			if (t->partial)
 				py->partial = true;
@@ -1249,13 +1516,15 @@ walk_interpreters(struct walk *w, uint64_t runtime, struct py_process *py)
 			if (tstate == first_tstate)
 				goto cut;
 		}
+		read_thread_names(w, interp, py->threads + py->n - in_this, in_this);
 		interp = next_interp;
 	}
 	return 0;
 cut:
 	py->partial = true;
 	if (!py->error)
-		py->error = errorf("thread list cut (limit of %u threads, or a loop)", w->max_threads);
+		py->error =
+		    errorf("thread list cut (limit of %u threads, or a loop)", w->max_threads);
 	return 0;
 failed:
 	py->partial = true;
@@ -1280,7 +1549,7 @@ layout_from_debug_offsets(struct reader *rd, uint64_t runtime, uint64_t runtime_
 		return 0;
 	}
 	uint64_t words[MAX_DEBUG_WORDS];
-	int r = mem_read(rd, runtime, words, (size_t) ix->n_words * 8);
+	int r = mem_read(rd, runtime, words, (size_t)ix->n_words * 8);
 	if (r < 0)
 		return r;
 	if (memcmp(words, "xdebugpy", 8) != 0) {
@@ -1288,9 +1557,9 @@ layout_from_debug_offsets(struct reader *rd, uint64_t runtime, uint64_t runtime_
 		return 0;
 	}
 	if (((words[1] >> 16) & 0xff) != minor) {
-		*ret_unsupported = errorf("_Py_DebugOffsets says version 0x%" PRIx64
-					  ", Py_Version says 3.%u",
-					  words[1], minor);
+		*ret_unsupported =
+		    errorf("_Py_DebugOffsets says version 0x%" PRIx64 ", Py_Version says 3.%u",
+			   words[1], minor);
 		return 0;
 	}
 	if (words[ix->free_threaded]) {
@@ -1300,21 +1569,26 @@ layout_from_debug_offsets(struct reader *rd, uint64_t runtime, uint64_t runtime_
 	/* The symbol's size is the struct's: a cheap check that the indexes
 	 * below read the words they mean to. */
 	if (runtime_size && words[ix->runtime_size] != runtime_size) {
-		*ret_unsupported = errorf("_Py_DebugOffsets of CPython 3.%u does not have the "
-					  "expected layout (runtime size %" PRIu64 " vs symbol %" PRIu64 ")",
-					  minor, words[ix->runtime_size], runtime_size);
+		*ret_unsupported =
+		    errorf("_Py_DebugOffsets of CPython 3.%u does not have the "
+			   "expected layout (runtime size %" PRIu64 " vs symbol %" PRIu64 ")",
+			   minor, words[ix->runtime_size], runtime_size);
 		return 0;
 	}
 	const uint64_t limit = 1 << 20; /* any offset beyond this is garbage */
-	const uint8_t used[] = { ix->interpreters_head, ix->interp_next, ix->interp_threads_head,
-				 ix->tstate_next, ix->tstate_interp, ix->tstate_current_frame,
-				 ix->tstate_thread_id, ix->tstate_native_thread_id,
-				 ix->frame_previous, ix->frame_executable, ix->frame_instr_ptr,
-				 ix->frame_owner, ix->code_filename, ix->code_name,
-				 ix->code_qualname, ix->code_linetable, ix->code_firstlineno,
-				 ix->code_adaptive, ix->object_type, ix->type_name,
-				 ix->bytes_size, ix->bytes_data, ix->unicode_state,
-				 ix->unicode_length, ix->unicode_ascii_size };
+	const uint8_t used[] = {ix->interpreters_head,	 ix->interp_next,
+				ix->interp_threads_head, ix->tstate_next,
+				ix->tstate_interp,	 ix->tstate_current_frame,
+				ix->tstate_thread_id,	 ix->tstate_native_thread_id,
+				ix->frame_previous,	 ix->frame_executable,
+				ix->frame_instr_ptr,	 ix->frame_owner,
+				ix->code_filename,	 ix->code_name,
+				ix->code_qualname,	 ix->code_linetable,
+				ix->code_firstlineno,	 ix->code_adaptive,
+				ix->object_type,	 ix->type_name,
+				ix->bytes_size,		 ix->bytes_data,
+				ix->unicode_state,	 ix->unicode_length,
+				ix->unicode_ascii_size};
 	for (size_t i = 0; i < ARRAY_SIZE(used); i++)
 		if (words[used[i]] >= limit) {
 			*ret_unsupported = errorf("_Py_DebugOffsets of CPython 3.%u: implausible "
@@ -1332,40 +1606,40 @@ layout_from_debug_offsets(struct reader *rd, uint64_t runtime, uint64_t runtime_
 		return 0;
 	}
 	*ret = (struct py_layout){
-		.minor = minor,
-		.source = "_Py_DebugOffsets",
-		.runtime_interpreters_head = (uint32_t) words[ix->interpreters_head],
-		.interp_next = (uint32_t) words[ix->interp_next],
-		.interp_threads_head = (uint32_t) words[ix->interp_threads_head],
-		.tstate_next = (uint32_t) words[ix->tstate_next],
-		.tstate_interp = (uint32_t) words[ix->tstate_interp],
-		.tstate_thread_id = (uint32_t) words[ix->tstate_thread_id],
-		.tstate_native_thread_id = (uint32_t) words[ix->tstate_native_thread_id],
-		.tstate_cframe = NO_OFFSET,
-		.cframe_current_frame = NO_OFFSET,
-		.tstate_current_frame = (uint32_t) words[ix->tstate_current_frame],
-		.frame_code = (uint32_t) words[ix->frame_executable],
-		.frame_previous = (uint32_t) words[ix->frame_previous],
-		.frame_instr = (uint32_t) words[ix->frame_instr_ptr],
-		.frame_owner = (uint32_t) words[ix->frame_owner],
-		.frame_is_entry = NO_OFFSET,
-		.code_filename = (uint32_t) words[ix->code_filename],
-		.code_name = (uint32_t) words[ix->code_name],
-		.code_qualname = (uint32_t) words[ix->code_qualname],
-		.code_firstlineno = (uint32_t) words[ix->code_firstlineno],
-		.code_linetable = (uint32_t) words[ix->code_linetable],
-		.code_adaptive = (uint32_t) words[ix->code_adaptive],
-		.object_type = (uint32_t) words[ix->object_type],
-		.type_name = (uint32_t) words[ix->type_name],
-		.bytes_size = (uint32_t) words[ix->bytes_size],
-		.bytes_data = (uint32_t) words[ix->bytes_data],
-		.unicode_length = (uint32_t) words[ix->unicode_length],
-		.unicode_state = (uint32_t) words[ix->unicode_state],
-		.unicode_ascii_size = (uint32_t) words[ix->unicode_ascii_size],
-		/* utf8_length and utf8 follow PyASCIIObject in every 3.12+ */
-		.unicode_compact_size = (uint32_t) words[ix->unicode_ascii_size] + 16,
-		.owner_not_python = ix->owner_not_python,
-		.executable_tagged = ix->executable_tagged,
+	    .minor = minor,
+	    .source = "_Py_DebugOffsets",
+	    .runtime_interpreters_head = (uint32_t)words[ix->interpreters_head],
+	    .interp_next = (uint32_t)words[ix->interp_next],
+	    .interp_threads_head = (uint32_t)words[ix->interp_threads_head],
+	    .tstate_next = (uint32_t)words[ix->tstate_next],
+	    .tstate_interp = (uint32_t)words[ix->tstate_interp],
+	    .tstate_thread_id = (uint32_t)words[ix->tstate_thread_id],
+	    .tstate_native_thread_id = (uint32_t)words[ix->tstate_native_thread_id],
+	    .tstate_cframe = NO_OFFSET,
+	    .cframe_current_frame = NO_OFFSET,
+	    .tstate_current_frame = (uint32_t)words[ix->tstate_current_frame],
+	    .frame_code = (uint32_t)words[ix->frame_executable],
+	    .frame_previous = (uint32_t)words[ix->frame_previous],
+	    .frame_instr = (uint32_t)words[ix->frame_instr_ptr],
+	    .frame_owner = (uint32_t)words[ix->frame_owner],
+	    .frame_is_entry = NO_OFFSET,
+	    .code_filename = (uint32_t)words[ix->code_filename],
+	    .code_name = (uint32_t)words[ix->code_name],
+	    .code_qualname = (uint32_t)words[ix->code_qualname],
+	    .code_firstlineno = (uint32_t)words[ix->code_firstlineno],
+	    .code_linetable = (uint32_t)words[ix->code_linetable],
+	    .code_adaptive = (uint32_t)words[ix->code_adaptive],
+	    .object_type = (uint32_t)words[ix->object_type],
+	    .type_name = (uint32_t)words[ix->type_name],
+	    .bytes_size = (uint32_t)words[ix->bytes_size],
+	    .bytes_data = (uint32_t)words[ix->bytes_data],
+	    .unicode_length = (uint32_t)words[ix->unicode_length],
+	    .unicode_state = (uint32_t)words[ix->unicode_state],
+	    .unicode_ascii_size = (uint32_t)words[ix->unicode_ascii_size],
+	    /* utf8_length and utf8 follow PyASCIIObject in every 3.12+ */
+	    .unicode_compact_size = (uint32_t)words[ix->unicode_ascii_size] + 16,
+	    .owner_not_python = ix->owner_not_python,
+	    .executable_tagged = ix->executable_tagged,
 	};
 	return 0;
 }
@@ -1400,7 +1674,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 {
 	if (pid <= 0 || !ret)
 		return -EINVAL;
-	struct located loc = { 0 };
+	struct located loc = {0};
 	int r = locate_interpreter(pid, &loc);
 	if (r < 0)
 		return r;
@@ -1412,10 +1686,10 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 		return -ENOMEM;
 	py->pid = pid;
 	struct walk w = {
-		.rd = { .pid = pid, .mem_fd = -1 },
-		.max_frames = opts && opts->max_frames ? opts->max_frames : DEFAULT_MAX_FRAMES,
-		.max_threads = opts && opts->max_threads ? opts->max_threads : DEFAULT_MAX_THREADS,
-		.frozen = opts && opts->frozen,
+	    .rd = {.pid = pid, .mem_fd = -1},
+	    .max_frames = opts && opts->max_frames ? opts->max_frames : DEFAULT_MAX_FRAMES,
+	    .max_threads = opts && opts->max_threads ? opts->max_threads : DEFAULT_MAX_THREADS,
+	    .frozen = opts && opts->frozen,
 	};
 	/* No cache is no error: every read goes to the target instead. */
 	w.rd.pages = calloc(READ_PAGES, sizeof(*w.rd.pages));
@@ -1423,11 +1697,13 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 	if (!loc.found) {
 		_cleanup_free_ char *v = version_from_name(other);
 		if (strstr(other, "pypy"))
-			py->unsupported_reason = strdup("PyPy: its frames are not CPython's; native frames only");
+			py->unsupported_reason =
+			    strdup("PyPy: its frames are not CPython's; native frames only");
 		else
-			py->unsupported_reason = errorf("Python %s (%s) has no _PyRuntime: CPython 3.11 or newer "
-							"is needed; native frames only",
-							v ? v : "2.x or unknown", other);
+			py->unsupported_reason =
+			    errorf("Python %s (%s) has no _PyRuntime: CPython 3.11 or newer "
+				   "is needed; native frames only",
+				   v ? v : "2.x or unknown", other);
 		py->module = strdup(other);
 		if (!py->unsupported_reason || !py->module)
 			goto enomem;
@@ -1439,9 +1715,10 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 	if (!loc.elf.has_version) {
 		/* _PyRuntime exists since 3.7, Py_Version since 3.11. */
 		_cleanup_free_ char *v = version_from_name(py->module);
-		py->unsupported_reason = errorf("CPython %s (no Py_Version: older than 3.11); native "
-						"frames only",
-						v ? v : "3.7 to 3.10");
+		py->unsupported_reason =
+		    errorf("CPython %s (no Py_Version: older than 3.11); native "
+			   "frames only",
+			   v ? v : "3.7 to 3.10");
 		if (!py->unsupported_reason)
 			goto enomem;
 		goto done;
@@ -1454,8 +1731,8 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 		goto enomem;
 	unsigned major = (hex >> 24) & 0xff, minor = (hex >> 16) & 0xff;
 	if (major != 3 || minor < 11) {
-		py->unsupported_reason = errorf("CPython %s: only 3.11 and newer are read; native frames only",
-						py->version);
+		py->unsupported_reason = errorf(
+		    "CPython %s: only 3.11 and newer are read; native frames only", py->version);
 		if (!py->unsupported_reason)
 			goto enomem;
 		goto done;
@@ -1500,7 +1777,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 	match_threads(pid, py);
 done:
 	if (w.rd.mem_fd >= 0)
-		(void) close(w.rd.mem_fd);
+		(void)close(w.rd.mem_fd);
 	free(w.rd.pages);
 	*ret = py;
 	return 0;
@@ -1508,7 +1785,7 @@ enomem:
 	r = -ENOMEM;
 fail:
 	if (w.rd.mem_fd >= 0)
-		(void) close(w.rd.mem_fd);
+		(void)close(w.rd.mem_fd);
 	free(w.rd.pages);
 	py_process_free(py);
 	return r;
@@ -1571,8 +1848,8 @@ attach_thread(const struct py_thread *pt, struct thread_stack *ts)
 	}
 	for (size_t i = 0; i < pt->n_frames; i++) {
 		const struct py_frame *p = &pt->frames[i];
-		pyf[i] = (struct frame){ .file = strdup_or_null(p->file), .line = p->line,
-					 .python = py_frame_text(p) };
+		pyf[i] = (struct frame){
+		    .file = strdup_or_null(p->file), .line = p->line, .python = py_frame_text(p)};
 		if (!pyf[i].python || (p->file && !pyf[i].file)) {
 			frames_free(pyf, i + 1);
 			free(out);
@@ -1600,14 +1877,14 @@ attach_thread(const struct py_thread *pt, struct thread_stack *ts)
 	ts->n_frames = n;
 	if (pt->partial) {
 		ts->partial = true;
-		char *e = errorf("%s%spython: %s", ts->error ? ts->error : "", ts->error ? "; " : "",
-				 pt->error ? pt->error : "partial");
+		char *e = errorf("%s%spython: %s", ts->error ? ts->error : "",
+				 ts->error ? "; " : "", pt->error ? pt->error : "partial");
 		if (e) {
 			free(ts->error);
 			ts->error = e;
 		}
 	}
-	return (int) pt->n_frames;
+	return (int)pt->n_frames;
 }
 
 int
@@ -1638,12 +1915,12 @@ python_stacks_frozen(pid_t pid, struct thread_stack *threads, size_t n_threads, 
 {
 	struct py_process **out = userdata;
 	struct py_process *py = NULL;
-	const struct python_read_options opts = { .frozen = true };
+	const struct python_read_options opts = {.frozen = true};
 	if (out)
 		*out = NULL;
 	if (python_read_with(pid, &opts, &py) < 0)
 		return;
-	(void) python_attach_frames(py, threads, n_threads);
+	(void)python_attach_frames(py, threads, n_threads);
 	if (out)
 		*out = py;
 	else

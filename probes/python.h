@@ -36,7 +36,7 @@ struct py_frame {
 struct py_thread {
 	pid_t tid;		 /* OS thread (PyThreadState.native_thread_id); 0 if unmatched */
 	unsigned long thread_id; /* threading.get_ident(): the pthread_t */
-	char *name;		 /* Python-level thread name; NULL (not read by this version) */
+	char *name; /* threading.Thread name (3.11/3.12); NULL where not read */
 	struct py_frame *frames; /* innermost first */
 	size_t n_frames;
 	bool partial; /* frame chain cut: unreadable memory, cycle, limit, torn read */
@@ -45,8 +45,8 @@ struct py_thread {
 
 struct py_process {
 	pid_t pid;
-	char *version;		  /* "3.11.2"; NULL when not even that could be read */
-	char *module;		  /* file holding _PyRuntime: "python3.11", "libpython3.11.so.1.0" */
+	char *version; /* "3.11.2"; NULL when not even that could be read */
+	char *module;  /* file holding _PyRuntime: "python3.11", "libpython3.11.so.1.0" */
 	struct py_thread *threads; /* newest Python thread first, as the interpreter lists them */
 	size_t n;
 	char *unsupported_reason; /* set, with n == 0, for interpreters not read */
@@ -89,7 +89,8 @@ int python_attach_frames(const struct py_process *py, struct thread_stack *threa
  * `struct py_process **` that receives the read (the caller frees it with
  * py_process_free; NULL when the process is no Python or could not be read).
  * Errors are not fatal to the native capture: the stacks stay native only. */
-void python_stacks_frozen(pid_t pid, struct thread_stack *threads, size_t n_threads, void *userdata);
+void python_stacks_frozen(pid_t pid, struct thread_stack *threads, size_t n_threads,
+			  void *userdata);
 
 /* JSON form for `forkscope triage --json`:
  * {"pid", "version", "module", "partial", "error", "unsupported_reason",

@@ -53,8 +53,8 @@ TestSuite(python, .init = become_subreaper, .timeout = 120);
 static void
 sleep_ms(long ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-	(void) nanosleep(&ts, NULL);
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	(void)nanosleep(&ts, NULL);
 }
 
 static const char *
@@ -76,9 +76,9 @@ fixture_paths(const char *name, char *inside, size_t inside_size, char *host, si
 {
 	const char *dir = env_or("FORKSCOPE_PYTHON_FIXTURES", NULL);
 	cr_assert_not_null(dir, "FORKSCOPE_PYTHON_FIXTURES is not set (run through meson test)");
-	(void) snprintf(inside, inside_size, "%s/%s", dir, name);
+	(void)snprintf(inside, inside_size, "%s/%s", dir, name);
 	const char *root = python_root();
-	(void) snprintf(host, host_size, "%s%s", root ? root : "", inside);
+	(void)snprintf(host, host_size, "%s%s", root ? root : "", inside);
 }
 
 /* The line of "# MARK:marker" in a fixture. */
@@ -89,7 +89,7 @@ marker_line(const char *fixture, const char *marker)
 	fixture_paths(fixture, inside, sizeof(inside), host, sizeof(host));
 	FILE *f = fopen(host, "re");
 	cr_assert_not_null(f, "open %s: %s", host, strerror(errno));
-	(void) snprintf(want, sizeof(want), "# MARK:%s", marker);
+	(void)snprintf(want, sizeof(want), "# MARK:%s", marker);
 	int n = 0, found = 0;
 	while (fgets(line, sizeof(line), f)) {
 		n++;
@@ -99,7 +99,7 @@ marker_line(const char *fixture, const char *marker)
 			break;
 		}
 	}
-	(void) fclose(f);
+	(void)fclose(f);
 	cr_assert_gt(found, 0, "no %s in %s", want, host);
 	return found;
 }
@@ -117,18 +117,18 @@ target_start(struct target *t, const char *interpreter, const char *script)
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		(void) setpgid(0, 0);
-		(void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-		(void) dup2(p[1], 1);
+		(void)setpgid(0, 0);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		(void)dup2(p[1], 1);
 		if (root)
-			execlp("chroot", "chroot", root, py, "-u", inside, (char *) NULL);
+			execlp("chroot", "chroot", root, py, "-u", inside, (char *)NULL);
 		else
-			execl(py, py, "-u", inside, (char *) NULL);
+			execl(py, py, "-u", inside, (char *)NULL);
 		_exit(127);
 	}
-	(void) setpgid(pid, pid);
-	(void) close(p[1]);
-	*t = (struct target){ .pid = pid, .out_fd = p[0] };
+	(void)setpgid(pid, pid);
+	(void)close(p[1]);
+	*t = (struct target){.pid = pid, .out_fd = p[0]};
 }
 
 /* Next line of the target's stdout, waiting for it (bounded). */
@@ -138,19 +138,19 @@ target_line(struct target *t, char *out, size_t size)
 	for (int rounds = 0; rounds < 1200; rounds++) {
 		char *nl = memchr(t->buf, '\n', t->len);
 		if (nl) {
-			size_t n = (size_t) (nl - t->buf);
-			(void) snprintf(out, size, "%.*s", (int) n, t->buf);
+			size_t n = (size_t)(nl - t->buf);
+			(void)snprintf(out, size, "%.*s", (int)n, t->buf);
 			memmove(t->buf, nl + 1, t->len - n - 1);
 			t->len -= n + 1;
 			return true;
 		}
-		struct pollfd pfd = { .fd = t->out_fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = t->out_fd, .events = POLLIN};
 		if (poll(&pfd, 1, 50) <= 0)
 			continue;
 		ssize_t r = read(t->out_fd, t->buf + t->len, sizeof(t->buf) - 1 - t->len);
 		if (r <= 0)
 			return false;
-		t->len += (size_t) r;
+		t->len += (size_t)r;
 	}
 	return false;
 }
@@ -159,9 +159,9 @@ static void
 target_stop(struct target *t)
 {
 	if (t->pid > 0)
-		(void) kill(-t->pid, SIGKILL);
+		(void)kill(-t->pid, SIGKILL);
 	if (t->out_fd >= 0)
-		(void) close(t->out_fd);
+		(void)close(t->out_fd);
 	/* Everything of the group, orphans included, comes back to us. */
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
@@ -172,18 +172,19 @@ target_stop(struct target *t)
 static void
 dump(const struct py_process *py)
 {
-	fprintf(stderr, "# pid %d python %s (%s)%s%s\n", (int) py->pid, py->version ? py->version : "?",
-		py->module ? py->module : "?", py->partial ? " partial: " : "",
-		py->error ? py->error : "");
+	fprintf(stderr, "# pid %d python %s (%s)%s%s\n", (int)py->pid,
+		py->version ? py->version : "?", py->module ? py->module : "?",
+		py->partial ? " partial: " : "", py->error ? py->error : "");
 	if (py->unsupported_reason)
 		fprintf(stderr, "#  unsupported: %s\n", py->unsupported_reason);
 	for (size_t i = 0; i < py->n; i++) {
 		const struct py_thread *t = &py->threads[i];
-		fprintf(stderr, "#  thread tid %d%s%s\n", (int) t->tid, t->partial ? " partial: " : "",
-			t->error ? t->error : "");
+		fprintf(stderr, "#  thread tid %d%s%s\n", (int)t->tid,
+			t->partial ? " partial: " : "", t->error ? t->error : "");
 		for (size_t k = 0; k < t->n_frames; k++)
-			fprintf(stderr, "#    %s (%s:%d)%s\n", t->frames[k].qualname, t->frames[k].file,
-				t->frames[k].line, t->frames[k].entry ? " [entry]" : "");
+			fprintf(stderr, "#    %s (%s:%d)%s\n", t->frames[k].qualname,
+				t->frames[k].file, t->frames[k].line,
+				t->frames[k].entry ? " [entry]" : "");
 	}
 }
 
@@ -196,7 +197,8 @@ basename_of(const char *path)
 
 /* The thread of py (tid 0: any) with a frame function at script:line. */
 static const struct py_thread *
-find_frame(const struct py_process *py, pid_t tid, const char *script, const char *function, int line)
+find_frame(const struct py_process *py, pid_t tid, const char *script, const char *function,
+	   int line)
 {
 	for (size_t i = 0; i < py->n; i++) {
 		const struct py_thread *t = &py->threads[i];
@@ -233,14 +235,14 @@ await_frame(pid_t pid, pid_t tid, const char *script, const char *function, cons
 		py_process_free(py);
 		py = NULL;
 		int r = python_read(pid, &py);
-		cr_assert(r == 0, "python_read(%d): %s", (int) pid, strerror(-r));
+		cr_assert(r == 0, "python_read(%d): %s", (int)pid, strerror(-r));
 		check_version(py);
 		if (find_frame(py, tid, script, function, line))
 			return py;
 		sleep_ms(25);
 	}
 	dump(py);
-	cr_assert_fail("pid %d: no thread%s shows %s at %s:%d", (int) pid, tid > 0 ? " (tid)" : "",
+	cr_assert_fail("pid %d: no thread%s shows %s at %s:%d", (int)pid, tid > 0 ? " (tid)" : "",
 		       function, script, line);
 	return NULL;
 }
@@ -254,7 +256,8 @@ Test(python, lock_acquire_in_thread)
 	pid_t tid = 0;
 	cr_assert_eq(sscanf(line, "READY %d", &tid), 1, "got '%s'", line);
 
-	struct py_process *py = await_frame(t.pid, tid, "lock_blocked.py", "blocked_worker", "acquire");
+	struct py_process *py =
+	    await_frame(t.pid, tid, "lock_blocked.py", "blocked_worker", "acquire");
 	const struct py_thread *worker = find_frame(py, tid, "lock_blocked.py", "blocked_worker",
 						    marker_line("lock_blocked.py", "acquire"));
 	/* Innermost first: Lock.acquire is C, so the script's frame is on top,
@@ -263,10 +266,16 @@ Test(python, lock_acquire_in_thread)
 	cr_assert_not_null(worker->frames[0].qualname);
 	bool has_run = false;
 	for (size_t k = 1; k < worker->n_frames; k++)
-		if (worker->frames[k].qualname && strcmp(worker->frames[k].qualname, "Thread.run") == 0)
+		if (worker->frames[k].qualname &&
+		    strcmp(worker->frames[k].qualname, "Thread.run") == 0)
 			has_run = true;
 	cr_assert(has_run, "no Thread.run below blocked_worker");
 	cr_assert(!worker->partial, "partial: %s", worker->error);
+	/* Python-level names are read on 3.11 and 3.12 (docs/python.md). */
+	if (strncmp(py->version, "3.11.", 5) == 0 || strncmp(py->version, "3.12.", 5) == 0) {
+		cr_assert_not_null(worker->name, "no name for the worker thread");
+		cr_assert_str_eq(worker->name, "blocked-worker");
+	}
 
 	cr_assert_eq(py->n, 2);
 	py_process_free(py);
@@ -306,17 +315,19 @@ Test(python, tree_forked_from_worker_thread)
 	for (size_t i = 0; i < 6; i++) {
 		cr_assert(target_line(&t, line, sizeof(line)), "fork_tree.py: %zu of 6 lines", i);
 		int pid;
-		cr_assert_eq(sscanf(line, "PROC %d %63s %63s", &pid, procs[i].function, procs[i].marker), 3,
-			     "got '%s'", line);
+		cr_assert_eq(
+		    sscanf(line, "PROC %d %63s %63s", &pid, procs[i].function, procs[i].marker), 3,
+		    "got '%s'", line);
 		procs[i].pid = pid;
 	}
 	size_t distinct = 0;
 	for (size_t i = 0; i < 6; i++) {
-		struct py_process *py =
-			await_frame(procs[i].pid, 0, "fork_tree.py", procs[i].function, procs[i].marker);
+		struct py_process *py = await_frame(procs[i].pid, 0, "fork_tree.py",
+						    procs[i].function, procs[i].marker);
 		/* Every thread maps to an OS thread of its own process. */
 		for (size_t k = 0; k < py->n; k++)
-			cr_assert_gt(py->threads[k].tid, 0, "pid %d: thread %zu unmatched", (int) procs[i].pid, k);
+			cr_assert_gt(py->threads[k].tid, 0, "pid %d: thread %zu unmatched",
+				     (int)procs[i].pid, k);
 		py_process_free(py);
 		bool seen = false;
 		for (size_t k = 0; k < i; k++)
@@ -336,12 +347,13 @@ Test(python, frames_attached_while_frozen)
 	cr_assert(target_line(&t, line, sizeof(line)));
 	pid_t tid = 0;
 	cr_assert_eq(sscanf(line, "READY %d", &tid), 1);
-	struct py_process *py = await_frame(t.pid, tid, "lock_blocked.py", "blocked_worker", "acquire");
+	struct py_process *py =
+	    await_frame(t.pid, tid, "lock_blocked.py", "blocked_worker", "acquire");
 	py_process_free(py);
 	py = NULL;
 
 	struct stack_cache *cache = stack_cache_new();
-	struct stacks_options opts = { .while_frozen = python_stacks_frozen, .userdata = &py };
+	struct stacks_options opts = {.while_frozen = python_stacks_frozen, .userdata = &py};
 	struct thread_stack *stacks = NULL;
 	size_t n = 0;
 	char *reason = NULL;
@@ -351,20 +363,20 @@ Test(python, frames_attached_while_frozen)
 	cr_assert(!py->partial, "partial while frozen: %s", py->error);
 
 	char want[128];
-	(void) snprintf(want, sizeof(want), "blocked_worker (");
+	(void)snprintf(want, sizeof(want), "blocked_worker (");
 	const struct thread_stack *worker = NULL;
 	for (size_t i = 0; i < n; i++)
 		if (stacks[i].tid == tid)
 			worker = &stacks[i];
-	cr_assert_not_null(worker, "no native stack for tid %d", (int) tid);
+	cr_assert_not_null(worker, "no native stack for tid %d", (int)tid);
 	ssize_t py_at = -1, eval_at = -1;
 	for (size_t k = 0; k < worker->n_frames; k++) {
 		const struct frame *f = &worker->frames[k];
 		if (py_at < 0 && f->python && strncmp(f->python, want, strlen(want)) == 0)
-			py_at = (ssize_t) k;
+			py_at = (ssize_t)k;
 		if (py_at >= 0 && eval_at < 0 && f->function &&
 		    strcmp(f->function, "_PyEval_EvalFrameDefault") == 0)
-			eval_at = (ssize_t) k;
+			eval_at = (ssize_t)k;
 	}
 	if (py_at < 0 || eval_at < 0)
 		for (size_t k = 0; k < worker->n_frames; k++)
@@ -373,9 +385,11 @@ Test(python, frames_attached_while_frozen)
 	cr_assert_geq(py_at, 0, "no Python entry for blocked_worker");
 	cr_assert_geq(eval_at, 0, "no _PyEval_EvalFrameDefault below the Python entry");
 	char suffix[64];
-	(void) snprintf(suffix, sizeof(suffix), "lock_blocked.py:%d)", marker_line("lock_blocked.py", "acquire"));
+	(void)snprintf(suffix, sizeof(suffix), "lock_blocked.py:%d)",
+		       marker_line("lock_blocked.py", "acquire"));
 	const char *text = worker->frames[py_at].python;
-	cr_assert(strlen(text) > strlen(suffix) && strcmp(text + strlen(text) - strlen(suffix), suffix) == 0,
+	cr_assert(strlen(text) > strlen(suffix) &&
+		      strcmp(text + strlen(text) - strlen(suffix), suffix) == 0,
 		  "entry '%s'", text);
 	cr_assert_eq(worker->frames[py_at].pc, 0);
 
@@ -410,7 +424,8 @@ Test(python, racing_a_running_thread)
 			if (th->partial)
 				cr_assert_not_null(th->error);
 			for (size_t f = 0; f < th->n_frames; f++)
-				if (th->frames[f].function && strcmp(th->frames[f].function, "recurse") == 0)
+				if (th->frames[f].function &&
+				    strcmp(th->frames[f].function, "recurse") == 0)
 					with_recurse++;
 		}
 		py_process_free(py);
@@ -428,9 +443,9 @@ static void *
 kill_after(void *arg)
 {
 	struct killer *k = arg;
-	struct timespec ts = { .tv_nsec = k->delay_us * 1000 };
-	(void) nanosleep(&ts, NULL);
-	(void) kill(k->pid, SIGKILL);
+	struct timespec ts = {.tv_nsec = k->delay_us * 1000};
+	(void)nanosleep(&ts, NULL);
+	(void)kill(k->pid, SIGKILL);
 	return NULL;
 }
 
@@ -443,7 +458,7 @@ Test(python, target_killed_while_read)
 		char line[256];
 		target_start(&t, NULL, "churn.py");
 		cr_assert(target_line(&t, line, sizeof(line)));
-		struct killer k = { .pid = t.pid, .delay_us = delay };
+		struct killer k = {.pid = t.pid, .delay_us = delay};
 		pthread_t thread;
 		cr_assert_eq(pthread_create(&thread, NULL, kill_after, &k), 0);
 		for (int i = 0; i < 2000; i++) {
@@ -458,7 +473,7 @@ Test(python, target_killed_while_read)
 				cr_assert(py->error || py->n > 0);
 			py_process_free(py);
 		}
-		(void) pthread_join(thread, NULL);
+		(void)pthread_join(thread, NULL);
 		/* Dead but not reaped: a zombie has no memory to read. */
 		struct py_process *py = NULL;
 		int r;
@@ -483,7 +498,7 @@ Test(python, not_python)
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		execl("/bin/sleep", "sleep", "60", (char *) NULL);
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
 		_exit(127);
 	}
 	/* Until the exec has happened the child is a copy of us: no Python. */
@@ -495,8 +510,8 @@ Test(python, not_python)
 		sleep_ms(5);
 	}
 	cr_assert_eq(r, -ENOENT);
-	(void) kill(pid, SIGKILL);
-	(void) waitpid(pid, NULL, 0);
+	(void)kill(pid, SIGKILL);
+	(void)waitpid(pid, NULL, 0);
 	cr_assert_eq(python_read(pid, &py), -ESRCH);
 }
 
@@ -512,7 +527,8 @@ Test(python, interpreter_linking_libpython)
 	cr_assert(target_line(&t, line, sizeof(line)), "no READY from py-embed");
 	pid_t tid = 0;
 	cr_assert_eq(sscanf(line, "READY %d", &tid), 1);
-	struct py_process *py = await_frame(t.pid, tid, "lock_blocked.py", "blocked_worker", "acquire");
+	struct py_process *py =
+	    await_frame(t.pid, tid, "lock_blocked.py", "blocked_worker", "acquire");
 	cr_assert_not_null(py->module);
 	cr_assert(strncmp(py->module, "libpython3.", 11) == 0, "module %s", py->module);
 	py_process_free(py);
@@ -527,9 +543,10 @@ Test(python, older_python_is_unsupported)
 	char dir[] = "/tmp/forkscope-py310-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir));
 	char lib[128], cmd[512];
-	(void) snprintf(lib, sizeof(lib), "%s/libpython3.10.so.1.0", dir);
-	(void) snprintf(cmd, sizeof(cmd), "cp /lib/x86_64-linux-gnu/libz.so.1 %s || cp /usr/lib/libz.so.1 %s",
-			lib, lib);
+	(void)snprintf(lib, sizeof(lib), "%s/libpython3.10.so.1.0", dir);
+	(void)snprintf(cmd, sizeof(cmd),
+		       "cp /lib/x86_64-linux-gnu/libz.so.1 %s || cp /usr/lib/libz.so.1 %s", lib,
+		       lib);
 	if (system(cmd) != 0)
 		cr_skip_test("no libz.so.1 to stand in for libpython3.10");
 	int p[2];
@@ -538,27 +555,28 @@ Test(python, older_python_is_unsupported)
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		char ok = dlopen(lib, RTLD_NOW) ? 'y' : 'n';
-		(void) write(p[1], &ok, 1);
+		(void)write(p[1], &ok, 1);
 		pause();
 		_exit(0);
 	}
-	(void) close(p[1]);
+	(void)close(p[1]);
 	char ok = 0;
 	cr_assert_eq(read(p[0], &ok, 1), 1);
-	(void) close(p[0]);
+	(void)close(p[0]);
 	cr_assert_eq(ok, 'y');
 	struct py_process *py = NULL;
 	int r = python_read(pid, &py);
-	(void) kill(pid, SIGKILL);
-	(void) waitpid(pid, NULL, 0);
-	(void) unlink(lib);
-	(void) rmdir(dir);
+	(void)kill(pid, SIGKILL);
+	(void)waitpid(pid, NULL, 0);
+	(void)unlink(lib);
+	(void)rmdir(dir);
 	cr_assert_eq(r, 0, "python_read: %s", strerror(-r));
 	cr_assert_eq(py->n, 0);
 	cr_assert_not_null(py->unsupported_reason);
 	cr_assert_not_null(strstr(py->unsupported_reason, "3.10"), "%s", py->unsupported_reason);
 	json_t *j = python_process_to_json(py);
-	cr_assert_str_eq(json_string_value(json_object_get(j, "unsupported_reason")), py->unsupported_reason);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "unsupported_reason")),
+			 py->unsupported_reason);
 	json_decref(j);
 	py_process_free(py);
 }
