@@ -225,11 +225,20 @@ struct wprocs {
 };
 
 static struct wproc *
-wproc_get(struct wprocs *ps, pid_t pid)
+wproc_find(struct wprocs *ps, pid_t pid)
 {
 	for (size_t i = ps->n; i > 0; i--)
 		if (ps->v[i - 1].pid == pid)
 			return &ps->v[i - 1];
+	return NULL;
+}
+
+static struct wproc *
+wproc_get(struct wprocs *ps, pid_t pid)
+{
+	struct wproc *found = wproc_find(ps, pid);
+	if (found)
+		return found;
 	if (ps->n == ps->cap) {
 		size_t cap = ps->cap ? ps->cap * 2 : 64;
 		struct wproc *nv = realloc(ps->v, cap * sizeof(*nv));
@@ -384,7 +393,9 @@ watch_actors_from_events(const json_t *events, pid_t root_pid, uint64_t start_ns
 			pid_t target = (pid_t) json_int(ev, "target_pid", 0);
 			if (target <= 0)
 				continue;
-			struct wproc *c = wproc_get(&ps, target);
+			/* Only processes of the tree: a signal to a stranger (or to
+			 * no one, ESRCH) makes no actor. */
+			struct wproc *c = wproc_find(&ps, target);
 			if (c)
 				json_array_append_new(c->signals,
 						      json_pack("{s:i,s:s,s:o}", "from_pid", (int) pid, "signal",

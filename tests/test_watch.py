@@ -246,6 +246,10 @@ def test_concurrent_writers_and_sigkill_never_tear_a_line(tmp_path):
     for pid in killed:
         assert reaped[pid].get("signal") == "SIGKILL" or reaped[pid].get("code") == 0
     assert len([s for s in of(ev, "signal_sent", pid=py) if s["signal"] == "SIGKILL"]) == 13
+    actors = result(run)["actors"]
+    assert len(actors) == 51 and {a["pid"] for a in actors} == children | {py}
+    hit = [a for a in actors if [(s["from_pid"], s["signal"]) for s in a["signals_received"]] == [(py, "SIGKILL")]]
+    assert {a["pid"] for a in hit} == killed
 
 
 @pytest.mark.parametrize("cmd, status", [
