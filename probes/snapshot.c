@@ -768,6 +768,16 @@ wait_tracee(pid_t tid, bool keep_exit, uint64_t deadline, int *ret_status)
 		if (waitid(P_PID, (id_t) tid, &si, flags) < 0 && errno != EINTR)
 			return -errno;
 		if (si.si_pid == tid) {
+			bool exited = si.si_code == CLD_EXITED || si.si_code == CLD_KILLED ||
+				      si.si_code == CLD_DUMPED;
+			/* Ptrace stops are reported whatever the flags say: a
+			 * stop that arrived since the first call shows up here. */
+			if (!exited && keep_exit)
+				continue; /* not consumed (WNOWAIT): take it above */
+			if (!exited) {
+				*ret_status = (si.si_status << 8) | 0x7f;
+				return 0;
+			}
 			*ret_status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8
 							       : (si.si_status & 0x7f);
 			return 0;

@@ -131,10 +131,30 @@ group_members(pid_t pgid, pid_t *out, size_t cap)
 	return n;
 }
 
+static void
+assert_not_stopped_or_traced_in(pid_t pgid, const struct snapshot *snap);
+
 /* Facts every snapshot must leave behind: no process of the fixture stopped
  * or traced. */
 static void
 assert_not_stopped_or_traced(pid_t pgid)
+{
+	assert_not_stopped_or_traced_in(pgid, NULL);
+}
+
+static const char *
+sampling_note(const struct snapshot *snap, pid_t tid)
+{
+	for (size_t i = 0; snap && i < snap->n_processes; i++) {
+		const struct snapshot_thread *t = snapshot_find_thread(&snap->processes[i], tid);
+		if (t)
+			return t->sampling_error ? t->sampling_error : "(no sampling error)";
+	}
+	return "(not in snapshot)";
+}
+
+static void
+assert_not_stopped_or_traced_in(pid_t pgid, const struct snapshot *snap)
 {
 	pid_t pids[64];
 	size_t n = group_members(pgid, pids, 64);
@@ -153,8 +173,9 @@ assert_not_stopped_or_traced(pid_t pgid)
 				if (tfd < 0)
 					continue;
 				if (procfs_read_status(tfd, &st) == 0) {
-					cr_expect_eq(st.tracer_pid, 0, "tid %d still traced by %d",
-						     (int) tids[k], (int) st.tracer_pid);
+					cr_expect_eq(st.tracer_pid, 0, "tid %d still traced by %d: %s",
+						     (int) tids[k], (int) st.tracer_pid,
+						     sampling_note(snap, tids[k]));
 					cr_expect(st.state != 'T' && st.state != 't',
 						  "tid %d left in state %c", (int) tids[k],
 						  st.state);
@@ -348,8 +369,8 @@ Test(snapshot, pipe_full)
 		cr_expect_gt(writer->stack->n_frames, 0);
 	else
 		cr_expect_not_null(cp->stacks_error);
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
@@ -392,8 +413,8 @@ Test(snapshot, eof_never)
 			}
 	}
 	cr_expect_eq(writers, 1);
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
@@ -436,8 +457,8 @@ Test(snapshot, mutual_wait)
 	cr_assert_not_null(psock);
 	cr_expect_eq(cfd->unix_sock.peer_ino, psock->ino);
 	cr_expect_str_eq(sock_state_name(cfd->unix_sock.state), "established");
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
@@ -469,8 +490,8 @@ Test(snapshot, lost_wakeup_futex)
 	cr_expect_eq(t->futex.owner_where, FUTEX_OWNER_OTHER_PROCESS);
 	cr_expect_eq(t->futex.owner_pid, parent);
 	cr_expect_eq(t->wait.timeout_kind, SYSCALL_TIMEOUT_INFINITE);
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
@@ -512,8 +533,8 @@ Test(snapshot, signal_blocked)
 	cr_expect((cp->shd_pending | t->sig_pending) & bit, "SIGINT not pending");
 	cr_expect(t->sig_blocked & bit, "SIGINT not blocked");
 	cr_expect_not(cp->sig_ignored & bit);
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
@@ -547,8 +568,8 @@ Test(snapshot, busy_loop)
 	const struct snapshot_fd *sfd = snapshot_find_fd(p, fd);
 	cr_assert_not_null(sfd);
 	cr_expect(sfd->has_unix);
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
@@ -569,8 +590,8 @@ Test(snapshot, unreaped_zombie)
 	cr_expect_not(cp->partial, "zombie marked partial: %s", cp->partial_reason);
 	const struct snapshot_thread *pt = main_thread(must_find(snap, parent));
 	cr_expect_eq(pt->syscall.nr, SYS_pause);
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
@@ -599,8 +620,8 @@ Test(snapshot, boot_death)
 	cr_expect_eq(lfd->unix_sock.n_icons, 0);
 	const struct snapshot_process *cp = must_find(snap, child);
 	cr_expect(cp->zombie);
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
@@ -623,8 +644,8 @@ Test(snapshot, healthy_poll)
 	/* when caught sleeping, the wait is a timed one */
 	if (pt->syscall.kind == PROC_SYSCALL_IN && pt->wait.timeout_kind != SYSCALL_TIMEOUT_NA)
 		cr_expect_eq(pt->wait.timeout_kind, SYSCALL_TIMEOUT_RELATIVE);
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
@@ -643,8 +664,8 @@ Test(snapshot, healthy_busy)
 	const struct snapshot_thread *pt = main_thread(pp);
 	cr_expect_gt(pt->samples[1].utime + pt->samples[1].stime,
 		     pt->samples[0].utime + pt->samples[0].stime);
+	assert_not_stopped_or_traced_in(f.pid, snap);
 	snapshot_free(snap);
-	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
 }
 
