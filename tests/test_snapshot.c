@@ -573,6 +573,28 @@ Test(snapshot, busy_loop)
 	fixture_kill(&f);
 }
 
+Test(snapshot, sampling_leaves_nothing_traced)
+{
+	/* many ptrace samples of busy threads, back to back: every race between
+	 * a stop and our waits gets its chance; after each snapshot nothing may
+	 * be stopped or traced */
+	struct fixture f;
+	fixture_start(&f, "HANG_HEALTHY_BUSY");
+	pid_t parent = (pid_t) fixture_value(&f, "parent");
+	for (int i = 0; i < 30; i++) {
+		struct snapshot_options opts;
+		struct snapshot *snap = NULL;
+		snapshot_options_init(&opts);
+		opts.stacks = false;
+		opts.sample_interval_ns = 0;
+		opts.syscall_samples = 50;
+		cr_assert_eq(snapshot_take(&parent, 1, &opts, &snap), 0);
+		assert_not_stopped_or_traced_in(f.pid, snap);
+		snapshot_free(snap);
+	}
+	fixture_kill(&f);
+}
+
 Test(snapshot, unreaped_zombie)
 {
 	struct fixture f;
