@@ -50,10 +50,18 @@ events_pid_is_actor(const json_t *events, pid_t pid, const char **ret_name)
 {
 	size_t i;
 	json_t *ev;
+	/* Members of the tree: actors (child_start), the root (its own ready
+	 * event), the capture host. Helpers they daemonized are not. */
 	json_array_foreach(events, i, ev) {
-		if (strcmp(json_str(ev, "ev", ""), "child_start") != 0)
-			continue;
-		if (json_int(ev, "pid", -1) == pid && json_int(ev, "actor_id", -1) >= 0) {
+		const char *name = json_str(ev, "ev", "");
+		bool member = false;
+		if (strcmp(name, "child_start") == 0)
+			member = json_int(ev, "pid", -1) == pid && json_int(ev, "actor_id", -1) >= 0;
+		else if (strcmp(name, "ready") == 0)
+			member = json_int(ev, "child_id", -1) == 0 && json_int(ev, "child_pid", -1) == pid;
+		else if (strcmp(name, "capture_start") == 0)
+			member = json_int(ev, "pid", -1) == pid;
+		if (member) {
 			if (ret_name)
 				*ret_name = json_str(ev, "actor", NULL);
 			return true;

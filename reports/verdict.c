@@ -436,12 +436,15 @@ append_stack(struct strbuf *sb, json_t *stacks, struct wf_proc *p, struct wf_thr
 		json_object_set_new(stacks, key, list);
 	}
 	json_t *frames = json_array();
-	(void) strbuf_printf(sb, "    %s thread %d \"%s\":\n", wf_proc_label(p, lab, sizeof(lab)), (int) t->tid,
-			     t->name ? t->name : "?");
-	if (t->n_frames == 0)
-		(void) strbuf_printf(sb, "      (no stack: %s)\n", t->stack_error ? t->stack_error : "not captured");
+	if (sb) {
+		(void) strbuf_printf(sb, "    %s thread %d \"%s\":\n", wf_proc_label(p, lab, sizeof(lab)), (int) t->tid,
+				     t->name ? t->name : "?");
+		if (t->n_frames == 0)
+			(void) strbuf_printf(sb, "      (no stack: %s)\n", t->stack_error ? t->stack_error : "not captured");
+	}
 	for (size_t i = 0; i < t->n_frames; i++) {
-		(void) strbuf_printf(sb, "      #%-2zu %s\n", i, t->frames[i]);
+		if (sb)
+			(void) strbuf_printf(sb, "      #%-2zu %s\n", i, t->frames[i]);
 		json_array_append_new(frames, json_string(t->frames[i]));
 	}
 	json_array_append_new(list, json_pack("{s:i,s:s,s:o}", "tid", (int) t->tid, "name", t->name ? t->name : "",
