@@ -215,7 +215,9 @@ worker_main(void *arg)
 	for (;;) {
 		struct spawn_request *req;
 		ssize_t n = read_full(fs->req_pipe[0], &req, sizeof(req));
-		if (n != (ssize_t) sizeof(req))
+		/* A NULL request is the shutdown sentinel: EOF alone may never come,
+		 * since children forked without fd_scrub hold the write end too. */
+		if (n != (ssize_t) sizeof(req) || !req)
 			break;
 		do_fork(fs, req);
 		if (write_full(fs->notify[1], &req, sizeof(req)) < 0)
@@ -399,6 +401,8 @@ forkserver_shutdown(struct forkserver *fs)
 	(void) loop_remove_fd(fs->loop, fs->notify[0]);
 	(void) close(fs->notify[0]);
 	fs->notify[0] = -1;
+	struct spawn_request *stop = NULL;
+	(void) write_full(fs->req_pipe[1], &stop, sizeof(stop));
 	(void) close(fs->req_pipe[1]);
 	fs->req_pipe[1] = -1;
 }

@@ -9,6 +9,7 @@
 
 #include "harness/actor.h"
 #include "harness/runner.h"
+#include "harness/results.h"
 #include "harness/scenario.h"
 #include "harness/triage.h"
 #include "harness/watch.h"
@@ -25,6 +26,7 @@ static const char usage_text[] =
 	"            [--json F] [--junit F] [--tap F] [--trace F] [--html F] SCENARIO.yaml|DIR...\n"
 	"  watch     [--timeout S] [--out DIR] [--json F] [--html F] [--hold] -- CMD [ARG...]\n"
 	"  triage    [--json] [--no-stacks] [--rules FILE] [--python=auto|off] PID...\n"
+	"  triage    --from SNAPSHOT.json [--events EVENTS.ndjson] [--rules FILE] [--explain]\n"
 	"  report    RUN_DIR --format text|json|junit|tap|trace|html [-o FILE]\n"
 	"  scenarios [DIR]\n"
 	"\n"
@@ -172,6 +174,57 @@ cmd_run(int argc, char **argv)
 	return r;
 }
 
+static void
+print_verdicts(const json_t *verdicts)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(verdicts, i, v)
+		printf("%s\n", json_str(v, "text", ""));
+	char line[64];
+	printf("%s\n", verdicts_closing_line(verdicts, line, sizeof(line)));
+}
+
+/* Post-mortem: analyse a recorded snapshot.json again (new rules, --explain). */
+static int
+triage_from_file(const char *path, const char *events_path, const char *rules, bool json, bool explain)
+{
+	json_error_t jerr;
+	json_t *snap = json_load_file(path, 0, &jerr);
+	if (!snap) {
+		fprintf(stderr, "%s:%d:%d: %s\n", path, jerr.line, jerr.column, jerr.text);
+		return 2;
+	}
+	json_t *events = NULL;
+	if (events_path)
+		events = events_load(events_path, NULL);
+	json_t *verdicts = NULL;
+	char *text = NULL;
+	int r = triage_replay(snap, events, rules, &verdicts, explain ? &text : NULL);
+	if (r < 0) {
+		fprintf(stderr, "forkscope triage: %s: %s\n", path, r == -EINVAL ? "not a forkscope snapshot" : strerror(-r));
+		json_decref(snap);
+		json_decref(events);
+		return 2;
+	}
+	if (text)
+		fputs(text, json ? stderr : stdout);
+	if (json) {
+		json_t *doc = json_pack("{s:i,s:O,s:i}", "schema_version", 1, "verdicts", verdicts, "found_hangs",
+					(int) verdicts_count_hangs(verdicts));
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(doc);
+	} else
+		print_verdicts(verdicts);
+	size_t hangs = verdicts_count_hangs(verdicts);
+	free(text);
+	json_decref(verdicts);
+	json_decref(snap);
+	json_decref(events);
+	return hangs > 0 ? 1 : 0;
+}
+
 static int
 cmd_triage(int argc, char **argv)
 {
@@ -179,9 +232,11 @@ cmd_triage(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },	    { "no-stacks", no_argument, NULL, 'N' },
 		{ "rules", required_argument, NULL, 'L' }, { "python", required_argument, NULL, 'P' },
 		{ "color", required_argument, NULL, 'C' }, { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "from", required_argument, NULL, 'F' },  { "events", required_argument, NULL, 'E' },
+		{ "explain", no_argument, NULL, 'X' },	    { 0 },
 	};
-	bool json = false, stacks = true;
+	bool json = false, stacks = true, explain = false;
+	const char *from = NULL, *events_path = NULL;
 	const char *rules = NULL;
 	int python = 1;
 	int c;
@@ -208,12 +263,23 @@ cmd_triage(int argc, char **argv)
 			break;
 		case 'C':
 			break;
+		case 'F':
+			from = optarg;
+			break;
+		case 'E':
+			events_path = optarg;
+			break;
+		case 'X':
+			explain = true;
+			break;
 		case 'h':
 			return usage(stdout, 0);
 		default:
 			return usage(stderr, 2);
 		}
 	}
+	if (from)
+		return triage_from_file(from, events_path, rules, json, explain);
 	if (optind >= argc) {
 		fprintf(stderr, "forkscope triage: no PID given\n");
 		return 2;
@@ -255,14 +321,8 @@ cmd_triage(int argc, char **argv)
 		json_dumpf(doc, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(doc);
-	} else {
-		size_t i;
-		json_t *v;
-		json_array_foreach(verdicts, i, v)
-			printf("%s\n", json_str(v, "text", ""));
-		char line[64];
-		printf("%s\n", verdicts_closing_line(verdicts, line, sizeof(line)));
-	}
+	} else
+		print_verdicts(verdicts);
 	json_decref(snap);
 	json_decref(verdicts);
 	return hangs > 0 ? 1 : 0;

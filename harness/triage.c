@@ -90,3 +90,29 @@ triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret
 	ruleset_free(&rs);
 	return 0;
 }
+
+int
+triage_replay(const json_t *snapshot, const json_t *events, const char *rules_file, json_t **ret_verdicts,
+	      char **ret_explain)
+{
+	struct ruleset rs = { 0 };
+	char *err = NULL;
+	int r = triage_load_rules(rules_file, &rs, &err);
+	if (r < 0) {
+		free(err);
+		return r;
+	}
+	struct wf_graph *g = NULL;
+	r = wf_graph_from_snapshot(snapshot, events, &g);
+	if (r < 0) {
+		ruleset_free(&rs);
+		return r;
+	}
+	wf_analyze(g);
+	*ret_verdicts = verdicts_compute(g, &rs);
+	if (ret_explain)
+		*ret_explain = wf_explain(g);
+	wf_graph_free(g);
+	ruleset_free(&rs);
+	return 0;
+}

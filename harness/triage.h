@@ -25,6 +25,11 @@ struct ruleset;
  * *ret_error is "file:line:col: message". */
 int triage_load_rules(const char *rules_file, struct ruleset *rs, char **ret_error);
 
+/* Analyse a recorded snapshot (snapshot.json) again, with the events of its
+ * run if given: verdicts, and (explain) the graph as text. */
+int triage_replay(const json_t *snapshot, const json_t *events, const char *rules_file, json_t **ret_verdicts,
+		  char **ret_explain);
+
 /* Returns 0 with a snapshot (JSON) and the verdict list, or -errno when
  * nothing at all could be read (e.g. the pids are gone). */
 int triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts);

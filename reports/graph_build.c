@@ -238,6 +238,15 @@ apply_events(struct wf_graph *g, const json_t *events)
 		const char *name = json_str(ev, "ev", "");
 		pid_t pid = (pid_t) json_int(ev, "pid", 0);
 		struct wf_proc *p = wf_find_proc(g, pid);
+		/* the root announces itself with its own ready event */
+		if (strcmp(name, "ready") == 0 && json_int(ev, "child_id", -1) == 0) {
+			struct wf_proc *root = wf_find_proc(g, (pid_t) json_int(ev, "child_pid", 0));
+			if (root) {
+				root->has_events = true;
+				if (!root->actor && json_str(ev, "child", NULL))
+					root->actor = strdup(json_str(ev, "child", ""));
+			}
+		}
 		if (strcmp(name, "cancel_recv") == 0 && p && strcmp(json_str(ev, "from", ""), "parent") == 0) {
 			p->cancel_received = true;
 			p->cancel_received_ns = (uint64_t) json_int(ev, "ts_ns", 0);

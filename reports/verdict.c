@@ -109,6 +109,10 @@ fd_eof_kept_by_copy(struct wf_graph *g, struct wf_proc *p, struct wf_fd *f, uint
 	size_t n = wf_holders(g, other, mode, h, NULL, ARRAY_SIZE(h));
 	if (n == 0)
 		return false;
+	/* Both ends in the reader alone: a self-pipe (an event loop's wakeup), not
+	 * a wait for EOF. */
+	if (n == 1 && h[0] == p)
+		return false;
 	bool any_copy = false;
 	for (size_t i = 0; i < n; i++) {
 		if (h[i]->live && h[i] != p)
@@ -235,7 +239,9 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 	if (strcmp(name, "blocking_child_wait_in_helper") == 0) {
 		if (t->wait != WF_WAIT_CHILD || !t->blocking || t->wait_pid <= 0)
 			return false;
-		if (t->tid == p->pid && !p->cancel_received)
+		/* With probe events, the evidence is a cancel request it has not
+		 * acted on; without, a helper thread (not the main one) doing it. */
+		if (p->has_events ? !p->cancel_received : t->tid == p->pid)
 			return false;
 		struct wf_proc *c = wf_find_proc(g, t->wait_pid);
 		return c && child_waits_on(g, c, p);

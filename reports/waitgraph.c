@@ -203,13 +203,12 @@ fd_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_fd *f, bool for_wr
 		if (!f->peer_ino)
 			return add_pid(out, n, max, WF_EXTERNAL);
 		{
-			size_t before = n;
-			n = add_holders(g, f->peer_ino, 0, out, n, max);
 			/* peer end not held by anyone we can see: an outside process */
-			if (n == before && f->peer_ino)
-				n = add_pid(out, n, max, WF_EXTERNAL);
+			struct wf_proc *h[1];
+			if (wf_holders(g, f->peer_ino, 0, h, NULL, 1) == 0)
+				return add_pid(out, n, max, WF_EXTERNAL);
+			return add_holders(g, f->peer_ino, 0, out, n, max);
 		}
-		return n;
 	case WF_FD_PIDFD:
 		if (f->pidfd_pid > 0) {
 			struct wf_proc *c = wf_find_proc(g, f->pidfd_pid);
@@ -459,6 +458,44 @@ wf_describe_wait(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 		break;
 	default:
 		(void) strbuf_printf(&sb, "%s", t->syscall ? t->syscall : "?");
+	}
+	return strbuf_steal(&sb);
+}
+
+static const char *const wait_names[] = {
+	[WF_WAIT_NONE] = "none",     [WF_WAIT_READ] = "read",	  [WF_WAIT_WRITE] = "write",
+	[WF_WAIT_ACCEPT] = "accept", [WF_WAIT_POLL] = "poll",	  [WF_WAIT_CHILD] = "child",
+	[WF_WAIT_FUTEX] = "futex",   [WF_WAIT_SIGNAL] = "signal", [WF_WAIT_SLEEP] = "sleep",
+	[WF_WAIT_UNKNOWN] = "unknown",
+};
+
+char *
+wf_explain(struct wf_graph *g)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char lab[128];
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *p = &g->procs[i];
+		(void) strbuf_printf(&sb, "%s ppid %d state %c%s%s%s\n", wf_proc_label(p, lab, sizeof(lab)), (int) p->ppid,
+				     p->state ? p->state : '?', p->zombie ? " zombie" : "", p->stuck ? " STUCK" : "",
+				     p->live ? " live" : "");
+		for (size_t k = 0; k < p->n_threads; k++) {
+			struct wf_thread *t = &p->threads[k];
+			char *what = wf_describe_wait(g, p, t);
+			(void) strbuf_printf(&sb, "  thread %d %s: %s wait=%s blocking=%d stuck=%d timeout=%lldms cpu=%llu/%llu hot=%s(%lld)x%u\n",
+					     (int) t->tid, t->name ? t->name : "?", t->syscall ? t->syscall : "-",
+					     wait_names[t->wait], t->blocking, t->stuck, (long long) t->timeout_ms,
+					     (unsigned long long) t->cpu_delta_ns, (unsigned long long) t->sample_interval_ns,
+					     t->hot_syscall ? t->hot_syscall : "-", (long long) t->hot_fd, t->hot_samples);
+			(void) strbuf_printf(&sb, "    waits for: %s\n", what);
+			free(what);
+			pid_t rel[64];
+			size_t n = wf_releasers(g, p, t, rel, 64);
+			(void) strbuf_printf(&sb, "    released by:");
+			for (size_t r = 0; r < n; r++)
+				(void) strbuf_printf(&sb, " %d", (int) rel[r]);
+			(void) strbuf_printf(&sb, "%s\n", n ? "" : " nobody");
+		}
 	}
 	return strbuf_steal(&sb);
 }

@@ -151,3 +151,7 @@ size_t wf_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, 
 /* "the exit of worker (pid 4241)", "EOF or data on socket:[81234] …" */
 char *wf_describe_wait(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t);
 const char *wf_proc_label(const struct wf_proc *p, char *buf, size_t size);
+
+/* Every process and thread with its decoded wait, whether it is stuck and who
+ * could release it: what `forkscope triage --explain` prints. */
+char *wf_explain(struct wf_graph *g);
