@@ -6,26 +6,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "reports/render.h"
 #include "util/jsonutil.h"
+#include "util/macro.h"
 #include "util/strbuf.h"
 #include "util/timeutil.h"
-
-static bool
-want_color(const char *mode, int fd)
-{
-	if (mode && strcmp(mode, "always") == 0)
-		return true;
-	if (mode && strcmp(mode, "never") == 0)
-		return false;
-	const char *no = getenv("NO_COLOR");
-	const char *term = getenv("TERM");
-	return isatty(fd) && !(no && *no) && !(term && strcmp(term, "dumb") == 0);
-}
 
 void
 cli_print_progress(const json_t *cell, const char *color_mode)
 {
-	bool color = want_color(color_mode, 2);
+	bool color = render_color_wanted(color_mode, 2) > 0;
 	bool passed = json_bool(cell, "passed", 0);
 	const char *tag = json_is_string(json_object_get(cell, "infra_error")) ? "ERROR" : passed ? "PASS" : "FAIL";
 	const char *on = !color ? "" : passed ? "\033[32m" : "\033[31m";
@@ -65,6 +55,19 @@ cli_summary(const json_t *cells)
 			 "failed", (int) failed, "errors", (int) errors, "hangs", (int) hangs, "leaked", (int) leaked);
 }
 
+static int
+write_rendering(const json_t *doc, enum render_format fmt, const char *path, const struct render_options *o)
+{
+	if (!path)
+		return 0;
+	int r = render_to_file(doc, fmt, o, path);
+	if (r < 0) {
+		fprintf(stderr, "forkscope: write %s (%s): %s\n", path, render_format_name(fmt), strerror(-r));
+		return 2;
+	}
+	return 0;
+}
+
 int
 cli_write_outputs(const json_t *doc, const char *run_dir, const char *json_path, const char *junit_path,
 		  const char *tap_path, const char *trace_path, const char *html_path, const char *color_mode)
@@ -79,22 +82,17 @@ cli_write_outputs(const json_t *doc, const char *run_dir, const char *json_path,
 		}
 		free(path);
 	}
-	if (json_path) {
-		int r = json_write_file_atomic(doc, json_path, JSON_INDENT(2));
-		if (r < 0) {
-			fprintf(stderr, "forkscope: write %s: %s\n", json_path, strerror(-r));
-			rc = 2;
-		}
-	}
-	(void) junit_path;
-	(void) tap_path;
-	(void) trace_path;
-	(void) html_path;
-	json_t *s = json_object_get(doc, "summary");
-	printf("%lld passed, %lld failed", (long long) json_int(s, "passed", 0), (long long) json_int(s, "failed", 0));
-	if (json_int(s, "errors", 0))
-		printf(", %lld errors", (long long) json_int(s, "errors", 0));
-	printf("\n");
-	(void) color_mode;
+	struct render_options plain = { .color = 0 };
+	rc = MAX(rc, write_rendering(doc, RENDER_JSON, json_path, &plain));
+	rc = MAX(rc, write_rendering(doc, RENDER_JUNIT, junit_path, &plain));
+	rc = MAX(rc, write_rendering(doc, RENDER_TAP, tap_path, &plain));
+	rc = MAX(rc, write_rendering(doc, RENDER_TRACE, trace_path, &plain));
+	rc = MAX(rc, write_rendering(doc, RENDER_HTML, html_path, &plain));
+	int color = render_color_wanted(color_mode, fileno(stdout));
+	struct render_options text = { .color = color > 0 };
+	(void) fflush(stderr);
+	if (render_to_stream(doc, RENDER_TEXT, &text, stdout) < 0)
+		rc = 2;
+	(void) fflush(stdout);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include "harness/scenario.h"
 #include "harness/triage.h"
 #include "harness/watch.h"
+#include "reports/render.h"
 #include "reports/rules.h"
 #include "reports/verdict.h"
 #include "util/jsonutil.h"
@@ -84,7 +85,7 @@ cmd_run(int argc, char **argv)
 	struct run_options o = { .stacks = true, .color = "auto", .argv = (const char **) argv, .argc = argc };
 	const char **sets = calloc((size_t) argc + 1, sizeof(char *));
 	int c;
-	while ((c = getopt_long(argc, argv, "+b:s:o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:s:o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (backend_from_name(optarg) < 0) {
@@ -240,7 +241,7 @@ cmd_triage(int argc, char **argv)
 	const char *rules = NULL;
 	int python = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
@@ -329,6 +330,65 @@ cmd_triage(int argc, char **argv)
 }
 
 static int
+cmd_report(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'f' }, { "output", required_argument, NULL, 'o' },
+		{ "color", required_argument, NULL, 'C' },  { "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *format = "text", *out = NULL, *color = "auto";
+	int c;
+	while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			format = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'C':
+			color = optarg;
+			break;
+		case 'h':
+			return usage(stdout, 0);
+		default:
+			return usage(stderr, 2);
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "forkscope report: expected one RUN_DIR (or result.json)\n");
+		return 2;
+	}
+	int fmt = render_format_from_name(format);
+	if (fmt < 0) {
+		fprintf(stderr, "forkscope report: --format: unknown format '%s' (text, json, junit, tap, trace, html)\n", format);
+		return 2;
+	}
+	int want = render_color_wanted(color, out ? -1 : fileno(stdout));
+	if (want < 0) {
+		fprintf(stderr, "forkscope report: --color: expected auto, always or never\n");
+		return 2;
+	}
+	json_t *doc = NULL;
+	int r = render_load(argv[optind], &doc);
+	if (r < 0) {
+		fprintf(stderr, "forkscope report: %s: %s\n", argv[optind],
+			r == -EINVAL ? "not a forkscope run directory or result.json" : strerror(-r));
+		return 2;
+	}
+	struct render_options o = { .color = fmt == RENDER_TEXT && want > 0 };
+	r = out ? render_to_file(doc, (enum render_format) fmt, &o, out)
+		: render_to_stream(doc, (enum render_format) fmt, &o, stdout);
+	json_decref(doc);
+	if (r < 0) {
+		fprintf(stderr, "forkscope report: write %s: %s\n", out ? out : "stdout", strerror(-r));
+		return 2;
+	}
+	return 0;
+}
+
+static int
 cmd_scenarios(int argc, char **argv)
 {
 	char *def[] = { (char *) "scenarios" };
@@ -374,6 +434,8 @@ main(int argc, char **argv)
 		return cmd_triage(argc - 1, argv + 1);
 	if (strcmp(cmd, "watch") == 0)
 		return cmd_watch(argc - 1, argv + 1);
+	if (strcmp(cmd, "report") == 0)
+		return cmd_report(argc - 1, argv + 1);
 	if (strcmp(cmd, "scenarios") == 0)
 		return cmd_scenarios(argc - 1, argv + 1);
 	if (strcmp(cmd, "__actor") == 0)

@@ -479,7 +479,9 @@ build_chain(struct ctx *cx, struct wf_proc *p, struct wf_thread *t, size_t comp,
 		struct strbuf hb = STRBUF_INIT;
 		struct wf_proc *next = NULL;
 		for (size_t r = 0; r < m; r++) {
-			if (rel[r] == EXTERNAL)
+			/* outside processes, and the waiter itself (its loop's own wakeup
+			 * pair), are not what a reader needs to see */
+			if (rel[r] == EXTERNAL || rel[r] == p->pid)
 				continue;
 			struct wf_proc *q = wf_find_proc(g, rel[r]);
 			json_array_append_new(held, json_integer(rel[r]));
@@ -619,7 +621,7 @@ describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_
 		struct wf_proc *o = t->futex_owner_elsewhere ? wf_find_proc(g, t->futex_owner_elsewhere) : NULL;
 		(void) strbuf_printf(sb, "  Resource: %s; tid %d is not a thread of %s (single-threaded: %s)%s%s — the lock was held by another thread at fork() and came over locked, with nobody to unlock it\n",
 				     res, (int) t->futex_owner, wf_proc_label(p, lab, sizeof(lab)), p->n_threads == 1 ? "yes" : "no",
-				     o ? "; that tid lives in " : "", o ? wf_proc_label(o, lab, sizeof(lab)) : "");
+				     o ? "; that tid lives in " : "", o ? wf_proc_label(o, lab + 64, 64) : "");
 		json_object_set_new(evidence, "futex", json_pack("{s:s,s:i,s:b,s:o}", "addr", res + 6, "owner_tid", (int) t->futex_owner,
 								  "owner_in_process", t->futex_owner_in_process, "owner_found_in",
 								  o ? json_integer(o->pid) : json_null()));
@@ -654,9 +656,10 @@ describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_
 		json_object_set_new(evidence, "syscr_delta", json_integer(p->syscr_delta));
 	} else if ((strcmp(cls, "boot-death") == 0 || strcmp(cls, "unreaped-zombie") == 0) && p->zombie) {
 		struct wf_proc *q = wf_find_proc(g, p->ppid);
+		char plab[128];
 		(void) snprintf(res, sizeof(res), "zombie pid %d", (int) p->pid);
 		(void) strbuf_printf(sb, "  Resource: %s exited and was never reaped by %s%s\n", wf_proc_label(p, lab, sizeof(lab)),
-				     q ? wf_proc_label(q, lab, sizeof(lab)) : "its parent",
+				     q ? wf_proc_label(q, plab, sizeof(plab)) : "its parent",
 				     strcmp(cls, "boot-death") == 0 ? ", which still waits for its handshake" : "");
 		json_object_set_new(evidence, "zombie", json_integer(p->pid));
 		json_object_set_new(evidence, "parent", json_integer(p->ppid));
