@@ -23,7 +23,7 @@ static const char usage_text[] =
 	"usage: forkscope COMMAND [OPTIONS]\n"
 	"\n"
 	"  run       [--backend B] [--set KEY=VAL]... [--matrix] [--repeat N] [--shard K/N]\n"
-	"            [--timeout S] [--hold] [--no-stacks] [--rules FILE] [--out DIR]\n"
+	"            [--timeout S] [--hold] [--no-stacks] [--rules FILE] [--probes on|off] [--out DIR]\n"
 	"            [--json F] [--junit F] [--tap F] [--trace F] [--html F] SCENARIO.yaml|DIR...\n"
 	"  watch     [--timeout S] [--out DIR] [--json F] [--html F] [--hold] -- CMD [ARG...]\n"
 	"  triage    [--json] [--no-stacks] [--rules FILE] [--python=auto|off] PID...\n"
@@ -80,7 +80,8 @@ cmd_run(int argc, char **argv)
 		{ "tap", required_argument, NULL, 'T' },     { "trace", required_argument, NULL, 'R' },
 		{ "html", required_argument, NULL, 'W' },    { "color", required_argument, NULL, 'C' },
 		{ "no-stacks", no_argument, NULL, 'N' },     { "rules", required_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },	     { 0 },
+		{ "probes", required_argument, NULL, 'p' },  { "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	struct run_options o = { .stacks = true, .color = "auto", .argv = (const char **) argv, .argc = argc };
 	const char **sets = calloc((size_t) argc + 1, sizeof(char *));
@@ -155,6 +156,13 @@ cmd_run(int argc, char **argv)
 			break;
 		case 'L':
 			o.rules_file = optarg;
+			break;
+		case 'p':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "forkscope run: --probes: expected on or off\n");
+				return 2;
+			}
+			o.no_probes = strcmp(optarg, "off") == 0;
 			break;
 		case 'h':
 			return usage(stdout, 0);

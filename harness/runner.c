@@ -451,7 +451,7 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 		goto out;
 	}
 	free(spec);
-	if (eventlog_open(events_path) < 0) {
+	if (!c->o->no_probes && eventlog_open(events_path) < 0) {
 		f.infra_error = "cannot open events.ndjson";
 		goto out;
 	}

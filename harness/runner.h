@@ -19,6 +19,7 @@ struct run_options {
 	uint64_t timeout_ns;
 	bool hold;
 	bool stacks;
+	bool no_probes; /* --probes=off: no event log (the probe-overhead baseline) */
 	const char *rules_file;
 	const char *exe_path;
 	const char *json_path, *junit_path, *tap_path, *trace_path, *html_path;

@@ -84,6 +84,7 @@ eventlog_close(void)
 	if (log_fd >= 0)
 		(void) close(log_fd);
 	log_fd = -1;
+	log_path[0] = '\0'; /* closed means off: no reopening by path */
 }
 
 bool
