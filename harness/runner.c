@@ -19,6 +19,7 @@
 #include "harness/actor.h"
 #include "harness/backend.h"
 #include "harness/cli_output.h"
+#include "harness/guardian.h"
 #include "harness/reaper.h"
 #include "harness/results.h"
 #include "harness/scenario.h"
@@ -473,8 +474,10 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 		goto out;
 	}
 	if (top == 0) {
-		/* If forkscope dies, the top of the tree goes with it. */
-		(void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* If forkscope dies, the top of the tree goes with it (the guardian
+		 * ends the rest) - unless the user asked to hold a hung tree. */
+		if (!c->o->hold)
+			(void) prctl(PR_SET_PDEATHSIG, SIGKILL);
 		(void) setpgid(0, 0);
 		runner_child_prelude();
 		eventlog_set_context("");
@@ -700,6 +703,9 @@ runner_main(const struct run_options *o, char **paths, size_t n_paths)
 		scenario_free_cells(cells, n_cells);
 		return 2;
 	}
+	/* --hold leaves a hung tree alive on purpose: no guardian to end it. */
+	if (!o->hold && guardian_split() < 0)
+		fprintf(stderr, "forkscope: warning: cannot start the guardian process: %s\n", strerror(errno));
 	(void) reaper_become_subreaper();
 	struct sigaction sa = { .sa_handler = on_interrupt };
 	(void) sigaction(SIGINT, &sa, NULL);
