@@ -1,4 +1,5 @@
 #include "harness/watch.h"
+#include "harness/guardian.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1018,6 +1019,9 @@ watch_main(const struct watch_options *o, char **cmd)
 	for (size_t i = 1; i < n_cmd; i++)
 		sh_argv[i + 1] = cmd[i];
 
+	/* A SIGKILL of forkscope must not leave the command's tree behind. */
+	if (!o->hold && guardian_split() < 0)
+		fprintf(stderr, "forkscope: warning: cannot start the guardian process: %s\n", strerror(errno));
 	(void) reaper_become_subreaper();
 	struct sigaction saved_actions[ARRAY_SIZE(forwarded_signals)], saved_pipe, saved_ttou;
 	struct sigaction sa = { .sa_handler = on_interrupt };
