@@ -314,8 +314,12 @@ cmd_triage(int argc, char **argv)
 		return 2;
 	}
 	ruleset_free(&rs);
+	/* A root that leads its process group brings the group along: orphans of
+	 * the tree (reparented away from it) usually stay in it. */
+	pid_t pgid = getpgid(pids[0]);
 	struct triage_request req = { .roots = pids, .n_roots = n, .stacks = stacks, .rules_file = rules,
-				      .reason = "command", .python_mode = python };
+				      .reason = "command", .python_mode = python,
+				      .pgid = pgid == pids[0] ? pgid : 0 };
 	json_t *snap = NULL, *verdicts = NULL;
 	int r = triage_run(&req, &snap, &verdicts);
 	free(pids);

@@ -163,6 +163,11 @@ build_thread(struct wf_thread *out, const struct snapshot_process *p, const stru
 			out->hot_syscall = strdup("user");
 		out->hot_samples = h->count;
 	}
+	if (t->wait_fds && t->n_wait_fds) {
+		out->poll_fds = calloc(t->n_wait_fds, sizeof(int));
+		for (size_t i = 0; out->poll_fds && i < t->n_wait_fds; i++)
+			out->poll_fds[out->n_poll_fds++] = t->wait_fds[i].fd;
+	}
 	if (t->has_futex) {
 		const struct futex_info *fx = &t->futex;
 		out->futex_addr = fx->uaddr;
@@ -370,6 +375,7 @@ wf_graph_free(struct wf_graph *g)
 			for (size_t f = 0; f < t->n_frames; f++)
 				free(t->frames[f]);
 			free(t->frames);
+			free(t->poll_fds);
 		}
 		free(p->threads);
 		for (size_t k = 0; k < p->n_fds; k++) {

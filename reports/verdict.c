@@ -39,11 +39,10 @@ thread_waits_on_listener(struct wf_graph *g, struct wf_proc *p, struct wf_thread
 		return true;
 	if (t->wait != WF_WAIT_POLL)
 		return false;
-	struct wf_fd *ep = wf_find_fd(p, t->wait_fd);
-	if (!ep)
-		return false;
-	for (size_t i = 0; i < ep->n_epoll_targets; i++) {
-		struct wf_fd *f = wf_find_fd(p, ep->epoll_targets[i]);
+	struct wf_fd *ep = t->poll_fds ? NULL : wf_find_fd(p, t->wait_fd);
+	size_t n = t->poll_fds ? t->n_poll_fds : ep ? ep->n_epoll_targets : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct wf_fd *f = wf_find_fd(p, t->poll_fds ? t->poll_fds[i] : ep->epoll_targets[i]);
 		if (f && f->kind == WF_FD_SOCKET && f->listening)
 			return true;
 	}
@@ -134,11 +133,10 @@ eof_kept_fd(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, uint64_t
 	}
 	if (t->wait != WF_WAIT_POLL)
 		return NULL;
-	struct wf_fd *ep = wf_find_fd(p, t->wait_fd);
-	if (!ep)
-		return NULL;
-	for (size_t i = 0; i < ep->n_epoll_targets; i++) {
-		struct wf_fd *f = wf_find_fd(p, ep->epoll_targets[i]);
+	struct wf_fd *ep = t->poll_fds ? NULL : wf_find_fd(p, t->wait_fd);
+	size_t n = t->poll_fds ? t->n_poll_fds : ep ? ep->n_epoll_targets : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct wf_fd *f = wf_find_fd(p, t->poll_fds ? t->poll_fds[i] : ep->epoll_targets[i]);
 		if (f && fd_eof_kept_by_copy(g, p, f, ret_other))
 			return f;
 	}

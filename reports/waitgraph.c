@@ -119,8 +119,12 @@ classify_thread(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 		if (timeout == -2 && strcmp(sc, "epoll_pwait2") != 0)
 			timeout = (int32_t) t->args[3];
 	} else if (is_one_of(sc, blind_poll_calls)) {
-		/* The fd set lives in the target's memory: we cannot see what it waits for. */
-		t->wait = WF_WAIT_UNKNOWN;
+		/* The fd set lives in the target's memory: the snapshot reads it when
+		 * it can; without it we cannot see what the thread waits for. */
+		t->wait = t->poll_fds ? WF_WAIT_POLL : WF_WAIT_UNKNOWN;
+		t->wait_fd = -1;
+		if (t->poll_fds && timeout == -2 && strcmp(sc, "poll") == 0)
+			timeout = (int32_t) t->args[2];
 	} else if (strcmp(sc, "wait4") == 0) {
 		t->wait = WF_WAIT_CHILD;
 		t->wait_pid = (pid_t) (int32_t) t->args[0];
@@ -245,6 +249,14 @@ wf_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, pid_t *
 		return fd_releasers(g, p, f, t->wait == WF_WAIT_WRITE, out, n, max);
 	}
 	case WF_WAIT_POLL: {
+		if (t->poll_fds) {
+			for (size_t i = 0; i < t->n_poll_fds; i++) {
+				struct wf_fd *f = wf_find_fd(p, t->poll_fds[i]);
+				if (f)
+					n = fd_releasers(g, p, f, false, out, n, max);
+			}
+			return n;
+		}
 		struct wf_fd *ep = wf_find_fd(p, t->wait_fd);
 		if (!ep || ep->kind != WF_FD_EPOLL || !ep->epoll_targets)
 			return add_pid(out, n, max, WF_EXTERNAL);
@@ -412,12 +424,13 @@ wf_describe_wait(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 		break;
 	}
 	case WF_WAIT_POLL: {
-		struct wf_fd *ep = wf_find_fd(p, t->wait_fd);
+		struct wf_fd *ep = t->poll_fds ? NULL : wf_find_fd(p, t->wait_fd);
 		(void) strbuf_printf(&sb, "any of: ");
 		size_t shown = 0;
-		if (ep && ep->epoll_targets) {
-			for (size_t i = 0; i < ep->n_epoll_targets; i++) {
-				struct wf_fd *f = wf_find_fd(p, ep->epoll_targets[i]);
+		size_t n_targets = t->poll_fds ? t->n_poll_fds : ep && ep->epoll_targets ? ep->n_epoll_targets : 0;
+		{
+			for (size_t i = 0; i < n_targets; i++) {
+				struct wf_fd *f = wf_find_fd(p, t->poll_fds ? t->poll_fds[i] : ep->epoll_targets[i]);
 				if (!f)
 					continue;
 				/* The loop's own wakeup pair is noise in a report. */

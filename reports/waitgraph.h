@@ -84,6 +84,9 @@ struct wf_thread {
 	char **frames;
 	size_t n_frames;
 	char *stack_error;
+	/* poll/ppoll/select: the fds read from the target's memory (NULL: unknown) */
+	int *poll_fds;
+	size_t n_poll_fds;
 	/* analysis */
 	enum wf_wait_kind wait;
 	int wait_fd;	       /* READ/WRITE/ACCEPT */
