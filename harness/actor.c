@@ -127,6 +127,7 @@ static void begin_teardown(struct actor *a);
 static void run_steps(struct actor *a);
 static void spawn_next(struct actor *a);
 static void check_teardown_done(struct actor *a);
+static void start_ladder(struct actor *a, struct child *ch);
 __attribute__((noreturn)) static void actor_exit(struct actor *a, int code, const char *reason);
 
 /* ---- small helpers ---- */
@@ -493,6 +494,8 @@ child_ready(struct actor *a, struct child *ch)
 		start_waiter(ch);
 	}
 	if (a->phase >= PH_TEARDOWN) {
+		if (a->sc->fixes.cancel_first)
+			start_ladder(a, ch);
 		check_teardown_done(a);
 		return;
 	}
@@ -616,8 +619,12 @@ on_spawn_done(struct spawn_request *req, void *userdata)
 		child_ready(a, ch);
 		return;
 	}
-	if (a->phase >= PH_TEARDOWN)
+	if (a->phase >= PH_TEARDOWN) {
+		/* Forked while the teardown began: begin_teardown could not reach it. */
+		if (a->sc->fixes.cancel_first)
+			start_ladder(a, ch);
 		check_teardown_done(a);
+	}
 }
 
 static void

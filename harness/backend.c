@@ -33,6 +33,7 @@ struct forkserver {
 	bool worker_started;
 	int req_pipe[2]; /* loop writes [1], worker reads [0] */
 	int notify[2];	 /* worker writes [1], loop reads [0] */
+	unsigned in_flight; /* mtf requests written, completion not yet delivered */
 	bool shut;
 };
 
@@ -233,6 +234,17 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* Stop watching the notify socket (after shutdown, once nothing is in flight). */
+static void
+notify_close(struct forkserver *fs)
+{
+	if (fs->notify[0] < 0)
+		return;
+	(void) loop_remove_fd(fs->loop, fs->notify[0]);
+	(void) close(fs->notify[0]);
+	fs->notify[0] = -1;
+}
+
 void
 forkserver_notify_watch(struct loop *l, int fd, uint32_t events, void *userdata)
 {
@@ -251,9 +263,21 @@ forkserver_notify_watch(struct loop *l, int fd, uint32_t events, void *userdata)
 		}
 		if (!fs)
 			continue;
+		if (n == 0 && fs->shut) {
+			notify_close(fs); /* the worker is gone: nothing more will come */
+			return;
+		}
 		for (size_t i = 0; i < (size_t) n / sizeof(reqs[0]); i++) {
 			registry_unlock();
+			if (fs->in_flight)
+				fs->in_flight--;
 			fs->done(reqs[i], fs->userdata);
+		}
+		/* Shut down with a spawn in flight: its completion was the last
+		 * thing to wait for; the worker's hangup is not ours to read. */
+		if (fs->shut && !fs->in_flight) {
+			notify_close(fs);
+			return;
 		}
 	}
 }
@@ -373,6 +397,7 @@ forkserver_spawn(struct forkserver *fs, struct spawn_request *req)
 			registry_unlock();
 			return e;
 		}
+		fs->in_flight++;
 		return 0;
 	case BACKEND_FORK:
 		do_fork(fs, req);
@@ -397,10 +422,12 @@ forkserver_shutdown(struct forkserver *fs)
 	fs->shut = true;
 	if (fs->kind != BACKEND_MTF)
 		return;
-	/* Stop watching first: our own drain would otherwise read the hangup. */
-	(void) loop_remove_fd(fs->loop, fs->notify[0]);
-	(void) close(fs->notify[0]);
-	fs->notify[0] = -1;
+	/* Stop watching first: our own drain would otherwise read the hangup.
+	 * A request already written is forked anyway: keep watching until its
+	 * completion arrives, or its child would never be known (and never
+	 * cancelled) while the actor waits for it in teardown. */
+	if (!fs->in_flight)
+		notify_close(fs);
 	struct spawn_request *stop = NULL;
 	(void) write_full(fs->req_pipe[1], &stop, sizeof(stop));
 	(void) close(fs->req_pipe[1]);
