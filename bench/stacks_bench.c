@@ -25,7 +25,7 @@
 
 struct pass {
 	uint64_t ns;
-	size_t threads, frames, errors;
+	size_t threads, frames, errors, partial;
 };
 
 static void
@@ -47,8 +47,8 @@ capture_all(struct stack_cache *cache, const pid_t *pids, size_t n, const struct
 			ret->threads += nt;
 			for (size_t k = 0; k < nt; k++) {
 				ret->frames += ts[k].n_frames;
-				if (ts[k].error)
-					ret->errors++;
+				if (ts[k].partial) /* e.g. deeper than max_frames */
+					ret->partial++;
 			}
 		}
 		free(reason);
@@ -60,8 +60,8 @@ capture_all(struct stack_cache *cache, const pid_t *pids, size_t n, const struct
 static void
 print_pass(const char *name, const struct pass *p)
 {
-	printf("\"%s\":{\"ns\":%" PRIu64 ",\"threads\":%zu,\"frames\":%zu,\"errors\":%zu}", name, p->ns,
-	       p->threads, p->frames, p->errors);
+	printf("\"%s\":{\"ns\":%" PRIu64 ",\"threads\":%zu,\"frames\":%zu,\"partial\":%zu,\"errors\":%zu}",
+	       name, p->ns, p->threads, p->frames, p->partial, p->errors);
 }
 
 static int
