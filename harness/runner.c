@@ -575,7 +575,9 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 	struct ended_proc *ended = NULL;
 	size_t n_ended = 0;
 	if (reaper_end_all(f.pgid, RUNNER_GRACE_NS, &ended, &n_ended) == 0) {
-		json_t *events = events_load(events_path, NULL);
+		/* Parse the events only when someone is left to name (most cells:
+		 * nobody; it cost 5.7 ms of an 85-actor cell's duration_ns). */
+		json_t *events = n_ended > 0 ? events_load(events_path, NULL) : NULL;
 		for (size_t i = 0; i < n_ended; i++) {
 			const char *actor = NULL;
 			json_t *l = leftover_json(&ended[i], events, f.pgid, &actor);
