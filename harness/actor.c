@@ -882,7 +882,9 @@ actor_exit(struct actor *a, int code, const char *reason)
 		switch (a->end) {
 		case END_OK:
 		case END_CANCELLED:
-			code = 0;
+			/* an error that came up during the cancel still travels up, and
+			 * so does its status */
+			code = json_array_size(a->child_errors) > 0 ? 1 : 0;
 			break;
 		case END_ERROR:
 			code = 1;

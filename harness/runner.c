@@ -207,8 +207,9 @@ capture_host(const struct scenario *sc, const char *cell_dir)
 		out = open(cell_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (out < 0)
 			_exit(70);
-		/* ... and pytest keeps a dup of the original stdout at a higher fd. */
-		(void) fcntl(1, F_DUPFD, 10);
+		/* ... and pytest keeps a dup of the original stdout at a higher fd
+		 * (os.dup: non-inheritable, so exec drops it; fork keeps it). */
+		(void) fcntl(1, F_DUPFD_CLOEXEC, 10);
 	}
 	pid_t root = fork();
 	if (root < 0)

@@ -1786,3 +1786,26 @@ procfs_readlink(int dirfd, const char *name, char **ret_target)
 	*ret_target = s;
 	return 0;
 }
+
+bool
+procfs_syscall_resolve_restart(struct proc_syscall *sc, const char *wchan)
+{
+	if (sc->kind != PROC_SYSCALL_IN || sc->nr != SYS_restart_syscall || !wchan)
+		return false;
+	long nr = -1;
+	if (strncmp(wchan, "poll_schedule_timeout", 21) == 0)
+		/* poll keeps an int timeout in the third register, ppoll a pointer */
+		nr = sc->args[2] <= 0xffffffffULL ? SYS_poll : SYS_ppoll;
+	else if (strstr(wchan, "select"))
+		nr = SYS_select;
+	else if (strstr(wchan, "epoll"))
+		nr = SYS_epoll_wait;
+	else if (strncmp(wchan, "futex", 5) == 0)
+		nr = SYS_futex;
+	else if (strstr(wchan, "nanosleep"))
+		nr = SYS_clock_nanosleep;
+	if (nr < 0)
+		return false;
+	sc->nr = nr;
+	return true;
+}

@@ -137,6 +137,13 @@ struct proc_syscall {
 
 int procfs_parse_syscall(const char *text, size_t len, struct proc_syscall *ret);
 
+/* A blocked call interrupted by a signal or a ptrace stop (ours: freezing for
+ * stacks) is often resumed through restart_syscall, and /proc then shows
+ * that instead of poll or nanosleep. The argument registers still hold the
+ * original arguments: recover the original call from the wchan. Returns true
+ * if sc was rewritten. */
+bool procfs_syscall_resolve_restart(struct proc_syscall *sc, const char *wchan);
+
 /* /proc/PID/io. Unreadable for other users and for zombies on some kernels. */
 struct proc_io {
 	uint64_t rchar;

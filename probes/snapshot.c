@@ -418,6 +418,7 @@ read_thread(int pid_dirfd, pid_t pid, struct snapshot_thread *t)
 			thread_partial(t, "syscall", r);
 		t->syscall.kind = PROC_SYSCALL_UNKNOWN;
 	}
+	(void) procfs_syscall_resolve_restart(&t->syscall, t->wchan);
 	t->samples[0].syscall = t->syscall;
 	(void) close(dirfd);
 

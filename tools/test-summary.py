@@ -15,6 +15,17 @@ with open(sys.argv[1]) as f:
         t = json.loads(line)
         result = t.get("result", "")
         out = t.get("stdout") or ""
+        # pytest: its own closing line counts the cases ("3 failed, 40 passed in 9.1s")
+        m = re.search(r"^=*\s*((?:\d+ (?:passed|failed|skipped|error|errors|xfailed|xpassed)(?:, )?)+) in [\d.]+s", out, re.M)
+        if m and result not in ("TIMEOUT",):
+            counts = dict((k, int(n)) for n, k in re.findall(r"(\d+) (\w+)", m.group(1)))
+            passed += counts.get("passed", 0) + counts.get("xfailed", 0)
+            skipped += counts.get("skipped", 0)
+            nfail = counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0) + counts.get("xpassed", 0)
+            failed += nfail
+            if nfail:
+                failures.append(f"{t['name']}: {nfail} pytest case(s) failed")
+            continue
         tap = [l for l in out.splitlines() if re.match(r"^(not )?ok\b", l)]
         if tap and result not in ("TIMEOUT", "ERROR"):
             for l in tap:
