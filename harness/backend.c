@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ struct forkserver {
 	int req_pipe[2]; /* loop writes [1], worker reads [0] */
 	int notify[2];	 /* worker writes [1], loop reads [0] */
 	unsigned in_flight; /* mtf requests written, completion not yet delivered */
+	sem_t stopped;	    /* posted by the worker once it has closed its fds */
 	bool shut;
 };
 
@@ -227,6 +229,7 @@ worker_main(void *arg)
 	(void) close(fs->notify[1]);
 	(void) close(fs->req_pipe[0]);
 	fs->notify[1] = fs->req_pipe[0] = -1;
+	(void) sem_post(&fs->stopped);
 	/* Park rather than return: PR_SET_PDEATHSIG of every child we forked fires
 	 * when this thread exits, not when the process does. */
 	for (;;)
@@ -299,6 +302,7 @@ mtf_start(struct forkserver *fs)
 	sigset_t all, old;
 	(void) sigfillset(&all);
 	(void) pthread_sigmask(SIG_BLOCK, &all, &old);
+	(void) sem_init(&fs->stopped, 0, 0);
 	r = -pthread_create(&fs->worker, NULL, worker_main, fs);
 	(void) pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0)
@@ -432,6 +436,10 @@ forkserver_shutdown(struct forkserver *fs)
 	(void) write_full(fs->req_pipe[1], &stop, sizeof(stop));
 	(void) close(fs->req_pipe[1]);
 	fs->req_pipe[1] = -1;
+	/* An orderly stop: the forkserver is gone (its end of the notify socket
+	 * closed) before anything else of the teardown happens. */
+	while (fs->worker_started && sem_wait(&fs->stopped) < 0 && errno == EINTR)
+		;
 }
 
 void
