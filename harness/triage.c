@@ -67,6 +67,7 @@ triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret
 	opts.subreaper = req->subreaper;
 	opts.pgid = req->pgid;
 	opts.stacks = req->stacks;
+	opts.python = req->python_mode != 0;
 	struct snapshot *snap = NULL;
 	r = snapshot_take(roots, n_roots, &opts, &snap);
 	free(roots);

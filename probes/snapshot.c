@@ -38,6 +38,7 @@ snapshot_options_init(struct snapshot_options *opts)
 	    .sample_interval_ns = DEFAULT_INTERVAL_NS,
 	    .syscall_samples = DEFAULT_SYSCALL_SAMPLES,
 	    .stacks = true,
+	    .python = true,
 	    .max_processes = DEFAULT_MAX_PROCESSES,
 	};
 }
@@ -80,6 +81,7 @@ process_clear(struct snapshot_process *p)
 	free(p->fds);
 	thread_stacks_free(p->stacks, p->n_stacks);
 	free(p->stacks_error);
+	py_process_free(p->python);
 	free(p->partial_reason);
 }
 
@@ -1056,14 +1058,25 @@ capture_stacks(struct take_ctx *ctx, struct snapshot_process *p)
 	struct thread_stack *stacks = NULL;
 	size_t n = 0;
 	char *reason = NULL;
+	struct py_process *py = NULL;
+	/* Python frames are read while the threads are still frozen. */
+	if (ctx->opts->python) {
+		sopts.while_frozen = python_stacks_frozen;
+		sopts.userdata = &py;
+	}
 	int r = stacks_capture(ctx->stack_cache, p->pid, &sopts, &stacks, &n, &reason);
 	if (r < 0) {
+		py_process_free(py);
 		if (reason)
 			p->stacks_error = reason;
 		else
 			append_reason(&p->stacks_error, "stacks: %s", strerror(-r));
+		/* without ptrace, Python frames can still be read (unfrozen, maybe torn) */
+		if (ctx->opts->python && python_read(p->pid, &py) == 0)
+			p->python = py;
 		return;
 	}
+	p->python = py;
 	free(reason);
 	p->stacks = stacks;
 	p->n_stacks = n;
@@ -1200,6 +1213,13 @@ snapshot_take(const pid_t *roots, size_t n, const struct snapshot_options *opts,
 			for (size_t i = 0; i < snap->n_processes; i++)
 				capture_stacks(&ctx, &snap->processes[i]);
 		stack_cache_free(own);
+	} else if (opts->python) {
+		/* no freezing without stacks: a torn read comes back marked partial */
+		for (size_t i = 0; i < snap->n_processes; i++) {
+			struct snapshot_process *p = &snap->processes[i];
+			if (!p->zombie && p->pid != ctx.self && python_read(p->pid, &p->python) < 0)
+				p->python = NULL;
+		}
 	}
 
 	sample_running_threads(&ctx);

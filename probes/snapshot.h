@@ -18,6 +18,7 @@
 #include "probes/futex.h"
 #include "probes/pipes.h"
 #include "probes/procfs.h"
+#include "probes/python.h"
 #include "probes/sockdiag.h"
 #include "probes/stacks.h"
 
@@ -31,6 +32,7 @@ struct snapshot_options {
 	uint64_t sample_interval_ns; /* between the two samples; default 100 ms, 0 = back to back */
 	unsigned syscall_samples;    /* ptrace samples per running thread; default 10, 0 = none */
 	bool stacks;		     /* native stacks through probes/stacks.h; default true */
+	bool python;		     /* CPython frames (probes/python.h), read while frozen; default true */
 	struct stack_cache *stack_cache; /* shared cache; NULL = one for this snapshot */
 	unsigned max_frames;		 /* passed to stacks_capture; 0 = its default */
 	size_t max_processes; /* default 4096; beyond it the snapshot is marked truncated */
@@ -172,6 +174,7 @@ struct snapshot_process {
 	struct thread_stack *stacks; /* owned, from stacks_capture */
 	size_t n_stacks;
 	char *stacks_error;
+	struct py_process *python; /* CPython frames and version, NULL when not Python */
 	bool partial;
 	char *partial_reason; /* "; "-separated reasons */
 };

@@ -489,6 +489,7 @@ process_to_json(const struct snapshot_process *p)
 	}
 	set(o, "unmatched_stacks", extra);
 	set(o, "stacks_error", jstr_or_null(p->stacks_error));
+	set(o, "python", p->python ? python_process_to_json(p->python) : json_null());
 	set(o, "partial", json_boolean(p->partial));
 	set(o, "partial_reason", jstr_or_null(p->partial_reason));
 	return o;

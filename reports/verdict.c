@@ -501,8 +501,14 @@ build_chain(struct ctx *cx, struct wf_proc *p, struct wf_thread *t, size_t comp,
 		if (hb.len)
 			(void) strbuf_printf(sb, "      which only %s can provide%s\n", hb.data,
 					     cycle_to && !next ? " (cycle)" : "");
-		else if (t->stuck)
-			(void) strbuf_printf(sb, "      which nothing in the tree can provide\n");
+		else if (t->stuck) {
+			bool self = false;
+			for (size_t r = 0; r < m; r++)
+				if (rel[r] == p->pid)
+					self = true;
+			(void) strbuf_printf(sb, "      which %s\n", self ? "only its own threads, all waiting, could provide"
+							      : "nothing in the tree can provide");
+		}
 		json_t *entry = json_pack("{s:i,s:i,s:s?,s:s?,s:s,s:s?,s:s?,s:o}", "pid", (int) p->pid, "tid", (int) t->tid,
 					  "actor", p->actor, "thread", t->name, "waits_on", what, "wchan", t->wchan,
 					  "syscall", t->syscall, "held_by", held);
