@@ -513,7 +513,6 @@ build_chain(struct ctx *cx, struct wf_proc *p, struct wf_thread *t, size_t comp,
 					  "actor", p->actor, "thread", t->name, "waits_on", what, "wchan", t->wchan,
 					  "syscall", t->syscall, "held_by", held);
 		json_array_append_new(chain, entry);
-		append_stack(NULL, stacks, p, t);
 		free(what);
 		strbuf_free(&hb);
 		if (!next)
@@ -525,8 +524,10 @@ build_chain(struct ctx *cx, struct wf_proc *p, struct wf_thread *t, size_t comp,
 	return chain;
 }
 
+/* The threads involved: every waiting or spinning thread of the processes of
+ * the chain, as text and as the verdict's "stacks". */
 static void
-stack_section(struct strbuf *sb, struct wf_graph *g, const pid_t *pids, size_t n)
+stack_section(struct strbuf *sb, json_t *stacks, struct wf_graph *g, const pid_t *pids, size_t n)
 {
 	(void) strbuf_printf(sb, "  Stacks of the threads involved:\n");
 	for (size_t i = 0; i < n; i++) {
@@ -537,13 +538,7 @@ stack_section(struct strbuf *sb, struct wf_graph *g, const pid_t *pids, size_t n
 			struct wf_thread *t = &p->threads[k];
 			if (!t->stuck && !t->blocking && t->cpu_delta_ns == 0)
 				continue;
-			char lab[128];
-			(void) strbuf_printf(sb, "    %s thread %d \"%s\":\n", wf_proc_label(p, lab, sizeof(lab)), (int) t->tid,
-					     t->name ? t->name : "?");
-			if (t->n_frames == 0)
-				(void) strbuf_printf(sb, "      (no stack: %s)\n", t->stack_error ? t->stack_error : "not captured");
-			for (size_t f = 0; f < t->n_frames && f < 24; f++)
-				(void) strbuf_printf(sb, "      #%-2zu %s\n", f, t->frames[f]);
+			append_stack(sb, stacks, p, t);
 		}
 	}
 }
@@ -793,7 +788,7 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 				pids[np++] = q->pid;
 		}
 		qsort(pids, np, sizeof(pid_t), cmp_pid);
-		stack_section(&sb, g, chain_pids, n_chain);
+		stack_section(&sb, stacks, g, chain_pids, n_chain);
 		(void) strbuf_printf(&sb, "  Remedy: %s.\n", remedy);
 
 		char lab[128], summary[512];

@@ -501,3 +501,28 @@ def test_reports_from_a_run_directory(tmp_path):
     again = json.load(open(tmp_path / "again.json"))
     assert again["summary"] == doc["summary"]
     assert run(["report", str(tmp_path / "nowhere"), "--format", "text"]).returncode == 2
+
+
+# ---- issue 9: Python frames in triage ----
+
+def test_triage_shows_python_frames_of_the_threads_involved():
+    script = os.path.join(SRC, "fixtures/python/lock_blocked.py")
+    p = subprocess.Popen(["/usr/bin/python3", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("READY")
+        settled([p.pid])
+        r = run(["triage", "--json", str(p.pid)])
+        assert r.returncode == 1, r.stderr
+        doc = json.loads(r.stdout)
+        v = doc["verdicts"][0]
+        frames = [f for ts in v["stacks"][str(p.pid)] for f in ts["frames"]]
+        assert any(re.search(r"blocked_worker \(.*lock_blocked\.py:\d+\)", f) for f in frames), frames
+        assert any(re.search(r"Thread\.join \(.*threading\.py:\d+\)", f) for f in frames), frames
+        py = doc["snapshot"]["processes"][0]["python"]
+        assert py["version"].startswith("3.")
+        off = json.loads(run(["triage", "--json", "--python=off", str(p.pid)]).stdout)
+        frames = [f for ts in off["verdicts"][0]["stacks"][str(p.pid)] for f in ts["frames"]]
+        assert not any("lock_blocked.py" in f for f in frames)
+    finally:
+        p.kill()
+        p.wait()
