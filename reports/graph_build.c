@@ -162,6 +162,8 @@ build_thread(struct wf_thread *out, const struct snapshot_process *p, const stru
 		} else
 			out->hot_syscall = strdup("user");
 		out->hot_samples = h->count;
+		out->hot_has_result = h->has_result;
+		out->hot_result = h->result;
 	}
 	if (t->wait_fds && t->n_wait_fds) {
 		out->poll_fds = calloc(t->n_wait_fds, sizeof(int));

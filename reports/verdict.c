@@ -109,9 +109,13 @@ fd_eof_kept_by_copy(struct wf_graph *g, struct wf_proc *p, struct wf_fd *f, uint
 	if (n == 0)
 		return false;
 	/* Both ends in the reader alone: a self-pipe (an event loop's wakeup), not
-	 * a wait for EOF. */
-	if (n == 1 && h[0] == p)
-		return false;
+	 * a wait for EOF. A socket whose peer the reader holds is one too (its
+	 * children may have inherited copies of it, which are not the cause);
+	 * a pipe whose write end the reader kept *and* shared is the classic
+	 * forgotten close. */
+	for (size_t i = 0; i < n; i++)
+		if (h[i] == p && (n == 1 || f->kind == WF_FD_SOCKET))
+			return false;
 	bool any_copy = false;
 	for (size_t i = 0; i < n; i++) {
 		if (h[i]->live && h[i] != p)
@@ -155,6 +159,12 @@ spinning(struct wf_proc *p, struct wf_thread *t)
 {
 	if (!(t->state == 'R' || (t->syscall && strcmp(t->syscall, "running") == 0)) && t->cpu_delta_ns == 0)
 		return false;
+	/* The direct evidence: every sample caught the same read returning 0
+	 * (EOF) - a loop that never gets back to waiting. It holds whatever
+	 * share of a CPU a loaded machine leaves the thread. */
+	if (t->hot_syscall && is_read_call(t->hot_syscall) && t->hot_samples >= 3 && t->hot_has_result &&
+	    t->hot_result == 0 && t->cpu_delta_ns > 0)
+		return true;
 	if (!t->sample_interval_ns || t->cpu_delta_ns * 2 < t->sample_interval_ns)
 		return false;
 	/* Busy is not a hang: it is one when nothing moves. Zero-byte reads in a
@@ -406,6 +416,26 @@ struct match {
 	const struct rule *rule;
 	size_t order;
 };
+
+/* Among subjects of the same rule in one component, the one whose evidence is
+ * most direct names the finding: for eof-never, an end kept open only by other
+ * processes beats one the reader also keeps (e.g. a helper thread's pipe). */
+static int
+match_strength(struct ctx *cx, const struct match *mt)
+{
+	if (!mt->t || strcmp(mt->rule->class_name, "eof-never") != 0)
+		return 0;
+	uint64_t other = 0;
+	struct wf_fd *f = eof_kept_fd(cx->g, mt->p, mt->t, &other);
+	if (!f)
+		return 0;
+	struct wf_proc *h[64];
+	size_t n = wf_holders(cx->g, other, f->kind == WF_FD_PIPE ? 'w' : 0, h, NULL, 64);
+	for (size_t i = 0; i < n; i++)
+		if (h[i] == mt->p)
+			return 1;
+	return 2;
+}
 
 static json_t *
 pids_json(const pid_t *pids, size_t n)
@@ -741,7 +771,8 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 			if (!same)
 				continue;
 			done[j] = true;
-			if (m[j].order < m[best].order)
+			if (m[j].order < m[best].order ||
+			    (m[j].order == m[best].order && match_strength(&cx, &m[j]) > match_strength(&cx, &m[best])))
 				best = j;
 		}
 		struct match *b = &m[best];

@@ -469,6 +469,10 @@ wf_describe_wait(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 	case WF_WAIT_SLEEP:
 		(void) strbuf_printf(&sb, "a timer (%s)", t->syscall);
 		break;
+	case WF_WAIT_NONE:
+		(void) strbuf_printf(&sb, "nothing: it is running%s%s", t->hot_syscall ? ", looping on " : "",
+				     t->hot_syscall ? t->hot_syscall : "");
+		break;
 	default:
 		(void) strbuf_printf(&sb, "%s", t->syscall ? t->syscall : "?");
 	}

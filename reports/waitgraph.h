@@ -75,6 +75,8 @@ struct wf_thread {
 	char *hot_syscall;   /* most sampled syscall while running, e.g. "read" */
 	int64_t hot_fd;	     /* its first argument when it is an fd, else -1 */
 	unsigned hot_samples;
+	bool hot_has_result;
+	int64_t hot_result;  /* return value seen for the hot syscall (0 = EOF for reads) */
 	/* futex */
 	uint64_t futex_addr;
 	pid_t futex_owner;	    /* 0 unknown */
