@@ -1,6 +1,7 @@
 #include "harness/results.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,35 +15,83 @@
 #include "util/strbuf.h"
 #include "util/timeutil.h"
 
+static void
+events_problem_note(struct events_problem *problems, size_t max_problems, size_t bad, size_t line, const char *fmt,
+		    ...) __attribute__((format(printf, 6, 7)));
+
+static void
+events_problem_note(struct events_problem *problems, size_t max_problems, size_t bad, size_t line, const char *fmt,
+		    ...)
+{
+	if (!problems || bad >= max_problems)
+		return;
+	struct events_problem *p = &problems[bad];
+	p->line = line;
+	va_list ap;
+	va_start(ap, fmt);
+	(void) vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
+	va_end(ap);
+}
+
 json_t *
-events_load(const char *path, size_t *ret_bad_lines)
+events_parse(const char *data, size_t len, struct events_problem *problems, size_t max_problems,
+	     size_t *ret_bad_lines)
 {
 	json_t *arr = json_array();
-	size_t bad = 0;
-	char *data = NULL;
-	size_t len = 0;
-	if (read_file_alloc(path, &data, &len) == 0) {
-		char *line = data;
-		while (line && *line) {
-			char *nl = strchr(line, '\n');
-			if (nl)
-				*nl = '\0';
-			if (*line) {
-				json_t *ev = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
-				if (json_is_object(ev))
-					json_array_append_new(arr, ev);
-				else {
-					json_decref(ev);
-					bad++;
-				}
-			}
-			line = nl ? nl + 1 : NULL;
+	size_t bad = 0, lineno = 0;
+	/* Lengths, not strings: a NUL byte in a damaged file must not hide the
+	 * lines after it. */
+	for (size_t pos = 0; arr && pos < len;) {
+		const char *line = data + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		size_t n = nl ? (size_t) (nl - line) : len - pos;
+		pos += n + (nl ? 1 : 0);
+		lineno++;
+		if (n == 0)
+			continue;
+		if (n > EVENTS_MAX_LINE_BYTES) {
+			events_problem_note(problems, max_problems, bad, lineno, "line of %zu bytes, longer than %d", n,
+					    EVENTS_MAX_LINE_BYTES);
+			bad++;
+			continue;
 		}
+		json_error_t jerr;
+		json_t *ev = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
+		if (json_is_object(ev)) {
+			json_array_append_new(arr, ev);
+			continue;
+		}
+		if (!ev)
+			events_problem_note(problems, max_problems, bad, lineno, "invalid JSON: %s at column %d%s",
+					    jerr.text, jerr.column, nl ? "" : "; the last line has no newline (torn write?)");
+		else
+			events_problem_note(problems, max_problems, bad, lineno, "not a JSON object");
+		json_decref(ev);
+		bad++;
 	}
-	free(data);
 	if (ret_bad_lines)
 		*ret_bad_lines = bad;
 	return arr;
+}
+
+json_t *
+events_load_checked(const char *path, struct events_problem *problems, size_t max_problems, size_t *ret_bad_lines,
+		    int *ret_errno)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int r = read_file_alloc(path, &data, &len);
+	if (ret_errno)
+		*ret_errno = r < 0 ? r : 0;
+	json_t *arr = events_parse(r == 0 ? data : "", r == 0 ? len : 0, problems, max_problems, ret_bad_lines);
+	free(data);
+	return arr;
+}
+
+json_t *
+events_load(const char *path, size_t *ret_bad_lines)
+{
+	return events_load_checked(path, NULL, 0, ret_bad_lines, NULL);
 }
 
 bool
@@ -284,7 +333,8 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 	size_t n = 0;
 	(void) scenario_index(sc, &index, &n);
 	size_t bad = 0;
-	json_t *events = events_load(events_path, &bad);
+	struct events_problem first_bad = { 0 };
+	json_t *events = events_load_checked(events_path, &first_bad, 1, &bad, NULL);
 	struct actor_rec *recs = calloc(n ? n : 1, sizeof(*recs));
 	json_t *child_starts[SCENARIO_MAX_ACTORS] = { 0 };
 	json_t *scrubs[SCENARIO_MAX_ACTORS] = { 0 };
@@ -472,7 +522,8 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 		json_array_append_new(mismatches, json_string(msg));
 	}
 	if (bad) {
-		(void) snprintf(msg, sizeof(msg), "%zu malformed lines in events.ndjson", bad);
+		(void) snprintf(msg, sizeof(msg), "%zu malformed line%s in events.ndjson (line %zu: %s)", bad,
+				bad == 1 ? "" : "s", first_bad.line, first_bad.reason);
 		json_array_append_new(mismatches, json_string(msg));
 	}
 

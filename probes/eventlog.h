@@ -14,7 +14,11 @@
 
 #include "util/asfmt.h"
 
-#define EVENTLOG_FD_MIN 900
+/* High enough to stay out of the way of programs that dup2 onto low fds, low
+ * enough to fit the kernel's initial fd table (64 slots): a log fd at 900
+ * grew every actor's table to 1024 entries and cost each fork, exit and
+ * close_range measurably (docs/performance.md). */
+#define EVENTLOG_FD_MIN 63
 #define EVENT_MAX_BYTES (60 * 1024)
 
 /* Open (create) the log at path; remembers the path for reopening. Returns 0 or -errno. */

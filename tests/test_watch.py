@@ -317,7 +317,7 @@ def test_fds_seen_by_the_program_are_unchanged(tmp_path):
         watched = watched.replace(str(tmp_path / f"run.{name}"), name.upper())
     ours = [line for line in watched.splitlines() if events in line]
     # The probe's own fd, in the parent and the forked child: high, not inherited by exec.
-    assert len(ours) == 2 and all(int(line.split()[1]) >= 900 and line.endswith("False") for line in ours)
+    assert len(ours) == 2 and all(int(line.split()[1]) >= 63 and line.endswith("False") for line in ours)
     assert [line for line in watched.splitlines() if events not in line] == plain.splitlines()
 
 

@@ -65,8 +65,18 @@ json_int(const json_t *obj, const char *key, int64_t fallback)
 	const json_t *v = json_object_get(obj, key);
 	if (json_is_integer(v))
 		return (int64_t) json_integer_value(v);
-	if (json_is_real(v))
-		return (int64_t) json_real_value(v);
+	if (json_is_real(v)) {
+		/* Casting a double outside int64_t's range (1e300 in a hostile file)
+		 * is undefined behaviour: clamp, and NaN gets the fallback. */
+		double d = json_real_value(v);
+		if (d != d)
+			return fallback;
+		if (d >= 9223372036854775808.0)
+			return INT64_MAX;
+		if (d < -9223372036854775808.0)
+			return INT64_MIN;
+		return (int64_t) d;
+	}
 	return fallback;
 }
 
@@ -90,24 +100,57 @@ json_u64(uint64_t v)
 	return json_integer(v > (uint64_t) INT64_MAX ? INT64_MAX : (json_int_t) v);
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629, Unicode table
+ * 3-7), or 0: no overlong forms, no UTF-16 surrogates (U+D800..DFFF), nothing
+ * above U+10FFFF, no NUL. jansson refuses exactly those, and a caller must
+ * never get NULL for a string it asked to be made valid. */
+static size_t
+utf8_sequence_length(const unsigned char *p, size_t avail)
+{
+	unsigned char c = p[0];
+	size_t need;
+	unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+	if (c == 0)
+		return 0;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		need = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		need = 3;
+		if (c == 0xe0)
+			lo = 0xa0; /* overlong below U+0800 */
+		else if (c == 0xed)
+			hi = 0x9f; /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 4;
+		if (c == 0xf0)
+			lo = 0x90; /* overlong below U+10000 */
+		else if (c == 0xf4)
+			hi = 0x8f; /* above U+10FFFF */
+	} else
+		return 0; /* continuation byte, 0xc0/0xc1, 0xf5.. */
+	if (avail < need || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t k = 2; k < need; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	return need;
+}
+
 json_t *
 json_string_lossy(const char *data, size_t len)
 {
+	if (len > (SIZE_MAX - 1) / 3)
+		return NULL;
 	char *out = malloc(len * 3 + 1);
 	if (!out)
 		return NULL;
 	size_t o = 0;
 	const unsigned char *p = (const unsigned char *) data;
 	for (size_t i = 0; i < len;) {
-		unsigned char c = p[i];
-		size_t need = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-		bool ok = need > 0 && c != 0 && i + need <= len;
-		for (size_t k = 1; ok && k < need; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				ok = false;
-		if (ok && need == 2 && c < 0xc2)
-			ok = false; /* overlong */
-		if (ok) {
+		size_t need = utf8_sequence_length(p + i, len - i);
+		if (need) {
 			memcpy(out + o, p + i, need);
 			o += need;
 			i += need;
