@@ -1431,7 +1431,7 @@ actor_exec_main(int argc, char **argv)
 	actor_set_context(spec_path, "/proc/self/exe");
 	set_event_context(spec);
 	eventlog_note_fork_time(spawn_ns);
-	{
+	if (eventlog_enabled()) {
 		/* The same record a forked child writes: here it shows what exec kept. */
 		static struct event e;
 		event_begin(&e, "child_start");

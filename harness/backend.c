@@ -88,6 +88,8 @@ static void
 emit_child_start(const struct spawn_request *req, const sigset_t *inherited_mask)
 {
 	static struct event e; /* static: the worker thread's stack is the child's stack */
+	if (!eventlog_enabled())
+		return; /* --probes off: no census either, so the overhead ratio is honest */
 	uint64_t since = now_ns() - eventlog_fork_time();
 	event_begin(&e, "child_start");
 	event_uint(&e, "ns_since_fork", since);
@@ -127,6 +129,10 @@ apply_fd_scrub(void)
 {
 	static struct event e;
 	int keep[] = { 0, 1, 2, eventlog_fd() };
+	if (!eventlog_enabled()) {
+		(void) fd_close_all_except(keep, ARRAY_SIZE(keep), NULL, 0, NULL);
+		return;
+	}
 	/* Describe what is about to go, then close it. */
 	event_begin(&e, "fd_scrub");
 	int n = census_fds(&e, "closed", keep, ARRAY_SIZE(keep));
@@ -167,6 +173,8 @@ static void
 emit_fork_parent(pid_t child, const struct spawn_request *req)
 {
 	/* Parent side of the fork; runs on the forking thread. */
+	if (!eventlog_enabled())
+		return;
 	struct event *e = malloc(sizeof(*e));
 	if (!e)
 		return;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -640,6 +641,59 @@ add_backend_axis(struct scenario *s)
 	return 0;
 }
 
+/* Every tree of a run is forked from this process without exec, so whatever
+ * the runner holds is inherited (and copied at each fork, walked at each
+ * exit) by every later actor: kept in memory, the finished cells' results
+ * made the 10th cell of a run 1.59x slower than the first and broke the
+ * cascade of a 1024-actor cell run after another (docs/performance.md). So
+ * each finished cell goes to cells/<dir>/cell.json at once and only its path
+ * stays here; the memory is handed back (malloc_trim) before the next tree.
+ * If it cannot be written the cell simply stays in memory. */
+static void
+spill_cell(json_t *results, json_t *cell, const char *run_dir)
+{
+	const char *events = json_str(cell, "events_file", NULL);
+	const char *slash = events ? strrchr(events, '/') : NULL;
+	char *path = NULL;
+	if (slash && asprintf(&path, "%s/%.*s/cell.json", run_dir, (int) (slash - events), events) < 0)
+		path = NULL;
+	if (path && json_write_file_atomic(cell, path, JSON_COMPACT) == 0) {
+		json_t *ref = json_pack("{s:s}", "$spilled", path);
+		if (ref) {
+			json_array_append_new(results, ref);
+			json_decref(cell);
+			free(path);
+			(void) malloc_trim(0);
+			return;
+		}
+		(void) unlink(path);
+	}
+	free(path);
+	json_array_append_new(results, cell);
+}
+
+/* Read the spilled cells back once every tree has ended; cell.json stays in
+ * the cell's directory (a per-cell copy of its entry in result.json). */
+static void
+unspill_cells(json_t *results, const char *run_dir)
+{
+	(void) run_dir;
+	size_t i;
+	json_t *v;
+	json_array_foreach(results, i, v) {
+		const char *path = json_str(v, "$spilled", NULL);
+		if (!path)
+			continue;
+		json_error_t err;
+		json_t *cell = json_load_file(path, 0, &err);
+		if (!cell) {
+			fprintf(stderr, "forkscope: cannot read back %s: %s\n", path, err.text);
+			cell = json_pack("{s:s, s:b, s:s}", "name", path, "passed", 0, "infra_error", err.text);
+		}
+		json_array_set_new(results, i, cell);
+	}
+}
+
 int
 runner_main(const struct run_options *o, char **paths, size_t n_paths)
 {
@@ -732,9 +786,10 @@ runner_main(const struct run_options *o, char **paths, size_t n_paths)
 			if (!cell)
 				continue;
 			cli_print_progress(cell, o->color);
-			json_array_append_new(results, cell);
+			spill_cell(results, cell, run_dir);
 		}
 	}
+	unspill_cells(results, run_dir);
 
 	json_t *doc = json_object();
 	json_object_set_new(doc, "schema_version", json_integer(1));
