@@ -17,7 +17,7 @@
 
 static void
 events_problem_note(struct events_problem *problems, size_t max_problems, size_t bad, size_t line, const char *fmt,
-		    ...) __attribute__((format(printf, 6, 7)));
+		    ...) __attribute__((format(printf, 5, 6)));
 
 static void
 events_problem_note(struct events_problem *problems, size_t max_problems, size_t bad, size_t line, const char *fmt,
