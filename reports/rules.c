@@ -124,6 +124,21 @@ scalar(const yaml_node_t *n)
 	return n && n->type == YAML_SCALAR_NODE ? (const char *) n->data.scalar.value : NULL;
 }
 
+/* The key node of an earlier pair of the same mapping with the same key, or
+ * NULL. libyaml keeps duplicate keys; a second 'name:' would leak the first
+ * and silently win, so every mapping of a rules file refuses them. */
+static const yaml_node_t *
+earlier_key(struct loader *l, const yaml_node_t *map, const yaml_node_pair_t *pair, const char *key)
+{
+	for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pair; q++) {
+		const yaml_node_t *k = yaml_document_get_node(&l->doc, q->key);
+		const char *other = scalar(k);
+		if (other && strcmp(other, key) == 0)
+			return k;
+	}
+	return NULL;
+}
+
 static int
 load_patterns(struct loader *l, struct rule *r, yaml_node_t *map)
 {
@@ -139,6 +154,9 @@ load_patterns(struct loader *l, struct rule *r, yaml_node_t *map)
 				field = f;
 		if (field < 0)
 			return fail(l, k, "unknown match field '%s' (syscall, wchan, frame, python, comm, thread, actor)", key ? key : "");
+		const yaml_node_t *first = earlier_key(l, map, pair, key);
+		if (first)
+			return fail(l, k, "duplicate match field '%s' (first at line %zu)", key, first->start_mark.line + 1);
 		if (!val)
 			return fail(l, v, "the pattern for '%s' must be a string", key);
 		int errcode;
@@ -180,6 +198,11 @@ load_rule(struct loader *l, struct ruleset *rs, yaml_node_t *node, bool user)
 		const char *key = scalar(k);
 		if (!key) {
 			ret = fail(l, k, "rule keys must be strings");
+			break;
+		}
+		const yaml_node_t *first = earlier_key(l, node, pair, key);
+		if (first) {
+			ret = fail(l, k, "duplicate rule key '%s' (first at line %zu)", key, first->start_mark.line + 1);
 			break;
 		}
 		if (strcmp(key, "match") == 0) {
@@ -297,9 +320,12 @@ ruleset_load_string(struct ruleset *rs, const char *name, const char *text, size
 		for (yaml_node_pair_t *pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
 			yaml_node_t *k = yaml_document_get_node(&l.doc, pair->key);
 			const char *key = scalar(k);
-			if (key && strcmp(key, "rules") == 0)
+			if (key && strcmp(key, "rules") == 0 && !list)
 				list = yaml_document_get_node(&l.doc, pair->value);
-			else {
+			else if (key && strcmp(key, "rules") == 0) {
+				r = fail(&l, k, "duplicate key 'rules'");
+				break;
+			} else {
 				r = fail(&l, k, "unknown top-level key '%s' (expected 'rules')", key ? key : "");
 				break;
 			}
