@@ -595,6 +595,26 @@ open_listener(struct actor *a)
 	return loop_add_fd(a->loop, fd, EPOLLIN, on_listener, a);
 }
 
+/* The event results.c reads to tell a refused fork (the machine's limit) from
+ * the tree's own behaviour. child is NULL when no child was being made. */
+static void
+emit_spawn_failed(const struct actor_spec *child, const char *call, int err, const char *msg)
+{
+	struct event *e = malloc(sizeof(*e));
+	if (!e)
+		return;
+	event_begin(e, "spawn_failed");
+	if (child) {
+		event_str(e, "child", child->name);
+		event_int(e, "child_id", child->id);
+	}
+	event_str(e, "call", call);
+	event_str(e, "errno", strerrorname_np(err) ? strerrorname_np(err) : "?");
+	event_str(e, "message", msg);
+	(void) event_emit(e);
+	free(e);
+}
+
 static void
 on_spawn_done(struct spawn_request *req, void *userdata)
 {
@@ -603,8 +623,15 @@ on_spawn_done(struct spawn_request *req, void *userdata)
 	if (req->error < 0 || req->pid <= 0) {
 		ch->state = CHILD_FAILED;
 		ch->reaped = true;
-		char msg[160];
-		(void) snprintf(msg, sizeof(msg), "spawn failed: %s", strerror(-req->error));
+		/* Name the call and, for EAGAIN, the limit: a fork refused by
+		 * RLIMIT_NPROC or a pids cgroup is the machine's doing, not the
+		 * tree's (results.c turns it into the cell's infra_error). */
+		const char *call = a->sc->backend == BACKEND_SPAWN ? "posix_spawn" : "fork";
+		int err = req->error < 0 ? -req->error : EIO;
+		char msg[200];
+		(void) snprintf(msg, sizeof(msg), "spawn failed: %s: %s%s", call, strerror(err),
+				err == EAGAIN ? " (process limit reached: RLIMIT_NPROC or a pids cgroup)" : "");
+		emit_spawn_failed(ch->spec, call, err, msg);
 		on_child_error(a, ch, synth_child_error(ch, msg));
 		check_teardown_done(a);
 		return;
@@ -1330,8 +1357,16 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 		}
 		if (open_listener(a) < 0)
 			actor_exit(a, 72, "cannot open listener");
-		if (forkserver_new(sc->backend, a->loop, on_spawn_done, a, &a->fs) < 0)
-			actor_exit(a, 73, "cannot start forkserver");
+		int fr = forkserver_new(sc->backend, a->loop, on_spawn_done, a, &a->fs);
+		if (fr < 0) {
+			/* mtf: pthread_create of the worker thread, refused at a pids limit too */
+			char msg[200];
+			(void) snprintf(msg, sizeof(msg), "cannot start forkserver: %s", strerror(-fr));
+			emit_spawn_failed(NULL, sc->backend == BACKEND_MTF ? "start of the mtf forkserver thread"
+									   : "start of the forkserver",
+					  -fr, msg);
+			actor_exit(a, 73, msg);
+		}
 	}
 
 	a->phase = PH_BOOT_CHILDREN;

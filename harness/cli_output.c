@@ -83,11 +83,17 @@ cli_write_outputs(const json_t *doc, const char *run_dir, const char *json_path,
 		free(path);
 	}
 	struct render_options plain = { .color = 0 };
-	rc = MAX(rc, write_rendering(doc, RENDER_JSON, json_path, &plain));
-	rc = MAX(rc, write_rendering(doc, RENDER_JUNIT, junit_path, &plain));
-	rc = MAX(rc, write_rendering(doc, RENDER_TAP, tap_path, &plain));
-	rc = MAX(rc, write_rendering(doc, RENDER_TRACE, trace_path, &plain));
-	rc = MAX(rc, write_rendering(doc, RENDER_HTML, html_path, &plain));
+	/* One call per file: MAX() evaluates its arguments twice (each rendering
+	 * was written, and each failure reported, two times). */
+	const struct {
+		enum render_format fmt;
+		const char *path;
+	} files[] = { { RENDER_JSON, json_path },   { RENDER_JUNIT, junit_path }, { RENDER_TAP, tap_path },
+		      { RENDER_TRACE, trace_path }, { RENDER_HTML, html_path } };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		int w = write_rendering(doc, files[i].fmt, files[i].path, &plain);
+		rc = MAX(rc, w);
+	}
 	int color = render_color_wanted(color_mode, fileno(stdout));
 	struct render_options text = { .color = color > 0 };
 	(void) fflush(stderr);

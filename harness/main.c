@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness/actor.h"
@@ -234,6 +235,93 @@ triage_from_file(const char *path, const char *events_path, const char *rules, b
 	return hangs > 0 ? 1 : 0;
 }
 
+/* Bytes from a damaged file, made safe for a terminal: anything outside
+ * printable ASCII becomes \xNN (a hostile events file must not drive it). */
+static void
+print_sanitized(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f)
+			fputc(*p, f);
+		else
+			fprintf(f, "\\x%02x", *p);
+	}
+}
+
+static bool
+reason_is_denial(const char *text)
+{
+	return text && (strstr(text, "Permission denied") || strstr(text, "Operation not permitted"));
+}
+
+static bool
+reason_is_gone(const char *text)
+{
+	/* every part of it says the process or a thread went away meanwhile */
+	if (!text || !*text)
+		return false;
+	char *copy = strdup(text);
+	bool gone = copy != NULL;
+	char *save = NULL;
+	for (char *part = copy ? strtok_r(copy, ";", &save) : NULL; part && gone; part = strtok_r(NULL, ";", &save))
+		gone = strstr(part, "No such file or directory") || strstr(part, "No such process") ||
+		       strstr(part, "exited during snapshot") || strstr(part, "pid reused");
+	free(copy);
+	return gone;
+}
+
+/* What the snapshot could not read, and why: a triage without stacks (ptrace
+ * denied, another user's tree) must say so rather than look like a clean
+ * bill of health. Returns the number of processes with readable state. */
+static size_t
+triage_print_gaps(const json_t *snap, FILE *f)
+{
+	const json_t *procs = json_object_get(snap, "processes");
+	size_t n = json_array_size(procs), readable = 0, gone = 0, listed = 0, incomplete = 0, i;
+	bool denied = false;
+	const json_t *p;
+	json_array_foreach(procs, i, p) {
+		if (json_is_string(json_object_get(p, "state")))
+			readable++;
+		const char *partial = json_str(p, "partial_reason", NULL);
+		const char *stacks = json_str(p, "stacks_error", NULL);
+		if (!json_bool(p, "partial", 0) && !stacks)
+			continue;
+		if (!stacks && reason_is_gone(partial)) {
+			gone++;
+			continue;
+		}
+		denied = denied || reason_is_denial(partial) || reason_is_denial(stacks);
+		if (incomplete++ == 0)
+			fprintf(f, "Incomplete snapshot: what could not be read, and why:\n");
+		if (listed < 10) {
+			listed++;
+			fprintf(f, "  pid %lld (", (long long) json_int(p, "pid", 0));
+			print_sanitized(f, json_str(p, "comm", "?"));
+			fprintf(f, "):");
+			if (stacks) {
+				fprintf(f, " no stacks: ");
+				print_sanitized(f, stacks);
+				fprintf(f, "%s", partial ? ";" : "");
+			}
+			if (partial) {
+				fputc(' ', f);
+				print_sanitized(f, partial);
+			}
+			fputc('\n', f);
+		}
+	}
+	if (incomplete > listed)
+		fprintf(f, "  ... and %zu more process%s\n", incomplete - listed, incomplete - listed == 1 ? "" : "es");
+	if (denied)
+		fprintf(f, "  Verdicts rest on what could be read. Run triage as root, or as the tree's user with "
+			   "ptrace allowed (CAP_SYS_PTRACE, kernel.yama.ptrace_scope), for stacks, fds and syscalls.\n");
+	if (gone)
+		fprintf(f, "%zu of %zu process%s exited or changed during the snapshot (recorded as partial).\n", gone, n,
+			n == 1 ? "" : "es");
+	return readable;
+}
+
 static int
 cmd_triage(int argc, char **argv)
 {
@@ -328,6 +416,13 @@ cmd_triage(int argc, char **argv)
 		return 2;
 	}
 	size_t hangs = verdicts_count_hangs(verdicts);
+	/* The gaps: part of the text report; on stderr next to JSON. */
+	if (triage_print_gaps(snap, json ? stderr : stdout) == 0) {
+		fprintf(stderr, "forkscope triage: nothing could be read of the process%s given\n", n == 1 ? "" : "es");
+		json_decref(snap);
+		json_decref(verdicts);
+		return 2;
+	}
 	if (json) {
 		json_t *doc = json_pack("{s:i,s:O,s:O,s:i}", "schema_version", 1, "verdicts", verdicts, "snapshot", snap,
 					"found_hangs", (int) hangs);
@@ -339,6 +434,96 @@ cmd_triage(int argc, char **argv)
 	json_decref(snap);
 	json_decref(verdicts);
 	return hangs > 0 ? 1 : 0;
+}
+
+/* The events files a run directory's result.json names, checked line by line:
+ * every malformed line is named on stderr as FILE:LINE: reason. The report
+ * itself comes from result.json, so it still renders. Returns the number of
+ * malformed lines (plus unreadable files). */
+#define REPORT_MAX_PROBLEMS 10
+static size_t
+report_check_events(const char *run_dir, const json_t *doc)
+{
+	json_t *files = json_array();
+	const json_t *cells = json_object_get(doc, "scenarios");
+	if (json_is_array(cells)) {
+		size_t i;
+		const json_t *cell;
+		json_array_foreach(cells, i, cell)
+			if (json_is_string(json_object_get(cell, "events_file")))
+				json_array_append(files, json_object_get(cell, "events_file"));
+	}
+	if (json_is_string(json_object_get(doc, "events_file")))
+		json_array_append(files, json_object_get(doc, "events_file"));
+	size_t damage = 0, unreadable = 0, i;
+	json_t *name;
+	json_array_foreach(files, i, name) {
+		const char *rel = json_string_value(name);
+		/* Only files inside the run directory. */
+		if (rel[0] == '/' || strcmp(rel, "..") == 0 || strncmp(rel, "../", 3) == 0 || strstr(rel, "/../") ||
+		    (strlen(rel) >= 3 && strcmp(rel + strlen(rel) - 3, "/..") == 0))
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = strcmp(json_string_value(json_array_get(files, k)), rel) == 0;
+		char *path = NULL;
+		if (seen || asprintf(&path, "%s/%s", run_dir, rel) < 0)
+			continue;
+		struct events_problem problems[REPORT_MAX_PROBLEMS];
+		size_t bad = 0;
+		int err = 0;
+		json_decref(events_load_checked(path, problems, REPORT_MAX_PROBLEMS, &bad, &err));
+		if (err < 0) {
+			fprintf(stderr, "forkscope report: warning: ");
+			print_sanitized(stderr, path);
+			fprintf(stderr, ": %s\n", strerror(-err));
+			unreadable++;
+		}
+		for (size_t k = 0; k < bad && k < REPORT_MAX_PROBLEMS; k++) {
+			print_sanitized(stderr, path);
+			fprintf(stderr, ":%zu: ", problems[k].line);
+			print_sanitized(stderr, problems[k].reason);
+			fputc('\n', stderr);
+		}
+		if (bad > REPORT_MAX_PROBLEMS) {
+			print_sanitized(stderr, path);
+			fprintf(stderr, ": %zu more malformed lines\n", bad - REPORT_MAX_PROBLEMS);
+		}
+		damage += bad;
+		free(path);
+	}
+	json_decref(files);
+	if (damage > 0)
+		fprintf(stderr,
+			"forkscope report: warning: %zu malformed line%s in the run directory's events (skipped); "
+			"the report is rendered from result.json\n",
+			damage, damage == 1 ? "" : "s");
+	return damage + unreadable;
+}
+
+/* result.json that does not parse: say where, as file:line:col: message. */
+static void
+report_bad_result(const char *arg)
+{
+	struct stat st;
+	char *path = NULL;
+	if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (asprintf(&path, "%s/result.json", arg) < 0)
+			return;
+	} else if (!(path = strdup(arg)))
+		return;
+	json_error_t jerr;
+	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	print_sanitized(stderr, path);
+	if (doc)
+		fprintf(stderr, ": not a forkscope result (a JSON object is expected)\n");
+	else {
+		fprintf(stderr, ":%d:%d: ", jerr.line, jerr.column);
+		print_sanitized(stderr, jerr.text);
+		fputc('\n', stderr);
+	}
+	json_decref(doc);
+	free(path);
 }
 
 static int
@@ -384,10 +569,29 @@ cmd_report(int argc, char **argv)
 	}
 	json_t *doc = NULL;
 	int r = render_load(argv[optind], &doc);
+	if (r == -EBADMSG)
+		report_bad_result(argv[optind]);
 	if (r < 0) {
 		fprintf(stderr, "forkscope report: %s: %s\n", argv[optind],
-			r == -EINVAL ? "not a forkscope run directory or result.json" : strerror(-r));
+			r == -EINVAL || r == -EBADMSG ? "not a forkscope run directory or result.json" : strerror(-r));
 		return 2;
+	}
+	/* Damaged events do not stop the report: they are named, then it renders. */
+	{
+		struct stat st;
+		char *run_dir = NULL;
+		if (stat(argv[optind], &st) == 0 && S_ISDIR(st.st_mode))
+			run_dir = strdup(argv[optind]);
+		else if ((run_dir = strdup(argv[optind]))) {
+			char *slash = strrchr(run_dir, '/');
+			if (slash)
+				slash[slash == run_dir ? 1 : 0] = '\0';
+			else
+				strcpy(run_dir, ".");
+		}
+		if (run_dir)
+			(void) report_check_events(run_dir, doc);
+		free(run_dir);
 	}
 	struct render_options o = { .color = fmt == RENDER_TEXT && want > 0 };
 	r = out ? render_to_file(doc, (enum render_format) fmt, &o, out)

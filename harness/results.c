@@ -55,6 +55,14 @@ events_parse(const char *data, size_t len, struct events_problem *problems, size
 			bad++;
 			continue;
 		}
+		const char *nul = memchr(line, '\0', n);
+		if (nul) {
+			/* jansson would call it the end of the input: say what it is. */
+			events_problem_note(problems, max_problems, bad, lineno, "NUL byte at column %zu (binary data)",
+					    (size_t) (nul - line) + 1);
+			bad++;
+			continue;
+		}
 		json_error_t jerr;
 		json_t *ev = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
 		if (json_is_object(ev)) {
@@ -335,6 +343,7 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 	size_t bad = 0;
 	struct events_problem first_bad = { 0 };
 	json_t *events = events_load_checked(events_path, &first_bad, 1, &bad, NULL);
+	char limit_error[256] = "";
 	struct actor_rec *recs = calloc(n ? n : 1, sizeof(*recs));
 	json_t *child_starts[SCENARIO_MAX_ACTORS] = { 0 };
 	json_t *scrubs[SCENARIO_MAX_ACTORS] = { 0 };
@@ -361,7 +370,20 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 		struct actor_rec *child = rec_for(recs, n, json_int(ev, "child_id", -1));
 		if (strcmp(name, "spawn") == 0 && child && !child->spawn)
 			child->spawn = ts;
-		else if (strcmp(name, "fork") == 0 && child) {
+		else if (strcmp(name, "spawn_failed") == 0 && !limit_error[0]) {
+			/* fork/posix_spawn refused for lack of processes or memory:
+			 * the machine's limit, not the tree's behaviour. */
+			const char *en = json_str(ev, "errno", "");
+			const char *child_name = json_str(ev, "child", NULL);
+			if (strcmp(en, "EAGAIN") == 0 || strcmp(en, "ENOMEM") == 0)
+				(void) snprintf(limit_error, sizeof(limit_error), "%s failed with %s in %s%s%s%s: %s",
+						json_str(ev, "call", "fork"), en, json_str(ev, "actor", "?"),
+						child_name ? " (spawning " : "", child_name ? child_name : "",
+						child_name ? ")" : "",
+						strcmp(en, "EAGAIN") == 0
+						    ? "process limit reached (RLIMIT_NPROC or a pids cgroup)"
+						    : "out of memory");
+		} else if (strcmp(name, "fork") == 0 && child) {
 			child->fork = ts;
 			json_t *threads = json_object_get(ev, "threads");
 			json_object_set_new(child->obj, "threads_at_fork", json_integer((json_int_t) json_array_size(threads)));
@@ -472,7 +494,8 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 		outcome = "ok";
 	else
 		outcome = "error";
-	if (f->infra_error)
+	const char *infra_error = f->infra_error ? f->infra_error : limit_error[0] ? limit_error : NULL;
+	if (infra_error)
 		outcome = "error";
 
 	size_t leaked = json_array_size(f->leftovers);
@@ -488,8 +511,8 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 	json_t *mismatches = json_array();
 	const struct expectation *x = &sc->expect;
 	char msg[512];
-	if (f->infra_error) {
-		(void) snprintf(msg, sizeof(msg), "could not run: %s", f->infra_error);
+	if (infra_error) {
+		(void) snprintf(msg, sizeof(msg), "could not run: %s", infra_error);
 		json_array_append_new(mismatches, json_string(msg));
 	}
 	if (x->has_outcome && strcmp(outcome_name(x->outcome), outcome) != 0) {
@@ -553,7 +576,7 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 	json_object_set_new(cell, "expected", expected);
 	json_object_set_new(cell, "passed", json_boolean(json_array_size(mismatches) == 0));
 	json_object_set_new(cell, "mismatches", mismatches);
-	json_object_set_new(cell, "infra_error", f->infra_error ? json_string(f->infra_error) : json_null());
+	json_object_set_new(cell, "infra_error", infra_error ? json_string(infra_error) : json_null());
 	if (f->root_ended) {
 		int code = WIFEXITED(f->root_wstatus) ? WEXITSTATUS(f->root_wstatus) : -1;
 		const char *sig = WIFSIGNALED(f->root_wstatus) ? signal_name(WTERMSIG(f->root_wstatus)) : NULL;

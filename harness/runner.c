@@ -158,6 +158,13 @@ runner_make_run_dir(const char *out_dir, const char *prefix, char **ret_path)
 		path = realpath(out_dir, NULL);
 		if (!path)
 			return -errno;
+		/* An existing directory on a read-only filesystem (or not ours to
+		 * write): refuse before any tree runs, not cell by cell after. */
+		if (faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) < 0) {
+			int e = -errno;
+			free(path);
+			return e;
+		}
 	} else {
 		const char *tmp = getenv("TMPDIR");
 		time_t t = time(NULL);
@@ -213,8 +220,18 @@ capture_host(const struct scenario *sc, const char *cell_dir)
 		(void) fcntl(1, F_DUPFD_CLOEXEC, 10);
 	}
 	pid_t root = fork();
-	if (root < 0)
+	if (root < 0) {
+		/* Named in the events: results.c makes a refused fork the cell's infra_error. */
+		int fork_errno = errno;
+		event_begin(e, "spawn_failed");
+		event_str(e, "child", sc->root.name);
+		event_int(e, "child_id", 0);
+		event_str(e, "call", "fork");
+		event_str(e, "errno", strerrorname_np(fork_errno) ? strerrorname_np(fork_errno) : "?");
+		event_str(e, "message", strerror(fork_errno));
+		(void) event_emit(e);
 		_exit(70);
+	}
 	if (root == 0) {
 		(void) dup2(out, 1);
 		(void) dup2(out, 2);
@@ -239,17 +256,27 @@ capture_host(const struct scenario *sc, const char *cell_dir)
 	else if (WIFSIGNALED(status))
 		event_str(e, "signal", signal_name(WTERMSIG(status)));
 	(void) event_emit(e);
-	char path[4096];
+	/* Written then renamed, like every file of the run directory: a full
+	 * disk leaves no half output.txt. */
+	char path[4096], tmp[4200];
 	(void) snprintf(path, sizeof(path), "%s/output.txt", cell_dir);
-	int dst = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	(void) snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid());
+	int dst = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	int src = sc->capture == CAPTURE_PIPE ? pipefd[0] : out;
 	if (sc->capture != CAPTURE_PIPE)
 		(void) lseek(src, 0, SEEK_SET);
 	char buf[65536];
 	ssize_t n;
+	bool copied = dst >= 0;
 	while ((n = read(src, buf, sizeof(buf))) > 0)
-		if (dst >= 0)
-			(void) write_full(dst, buf, (size_t) n);
+		if (copied && write_full(dst, buf, (size_t) n) < 0)
+			copied = false;
+	if (dst >= 0) {
+		if (close(dst) < 0)
+			copied = false;
+		if (!copied || rename(tmp, path) < 0)
+			(void) unlink(tmp);
+	}
 	/* Pass the root's end on, as a test runner's exit status would. */
 	if (WIFSIGNALED(status)) {
 		(void) signal(WTERMSIG(status), SIG_DFL);
@@ -390,11 +417,13 @@ run_triage(const struct scenario *sc, const struct cell_ctx *c, const char *cell
 	if (r == 0) {
 		char path[4096];
 		(void) snprintf(path, sizeof(path), "%s/snapshot.json", cell_dir);
-		if (json_write_file_atomic(snap, path, JSON_INDENT(1)) == 0) {
+		int wr = json_write_file_atomic(snap, path, JSON_INDENT(1));
+		if (wr == 0) {
 			const char *rel = cell_dir + strlen(c->run_dir) + 1;
 			if (asprintf(snapshot_rel, "%s/snapshot.json", rel) < 0)
 				*snapshot_rel = NULL;
-		}
+		} else
+			fprintf(stderr, "forkscope: write %s: %s\n", path, strerror(-wr));
 		size_t i;
 		json_t *v;
 		json_array_foreach(found, i, v)
@@ -442,20 +471,28 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 	f.verdicts = verdicts;
 	pid_t top = -1;
 	int pidfd = -1;
+	/* Infrastructure errors name the path or the call and the errno text,
+	 * on stderr and in the cell's infra_error. */
+	char infra[4200];
+	int w;
 
 	if (mkdir(cell_dir, 0755) < 0 && errno != EEXIST) {
-		f.infra_error = "cannot create the cell directory";
+		(void) snprintf(infra, sizeof(infra), "cannot create the cell directory %s: %s", cell_dir,
+				strerror(errno));
+		f.infra_error = infra;
 		goto out;
 	}
 	char *spec = scenario_to_json(sc);
-	if (!spec || text_write_file_atomic(spec_path, spec, strlen(spec)) < 0) {
-		free(spec);
-		f.infra_error = "cannot write spec.json";
+	w = spec ? text_write_file_atomic(spec_path, spec, strlen(spec)) : -ENOMEM;
+	free(spec);
+	if (w < 0) {
+		(void) snprintf(infra, sizeof(infra), "cannot write %s: %s", spec_path, strerror(-w));
+		f.infra_error = infra;
 		goto out;
 	}
-	free(spec);
-	if (!c->o->no_probes && eventlog_open(events_path) < 0) {
-		f.infra_error = "cannot open events.ndjson";
+	if (!c->o->no_probes && (w = eventlog_open(events_path)) < 0) {
+		(void) snprintf(infra, sizeof(infra), "cannot open %s: %s", events_path, strerror(-w));
+		f.infra_error = infra;
 		goto out;
 	}
 	actor_set_context(spec_path, c->exe);
@@ -472,7 +509,10 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 
 	top = fork();
 	if (top < 0) {
-		f.infra_error = "fork failed";
+		int fork_errno = errno;
+		(void) snprintf(infra, sizeof(infra), "fork of the tree's root failed: %s%s", strerror(fork_errno),
+				fork_errno == EAGAIN ? " (process limit reached: RLIMIT_NPROC or a pids cgroup)" : "");
+		f.infra_error = infra;
 		goto out;
 	}
 	if (top == 0) {
@@ -755,7 +795,7 @@ runner_main(const struct run_options *o, char **paths, size_t n_paths)
 	char *run_dir = NULL;
 	int r = runner_make_run_dir(o->out_dir, "run", &run_dir);
 	if (r < 0) {
-		fprintf(stderr, "forkscope run: cannot create the run directory %s: %s\n",
+		fprintf(stderr, "forkscope run: cannot create or write the run directory %s: %s\n",
 			o->out_dir ? o->out_dir : "", strerror(-r));
 		scenario_free_cells(cells, n_cells);
 		return 2;

@@ -628,9 +628,13 @@ run_triage(struct watch_run *w, pid_t root, const char *reason)
 		snap = add_selfdump_stacks(snap, w->events_path, events);
 	if (snap) {
 		char *path = NULL;
-		if (asprintf(&path, "%s/snapshot.json", w->run_dir) >= 0 &&
-		    json_write_file_atomic(snap, path, JSON_INDENT(1)) == 0)
-			w->snapshot_written = true;
+		if (asprintf(&path, "%s/snapshot.json", w->run_dir) >= 0) {
+			int wr = json_write_file_atomic(snap, path, JSON_INDENT(1));
+			if (wr == 0)
+				w->snapshot_written = true;
+			else
+				fprintf(stderr, "forkscope watch: write %s: %s\n", path, strerror(-wr));
+		}
 		free(path);
 	}
 	size_t i;
@@ -989,7 +993,7 @@ watch_main(const struct watch_options *o, char **cmd)
 	}
 	r = runner_make_run_dir(o->out_dir, "watch", &w.run_dir);
 	if (r < 0) {
-		fprintf(stderr, "forkscope watch: cannot create the run directory %s: %s\n", o->out_dir ? o->out_dir : "",
+		fprintf(stderr, "forkscope watch: cannot create or write the run directory %s: %s\n", o->out_dir ? o->out_dir : "",
 			strerror(-r));
 		goto out;
 	}

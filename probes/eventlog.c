@@ -245,8 +245,19 @@ event_emit(struct event *e)
 	}
 	for (;;) {
 		ssize_t n = write(log_fd, e->b.data, e->b.len);
+		if (n >= 0 && (size_t) n < e->b.len) {
+			/* A short write: the filesystem filled up mid-line. Cut the
+			 * torn head off again so the file stays whole lines, unless
+			 * the file already grew past it (then a reader names the
+			 * damaged line, docs/reliability.md). */
+			off_t end = lseek(log_fd, 0, SEEK_CUR);
+			struct stat st;
+			if (n > 0 && end >= (off_t) n && fstat(log_fd, &st) == 0 && st.st_size == end)
+				(void) ftruncate(log_fd, end - (off_t) n);
+			return -ENOSPC;
+		}
 		if (n >= 0)
-			return (size_t) n == e->b.len ? 0 : -EIO;
+			return 0;
 		if (errno == EINTR)
 			continue;
 		return -errno;
