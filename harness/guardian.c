@@ -21,6 +21,12 @@ forward(int sig)
 }
 
 int
+guardian_lost_signal(void)
+{
+	return SIGRTMIN + 5;
+}
+
+int
 guardian_split(void)
 {
 	if (reaper_become_subreaper() < 0)
@@ -31,9 +37,9 @@ guardian_split(void)
 		return -errno;
 	if (pid == 0) {
 		/* the worker: told to wind down if the guardian disappears */
-		(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+		(void) prctl(PR_SET_PDEATHSIG, guardian_lost_signal());
 		if (getppid() != guardian)
-			(void) kill(getpid(), SIGTERM);
+			(void) kill(getpid(), guardian_lost_signal());
 		(void) reaper_become_subreaper();
 		return 0;
 	}

@@ -6,8 +6,8 @@
  * tree's orphans go to the worker, and to the guardian if the worker dies.
  *  - worker SIGKILLed: the guardian reaps it, finds the orphaned tree among
  *    its own descendants and ends it SIGINT first;
- *  - guardian SIGKILLed: the worker gets SIGTERM (PR_SET_PDEATHSIG), tears its
- *    tree down the same way and exits.
+ *  - guardian SIGKILLed: the worker gets guardian_lost_signal()
+ *    (PR_SET_PDEATHSIG), tears its tree down as on SIGTERM and exits.
  * Only a SIGKILL of both at once (a kill -9 of their process group) escapes;
  * the trees themselves live in process groups of their own. */
 
@@ -16,3 +16,9 @@
  * exits with the worker's status (128+N if it died of signal N). Returns
  * -errno if the split failed (the caller then just runs unguarded). */
 int guardian_split(void);
+
+/* The worker's parent-death signal: a real-time signal of its own (SIGRTMIN+5)
+ * rather than SIGTERM, which the user may have set to be ignored (and watch
+ * keeps ignored signals ignored). The worker must catch it and treat it as
+ * SIGTERM; its default action ends the worker before the handler is set. */
+int guardian_lost_signal(void);

@@ -44,6 +44,14 @@ on_interrupt(int sig)
 	interrupted = sig;
 }
 
+/* The guardian died (guardian.h): wind down as on SIGTERM. */
+static void
+on_guardian_lost(int sig)
+{
+	(void) sig;
+	interrupted = SIGTERM;
+}
+
 /* ---- collecting scenario files ---- */
 
 static int
@@ -807,6 +815,8 @@ runner_main(const struct run_options *o, char **paths, size_t n_paths)
 	struct sigaction sa = { .sa_handler = on_interrupt };
 	(void) sigaction(SIGINT, &sa, NULL);
 	(void) sigaction(SIGTERM, &sa, NULL);
+	struct sigaction lost = { .sa_handler = on_guardian_lost };
+	(void) sigaction(guardian_lost_signal(), &lost, NULL);
 	(void) signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "forkscope: run directory %s\n", run_dir);
 

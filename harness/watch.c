@@ -52,6 +52,15 @@ on_interrupt(int sig)
 	interrupted = sig;
 }
 
+/* The guardian died (guardian.h): end the tree as on SIGTERM, even when the
+ * user had SIGTERM ignored. */
+static void
+on_guardian_lost(int sig)
+{
+	(void) sig;
+	interrupted = SIGTERM;
+}
+
 /* ---- finding the probe and the command ---- */
 
 static bool
@@ -1036,6 +1045,9 @@ watch_main(const struct watch_options *o, char **cmd)
 		if (saved_actions[i].sa_handler != SIG_IGN)
 			(void) sigaction(forwarded_signals[i], &sa, NULL);
 	}
+	struct sigaction lost = { .sa_handler = on_guardian_lost }, saved_lost;
+	(void) sigemptyset(&lost.sa_mask);
+	(void) sigaction(guardian_lost_signal(), &lost, &saved_lost);
 	struct sigaction ign = { .sa_handler = SIG_IGN };
 	(void) sigaction(SIGPIPE, &ign, &saved_pipe);
 	(void) sigaction(SIGTTOU, NULL, &saved_ttou);
@@ -1074,6 +1086,7 @@ watch_main(const struct watch_options *o, char **cmd)
 		for (size_t i = 0; i < ARRAY_SIZE(forwarded_signals); i++)
 			(void) sigaction(forwarded_signals[i], &saved_actions[i], NULL);
 		(void) sigaction(SIGPIPE, &saved_pipe, NULL);
+		(void) sigaction(guardian_lost_signal(), &saved_lost, NULL);
 		(void) sigprocmask(SIG_SETMASK, &saved_mask, NULL);
 		(void) close(errpipe[0]);
 		(void) execve(path, cmd, env);

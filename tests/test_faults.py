@@ -204,9 +204,9 @@ time.sleep(3600)
 """
 
 
-@pytest.mark.parametrize("thread_mode", ["parked", "exited"])
-@pytest.mark.parametrize("victim", ["worker", "guardian"])
-def test_sigkill_of_watch_leaves_nothing(tmp_path, victim, thread_mode):
+def start_watched_tree(tmp_path, thread_mode, preexec_fn=None):
+    """forkscope watch over WATCHED_TREE, up and running: (Popen, tree pids,
+    the command's pid, the worker's pid, stderr path)."""
     script = tmp_path / "tree.py"
     script.write_text(WATCHED_TREE)
     ready = tmp_path / "ready"
@@ -214,7 +214,8 @@ def test_sigkill_of_watch_leaves_nothing(tmp_path, victim, thread_mode):
     env = dict(os.environ, FORKSCOPE_PROBE=PROBE)
     with open(err_path, "w") as err:
         p = subprocess.Popen([FORKSCOPE, "watch", "--out", str(tmp_path / "run"), "--", sys.executable, str(script),
-                              str(ready), thread_mode], stdout=subprocess.DEVNULL, stderr=err, env=env)
+                              str(ready), thread_mode], stdout=subprocess.DEVNULL, stderr=err, env=env,
+                             preexec_fn=preexec_fn)
     deadline = time.monotonic() + HANG_BOUND
     while not ready.exists():
         assert p.poll() is None, err_path.read_text()
@@ -228,6 +229,13 @@ def test_sigkill_of_watch_leaves_nothing(tmp_path, victim, thread_mode):
     with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
         worker = int(f.read().split()[0])
     assert worker != top
+    return p, tree, top, worker, err_path
+
+
+@pytest.mark.parametrize("thread_mode", ["parked", "exited"])
+@pytest.mark.parametrize("victim", ["worker", "guardian"])
+def test_sigkill_of_watch_leaves_nothing(tmp_path, victim, thread_mode):
+    p, tree, top, worker, err_path = start_watched_tree(tmp_path, thread_mode)
     os.kill(worker if victim == "worker" else p.pid, signal.SIGKILL)
     p.wait(timeout=HANG_BOUND)
     wait_gone(tree, f"SIGKILL of the watch {victim}")
@@ -238,6 +246,19 @@ def test_sigkill_of_watch_leaves_nothing(tmp_path, victim, thread_mode):
         assert "interrupted by SIGTERM" in stderr, stderr
     # the event log of a SIGKILLed watch is whole lines
     ndjson_whole(tmp_path / "run" / "events.ndjson")
+
+
+def test_sigkill_of_watch_guardian_with_sigterm_ignored(tmp_path):
+    """watch keeps an ignored SIGTERM ignored (for itself and the command), so
+    the guardian's death must reach the worker through a signal of its own
+    (guardian_lost_signal): with SIGTERM as the parent-death signal the
+    worker and the whole tree lived on until the command ended."""
+    p, tree, top, worker, err_path = start_watched_tree(
+        tmp_path, "parked", preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=HANG_BOUND)
+    wait_gone(tree, "SIGKILL of the watch guardian, SIGTERM ignored")
+    assert "interrupted by SIGTERM" in err_path.read_text()
 
 
 # ---- targets exiting, exec'ing and forking during a snapshot ----
@@ -284,6 +305,27 @@ def test_triage_of_a_churning_tree():
         assert vanished > 0, "no process vanished during any of the snapshots"
     finally:
         os.killpg(p.pid, signal.SIGKILL)   # the fixture leads its own process group
+        p.wait()
+        wait_gone(pgid_members(p.pid), "churn_tree")
+
+
+def test_sigkill_of_triage_mid_snapshot_leaves_no_target_stopped():
+    """triage SIGKILLed at spread-out moments of its snapshot (threads frozen
+    with PTRACE_INTERRUPT, memory being read): the kernel detaches a dead
+    tracer's tracees, so no process of the tree stays stopped or traced."""
+    p = subprocess.Popen([CHURN], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("READY")
+        for i in range(30):
+            t = subprocess.Popen([FORKSCOPE, "triage", str(p.pid)], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(i * 0.01)   # a different moment of the snapshot each time
+            t.kill()
+            t.wait()
+            bad = untouched(set(pgid_members(p.pid)))
+            assert not bad, (i, bad)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         wait_gone(pgid_members(p.pid), "churn_tree")
 
