@@ -344,6 +344,13 @@ def test_run_on_a_full_filesystem():
                          r"/cells/[^ ]+/spec\.json: No space left on device", r.stderr, re.M), r.stderr
         assert not os.path.exists(os.path.join(out, "result.json"))
         files_whole(out)
+        # watch: the command runs and ends as usual; the run directory is refused
+        wout = os.path.join(where, "watch")
+        w = subprocess.run([FORKSCOPE, "watch", "--out", wout, "--", "true"], capture_output=True, text=True,
+                           env=dict(os.environ, FORKSCOPE_PROBE=PROBE), timeout=HANG_BOUND)
+        assert w.returncode == 2, w.stderr
+        assert f"write {wout}/result.json: No space left on device" in w.stderr, w.stderr
+        files_whole(wout)
 
 
 def test_run_filling_the_filesystem_midway():
