@@ -361,6 +361,17 @@ procfs_parse_status(const char *text, size_t len, struct proc_status *ret)
 
 /* ---- /proc/PID/fdinfo/N ---- */
 
+/* sec * 1e9 + nsec, saturated: the kernel's values fit (ktime_t), a
+ * hostile file or a target's garbage timespec must not overflow. */
+static int64_t
+ns_saturated(int64_t sec, int64_t nsec)
+{
+	int64_t ns;
+	if (__builtin_mul_overflow(sec, (int64_t) 1000000000, &ns) || __builtin_add_overflow(ns, nsec, &ns))
+		return (sec < 0 || (sec == 0 && nsec < 0)) ? INT64_MIN : INT64_MAX;
+	return ns;
+}
+
 /* "it_value: (1, 500000000)" */
 static bool
 parse_timer_pair(struct cursor *c, int64_t *ret_ns)
@@ -378,7 +389,7 @@ parse_timer_pair(struct cursor *c, int64_t *ret_ns)
 	cur_skip_blanks(c);
 	if (!cur_i64(c, &nsec))
 		return false;
-	*ret_ns = sec * (int64_t) 1000000000 + nsec;
+	*ret_ns = ns_saturated(sec, nsec);
 	return true;
 }
 
@@ -1380,12 +1391,13 @@ syscall_wait_read_timeout(pid_t pid, struct syscall_wait *w)
 	/* 64-bit only: a 32-bit (compat) target has 8-byte timespecs here too
 	 * for the *_time64 calls; the old ones we would misread, rarely met. */
 	if (w->timeout_layout == TIMEOUT_LAYOUT_TIMEVAL) {
-		struct timeval tv;
+		struct timeval tv = { 0 };
 		r = read_remote(pid, w->timeout_ptr, &tv, sizeof(tv));
 		sec = tv.tv_sec;
-		nsec = (int64_t) tv.tv_usec * 1000;
+		if (__builtin_mul_overflow((int64_t) tv.tv_usec, (int64_t) 1000, &nsec))
+			nsec = tv.tv_usec < 0 ? INT64_MIN : INT64_MAX;
 	} else {
-		struct timespec ts;
+		struct timespec ts = { 0 };
 		r = read_remote(pid, w->timeout_ptr, &ts, sizeof(ts));
 		sec = ts.tv_sec;
 		nsec = ts.tv_nsec;
@@ -1394,7 +1406,7 @@ syscall_wait_read_timeout(pid_t pid, struct syscall_wait *w)
 		w->timeout_kind = SYSCALL_TIMEOUT_UNREADABLE;
 		return r;
 	}
-	w->timeout_ns = sec > INT64_MAX / 1000000000 - 1 ? INT64_MAX : sec * 1000000000 + nsec;
+	w->timeout_ns = ns_saturated(sec, nsec);
 	w->timeout_kind = w->timeout_absolute ? SYSCALL_TIMEOUT_ABSOLUTE : SYSCALL_TIMEOUT_RELATIVE;
 	return 0;
 }

@@ -194,6 +194,24 @@ Test(procfs, fdinfo_pidfd_eventfd_timerfd_signalfd)
 	cr_expect_eq(procfs_parse_fdinfo("pos: 1\n", 7, &fi, NULL, 0), -EINVAL);
 }
 
+/* fuzz-procfs: seconds * 1e9 overflowed (UBSan); the kernel's values fit,
+ * anything larger saturates. */
+Test(procfs, fdinfo_timerfd_huge_values_saturate)
+{
+	struct proc_fdinfo fi;
+	const char *tfd = "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1\nclockid: 0\nticks: 0\n"
+			  "it_value: (9223372036854775807, 999999999)\n"
+			  "it_interval: (-3836682053449940993, 0)\n";
+	cr_assert_eq(procfs_parse_fdinfo(tfd, strlen(tfd), &fi, NULL, 0), 0);
+	cr_expect_eq(fi.timerfd_value_ns, INT64_MAX);
+	cr_expect_eq(fi.timerfd_interval_ns, INT64_MIN);
+	const char *edge = "pos:\t0\nflags:\t02\nmnt_id:\t17\nit_value: (9223372036, 854775807)\n"
+			   "it_interval: (9223372036, 854775808)\n";
+	cr_assert_eq(procfs_parse_fdinfo(edge, strlen(edge), &fi, NULL, 0), 0);
+	cr_expect_eq(fi.timerfd_value_ns, INT64_MAX);
+	cr_expect_eq(fi.timerfd_interval_ns, INT64_MAX);
+}
+
 Test(procfs, fdinfo_pipe_write_end)
 {
 	struct proc_fdinfo fi;
