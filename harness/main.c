@@ -69,8 +69,9 @@ parse_shard(const char *text, unsigned *k, unsigned *n)
 	return 0;
 }
 
+/* sets: room for argc entries, owned by cmd_run (every return of this one frees it). */
 static int
-cmd_run(int argc, char **argv)
+cmd_run_with(int argc, char **argv, const char **sets)
 {
 	static const struct option opts[] = {
 		{ "backend", required_argument, NULL, 'b' }, { "set", required_argument, NULL, 's' },
@@ -85,7 +86,6 @@ cmd_run(int argc, char **argv)
 		{ 0 },
 	};
 	struct run_options o = { .stacks = true, .color = "auto", .argv = (const char **) argv, .argc = argc };
-	const char **sets = calloc((size_t) argc + 1, sizeof(char *));
 	int c;
 	while ((c = getopt_long(argc, argv, "b:s:o:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -180,6 +180,18 @@ cmd_run(int argc, char **argv)
 	o.exe_path = exe;
 	int r = runner_main(&o, argv + optind, (size_t) (argc - optind));
 	free(exe);
+	return r;
+}
+
+static int
+cmd_run(int argc, char **argv)
+{
+	const char **sets = calloc((size_t) argc + 1, sizeof(char *));
+	if (!sets) {
+		fprintf(stderr, "forkscope run: out of memory\n");
+		return 2;
+	}
+	int r = cmd_run_with(argc, argv, sets);
 	free(sets);
 	return r;
 }

@@ -161,9 +161,12 @@ spinning(struct wf_proc *p, struct wf_thread *t)
 		return false;
 	/* The direct evidence: every sample caught the same read returning 0
 	 * (EOF) - a loop that never gets back to waiting. It holds whatever
-	 * share of a CPU a loaded machine leaves the thread. */
+	 * share of a CPU a loaded machine leaves the thread. CPU time comes in
+	 * clock ticks (10 ms) and the syscall sampling holds the thread at
+	 * ptrace stops for most of the interval between the two stat samples,
+	 * so a thread seen running may have gained no tick: running counts. */
 	if (t->hot_syscall && is_read_call(t->hot_syscall) && t->hot_samples >= 3 && t->hot_has_result &&
-	    t->hot_result == 0 && t->cpu_delta_ns > 0)
+	    t->hot_result == 0 && (t->cpu_delta_ns > 0 || t->state == 'R'))
 		return true;
 	if (!t->sample_interval_ns || t->cpu_delta_ns * 2 < t->sample_interval_ns)
 		return false;
@@ -566,7 +569,8 @@ stack_section(struct strbuf *sb, json_t *stacks, struct wf_graph *g, const pid_t
 			continue;
 		for (size_t k = 0; k < p->n_threads; k++) {
 			struct wf_thread *t = &p->threads[k];
-			if (!t->stuck && !t->blocking && t->cpu_delta_ns == 0)
+			/* spinning: CPU ticks, or seen running (see spinning()) */
+			if (!t->stuck && !t->blocking && t->cpu_delta_ns == 0 && t->state != 'R')
 				continue;
 			append_stack(sb, stacks, p, t);
 		}

@@ -296,11 +296,38 @@ def settled(pids):
         time.sleep(0.05)
 
 
+def wait_dead(pids, pgid, bound_s=30.0):
+    """SIGKILL is asynchronous: wait (bounded) until each of pids and every
+    member of process group pgid is a zombie or gone. Exit can take a while:
+    an ASan build unmaps terabytes of shadow, and a fixture killed inside
+    LeakSanitizer's exit-time check leaves its tracer task for a moment."""
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        alive = False
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            rest = stat[stat.rindex(")") + 2:].split()
+            if rest[0] not in "ZX" and (int(d) in pids or int(rest[2]) == pgid):
+                alive = True
+                break
+        if not alive:
+            return
+        time.sleep(0.01)
+
+
 def end_fixture(p, info):
+    killed = []
     for key in ("child", "grandchild", "holder"):
         if key in info and info[key].isdigit():
             try:
                 os.kill(int(info[key]), signal.SIGKILL)
+                killed.append(int(info[key]))
             except ProcessLookupError:
                 pass
     try:
@@ -308,6 +335,7 @@ def end_fixture(p, info):
     except ProcessLookupError:
         pass
     p.wait()
+    wait_dead(killed, p.pid)
     reap_all()
 
 
