@@ -168,7 +168,7 @@ def basic_run(out, scenario="scenarios/basics/one-child.yaml", *extra):
 
 # The watched command: its children are forked from a worker thread (the
 # forkserver pattern). One child has a grandchild, one leaves the process
-# group (setsid), so neither the group nor ppid links alone find them all.
+# group (setsid): the process group alone does not find them all.
 WATCHED_TREE = r"""
 import os, sys, threading, time
 ready, thread_mode = sys.argv[1], sys.argv[2]
