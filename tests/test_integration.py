@@ -298,9 +298,8 @@ def settled(pids):
 
 def wait_dead(pids, pgid, bound_s=30.0):
     """SIGKILL is asynchronous: wait (bounded) until each of pids and every
-    member of process group pgid is a zombie or gone. Exit can take a while:
-    an ASan build unmaps terabytes of shadow, and a fixture killed inside
-    LeakSanitizer's exit-time check leaves its tracer task for a moment."""
+    member of process group pgid is a zombie or gone (kill() returns while
+    the target may still be exiting; seen on a loaded machine)."""
     deadline = time.monotonic() + bound_s
     while time.monotonic() < deadline:
         alive = False
