@@ -500,6 +500,7 @@ def test_hold_leaves_the_tree_and_says_how_to_end_it(tmp_path):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    wait_dead(left, pgid)
     reap_all()
 
 
