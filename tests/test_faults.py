@@ -35,7 +35,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_integration import (  # noqa: E402,F401  (no_leftovers: autouse fixture)
-    FORKSCOPE, SRC, descendants, no_leftovers, reap_all, run)
+    FORKSCOPE, SRC, descendants, no_leftovers, proc_stats, reap_all, run)
 
 PROBE = os.environ.get("FORKSCOPE_PROBE", "")
 CHURN = os.environ.get("CHURN_FIXTURE", "")
@@ -61,19 +61,7 @@ def alive(pid):
 
 
 def pgid_members(pgid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        fields = s[s.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid:
-            out.append(int(d))
-    return out
+    return [pid for pid, (_, _, pg) in proc_stats().items() if pg == pgid]
 
 
 def untouched(pids):

@@ -24,9 +24,9 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def descendants(root=None):
-    """Live descendants of root (default: this process), by ppid links."""
-    root = root or os.getpid()
+def proc_stats():
+    """{pid: (state, ppid, pgid)} of every process, from /proc/PID/stat (the
+    command name may hold spaces and parentheses: split after the last ')')."""
     procs = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -37,7 +37,14 @@ def descendants(root=None):
         except OSError:
             continue
         rest = stat[stat.rindex(")") + 2:].split()
-        procs[int(d)] = (int(rest[1]), rest[0])
+        procs[int(d)] = (rest[0], int(rest[1]), int(rest[2]))
+    return procs
+
+
+def descendants(root=None):
+    """Live descendants of root (default: this process), by ppid links."""
+    root = root or os.getpid()
+    procs = {pid: (ppid, state) for pid, (state, ppid, _) in proc_stats().items()}
     out, frontier = [], {root}
     while frontier:
         nxt = {p for p, (pp, st) in procs.items() if pp in frontier}
@@ -302,19 +309,8 @@ def wait_dead(pids, pgid, bound_s=30.0):
     the target may still be exiting; seen on a loaded machine)."""
     deadline = time.monotonic() + bound_s
     while time.monotonic() < deadline:
-        alive = False
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            rest = stat[stat.rindex(")") + 2:].split()
-            if rest[0] not in "ZX" and (int(d) in pids or int(rest[2]) == pgid):
-                alive = True
-                break
+        alive = any(state not in "ZX" and (pid in pids or pg == pgid)
+                    for pid, (state, _, pg) in proc_stats().items())
         if not alive:
             return
         time.sleep(0.01)
