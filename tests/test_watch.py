@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 import pytest
 
@@ -368,6 +369,11 @@ def test_hold_leaves_the_tree_and_says_how_to_end_it(tmp_path):
     assert len(left) == 2, left  # the command and its child, untouched
     for pid in left:
         os.kill(pid, signal.SIGKILL)
+    # SIGKILL is asynchronous: wait (bounded, a hang detector only) until the
+    # ended tree has exited and been reaped, before the leftover check.
+    deadline = time.monotonic() + 30
+    while descendants() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert result(run)["outcome"] == "hang"
 
 
