@@ -80,6 +80,19 @@ reap(pid_t pid)
 			break;
 }
 
+/* The parent's side once the child exists: time to its first byte on p, then
+ * reap it. */
+static uint64_t
+finish(pid_t pid, int p[2], uint64_t t0)
+{
+	(void) close(p[1]);
+	wait_first_byte(p[0]);
+	uint64_t t1 = now_ns();
+	(void) close(p[0]);
+	reap(pid);
+	return t1 - t0;
+}
+
 static uint64_t
 one_fork(void)
 {
@@ -99,12 +112,7 @@ one_fork(void)
 		(void) write(p[1], &c, 1);
 		_exit(0);
 	}
-	(void) close(p[1]);
-	wait_first_byte(p[0]);
-	uint64_t t1 = now_ns();
-	(void) close(p[0]);
-	reap(pid);
-	return t1 - t0;
+	return finish(pid, p, t0);
 }
 
 static uint64_t
@@ -126,12 +134,7 @@ one_spawn(char *const argv[])
 		fprintf(stderr, "spawn_baseline: posix_spawn %s: %s\n", argv[0], strerror(r));
 		exit(1);
 	}
-	(void) close(p[1]);
-	wait_first_byte(p[0]);
-	uint64_t t1 = now_ns();
-	(void) close(p[0]);
-	reap(pid);
-	return t1 - t0;
+	return finish(pid, p, t0);
 }
 
 static int

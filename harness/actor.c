@@ -595,10 +595,8 @@ open_listener(struct actor *a)
 	return loop_add_fd(a->loop, fd, EPOLLIN, on_listener, a);
 }
 
-/* The event results.c reads to tell a refused fork (the machine's limit) from
- * the tree's own behaviour. child is NULL when no child was being made. */
-static void
-emit_spawn_failed(const struct actor_spec *child, const char *call, int err, const char *msg)
+void
+actor_emit_spawn_failed(const struct actor_spec *child, const char *call, int err, const char *msg)
 {
 	struct event *e = malloc(sizeof(*e));
 	if (!e)
@@ -631,7 +629,7 @@ on_spawn_done(struct spawn_request *req, void *userdata)
 		char msg[200];
 		(void) snprintf(msg, sizeof(msg), "spawn failed: %s: %s%s", call, strerror(err),
 				err == EAGAIN ? " (process limit reached: RLIMIT_NPROC or a pids cgroup)" : "");
-		emit_spawn_failed(ch->spec, call, err, msg);
+		actor_emit_spawn_failed(ch->spec, call, err, msg);
 		on_child_error(a, ch, synth_child_error(ch, msg));
 		check_teardown_done(a);
 		return;
@@ -1362,7 +1360,7 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 			/* mtf: pthread_create of the worker thread, refused at a pids limit too */
 			char msg[200];
 			(void) snprintf(msg, sizeof(msg), "cannot start forkserver: %s", strerror(-fr));
-			emit_spawn_failed(NULL, sc->backend == BACKEND_MTF ? "start of the mtf forkserver thread"
+			actor_emit_spawn_failed(NULL, sc->backend == BACKEND_MTF ? "start of the mtf forkserver thread"
 									   : "start of the forkserver",
 					  -fr, msg);
 			actor_exit(a, 73, msg);

@@ -28,3 +28,8 @@ __attribute__((noreturn)) void actor_root_main(const struct scenario *sc);
 /* `forkscope __actor --spec F --actor ID --parent NAME --events PATH --spawn-ns N`:
  * the child side of the spawn backend. Returns an exit status only on usage errors. */
 int actor_exec_main(int argc, char **argv);
+
+/* The spawn_failed event (docs/events.md): results.c reads it to tell a
+ * refused fork or posix_spawn (the machine's limit) from the tree's own
+ * behaviour. child is NULL when no child was being made; err is an errno. */
+void actor_emit_spawn_failed(const struct actor_spec *child, const char *call, int err, const char *msg);

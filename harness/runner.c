@@ -41,16 +41,11 @@ static volatile sig_atomic_t interrupted;
 static void
 on_interrupt(int sig)
 {
-	interrupted = sig;
+	/* The guardian died (guardian.h): wind down as on SIGTERM, even when
+	 * the user had SIGTERM ignored. */
+	interrupted = sig == guardian_lost_signal() ? SIGTERM : sig;
 }
 
-/* The guardian died (guardian.h): wind down as on SIGTERM. */
-static void
-on_guardian_lost(int sig)
-{
-	(void) sig;
-	interrupted = SIGTERM;
-}
 
 /* ---- collecting scenario files ---- */
 
@@ -231,13 +226,7 @@ capture_host(const struct scenario *sc, const char *cell_dir)
 	if (root < 0) {
 		/* Named in the events: results.c makes a refused fork the cell's infra_error. */
 		int fork_errno = errno;
-		event_begin(e, "spawn_failed");
-		event_str(e, "child", sc->root.name);
-		event_int(e, "child_id", 0);
-		event_str(e, "call", "fork");
-		event_str(e, "errno", strerrorname_np(fork_errno) ? strerrorname_np(fork_errno) : "?");
-		event_str(e, "message", strerror(fork_errno));
-		(void) event_emit(e);
+		actor_emit_spawn_failed(&sc->root, "fork", fork_errno, strerror(fork_errno));
 		_exit(70);
 	}
 	if (root == 0) {
@@ -723,9 +712,8 @@ spill_cell(json_t *results, json_t *cell, const char *run_dir)
 /* Read the spilled cells back once every tree has ended; cell.json stays in
  * the cell's directory (a per-cell copy of its entry in result.json). */
 static void
-unspill_cells(json_t *results, const char *run_dir)
+unspill_cells(json_t *results)
 {
-	(void) run_dir;
 	size_t i;
 	json_t *v;
 	json_array_foreach(results, i, v) {
@@ -815,8 +803,7 @@ runner_main(const struct run_options *o, char **paths, size_t n_paths)
 	struct sigaction sa = { .sa_handler = on_interrupt };
 	(void) sigaction(SIGINT, &sa, NULL);
 	(void) sigaction(SIGTERM, &sa, NULL);
-	struct sigaction lost = { .sa_handler = on_guardian_lost };
-	(void) sigaction(guardian_lost_signal(), &lost, NULL);
+	(void) sigaction(guardian_lost_signal(), &sa, NULL);
 	(void) signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "forkscope: run directory %s\n", run_dir);
 
@@ -839,7 +826,7 @@ runner_main(const struct run_options *o, char **paths, size_t n_paths)
 			spill_cell(results, cell, run_dir);
 		}
 	}
-	unspill_cells(results, run_dir);
+	unspill_cells(results);
 
 	json_t *doc = json_object();
 	json_object_set_new(doc, "schema_version", json_integer(1));

@@ -49,17 +49,11 @@ static volatile sig_atomic_t interrupted;
 static void
 on_interrupt(int sig)
 {
-	interrupted = sig;
+	/* The guardian died (guardian.h): wind down as on SIGTERM, even when
+	 * the user had SIGTERM ignored. */
+	interrupted = sig == guardian_lost_signal() ? SIGTERM : sig;
 }
 
-/* The guardian died (guardian.h): end the tree as on SIGTERM, even when the
- * user had SIGTERM ignored. */
-static void
-on_guardian_lost(int sig)
-{
-	(void) sig;
-	interrupted = SIGTERM;
-}
 
 /* ---- finding the probe and the command ---- */
 
@@ -1045,9 +1039,8 @@ watch_main(const struct watch_options *o, char **cmd)
 		if (saved_actions[i].sa_handler != SIG_IGN)
 			(void) sigaction(forwarded_signals[i], &sa, NULL);
 	}
-	struct sigaction lost = { .sa_handler = on_guardian_lost }, saved_lost;
-	(void) sigemptyset(&lost.sa_mask);
-	(void) sigaction(guardian_lost_signal(), &lost, &saved_lost);
+	struct sigaction saved_lost;
+	(void) sigaction(guardian_lost_signal(), &sa, &saved_lost);
 	struct sigaction ign = { .sa_handler = SIG_IGN };
 	(void) sigaction(SIGPIPE, &ign, &saved_pipe);
 	(void) sigaction(SIGTTOU, NULL, &saved_ttou);
