@@ -24,6 +24,7 @@
 
 #include "harness/backend.h"
 #include "harness/channel.h"
+#include "harness/registry.h"
 #include "harness/loop.h"
 #include "probes/census.h"
 #include "probes/eventlog.h"
@@ -1289,6 +1290,8 @@ build_image(uint64_t bytes)
 		((volatile char *) image_block)[off] = (char) off;
 }
 
+static void child_entry(struct spawn_request *req, void *userdata);
+
 __attribute__((noreturn)) static void
 actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *parent_socket)
 {
@@ -1355,7 +1358,8 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 		}
 		if (open_listener(a) < 0)
 			actor_exit(a, 72, "cannot open listener");
-		int fr = forkserver_new(sc->backend, a->loop, on_spawn_done, a, &a->fs);
+		static const struct forkserver_callbacks callbacks = { .done = on_spawn_done, .child_entry = child_entry };
+		int fr = forkserver_new(sc->backend, a->loop, &callbacks, a, &a->fs);
 		if (fr < 0) {
 			/* mtf: pthread_create of the worker thread, refused at a pids limit too */
 			char msg[200];
@@ -1374,8 +1378,8 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 			actor_exit(a, 74, "loop failed");
 }
 
-void
-actor_child_entry(struct spawn_request *req)
+static void
+child_entry(struct spawn_request *req, void *userdata)
 {
 	actor_run(req->sc, req->spec, req->parent_socket);
 }
