@@ -11,6 +11,8 @@
 /* Options given before the verb (`forkscope --color=never run ...`). */
 struct cli_globals {
 	const char *color; /* auto | always | never */
+	const char *const *argv; /* the whole command line, for result.json */
+	int argc;
 };
 
 int cli_run(int argc, char **argv, const struct cli_globals *g);

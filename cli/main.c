@@ -82,7 +82,7 @@ unknown_command(const char *cmd)
 int
 main(int argc, char **argv)
 {
-	struct cli_globals g = { .color = "auto" };
+	struct cli_globals g = { .color = "auto", .argv = (const char *const *) argv, .argc = argc };
 	int i = 1;
 	/* Global options before the verb. */
 	for (; i < argc && argv[i][0] == '-'; i++) {

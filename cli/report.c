@@ -55,17 +55,20 @@ report_check_events(const char *run_dir, const json_t *doc)
 			continue;
 		/* Only files inside the run directory, links resolved: a link out of
 		 * it (to /etc) is not read, and its content never echoed. */
+		errno = 0;
 		char *real = realpath(path, NULL);
+		int real_errno = errno;
 		bool inside = real && real_dir && strncmp(real, real_dir, strlen(real_dir)) == 0 &&
 			      real[strlen(real_dir)] == '/';
 		free(real);
 		if (!inside) {
-			if (real_dir && access(path, F_OK) == 0) {
-				fprintf(stderr, "forkscope report: warning: ");
-				cli_print_sanitized(stderr, rel);
-				fprintf(stderr, ": outside the run directory, not read\n");
-				unreadable++;
-			}
+			fprintf(stderr, "forkscope report: warning: ");
+			cli_print_sanitized(stderr, path);
+			if (!real && real_errno != 0)
+				fprintf(stderr, ": %s\n", strerror(real_errno));
+			else
+				fprintf(stderr, ": outside the run directory (a link out of it), not read\n");
+			unreadable++;
 			free(path);
 			continue;
 		}
@@ -137,6 +140,8 @@ cli_report(int argc, char **argv, const struct cli_globals *g)
 	};
 	const char *format = "text", *out = NULL, *color = g->color;
 	int c;
+	/* getopt names argv[0] in its messages: "forkscope report: unrecognized option" */
+	argv[0] = (char *) "forkscope report";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
 		switch (c) {

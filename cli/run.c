@@ -94,6 +94,8 @@ parse_run_options(int argc, char **argv, struct run_options *o, struct cli_outpu
 		{ 0 },
 	};
 	int c, r;
+	/* getopt names argv[0] in its messages: "forkscope run: unrecognized option" */
+	argv[0] = (char *) "forkscope run";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "b:s:o:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -182,7 +184,7 @@ cli_run(int argc, char **argv, const struct cli_globals *g)
 		cli_error("run", "out of memory");
 		return 2;
 	}
-	struct run_options o = { .stacks = true, .color = g->color, .argv = (const char *const *) argv, .argc = argc,
+	struct run_options o = { .stacks = true, .color = g->color, .argv = g->argv, .argc = g->argc,
 				 .sets = sets, .on_cell = on_cell };
 	struct cli_outputs files = { 0 };
 	int rc = parse_run_options(argc, argv, &o, &files, sets);

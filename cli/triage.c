@@ -214,6 +214,8 @@ parse_triage_args(int argc, char **argv, struct triage_args *a)
 		{ 0 },
 	};
 	int c, r;
+	/* getopt names argv[0] in its messages: "forkscope triage: unrecognized option" */
+	argv[0] = (char *) "forkscope triage";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "jhp:", opts, NULL)) != -1) {
 		switch (c) {

@@ -46,10 +46,12 @@ cli_watch(int argc, char **argv, const struct cli_globals *g)
 		{ 0 },
 	};
 	struct watch_options o = { .linger_ns = WATCH_LINGER_DEFAULT_NS, .stacks = true,
-				   .argv = (const char *const *) argv, .argc = argc };
+				   .argv = g->argv, .argc = g->argc };
 	struct cli_outputs files = { 0 };
 	const char *color = g->color;
 	int c;
+	/* getopt names argv[0] in its messages: "forkscope watch: unrecognized option" */
+	argv[0] = (char *) "forkscope watch";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
 		switch (c) {

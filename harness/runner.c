@@ -362,19 +362,35 @@ actor_alive(const char *events_path)
 	return alive;
 }
 
-static json_t *
-run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
+/* The files of one cell, under RUN_DIR/cells/NNN-name-cell[-rK]/. */
+struct cell_paths {
+	char *dirname, *dir, *events, *spec, *output, *snapshot, *events_rel;
+};
+
+static void
+cell_paths_free(struct cell_paths *p)
 {
-	char *cell_dir = NULL, *events_path = NULL, *spec_path = NULL, *output_path = NULL, *snapshot_path = NULL;
-	char *dirname = NULL;
-	if (asprintf(&dirname, "%03zu-%s%s%s", c->index, sc->name, sc->cell ? "-" : "", sc->cell ? sc->cell : "") < 0)
-		return NULL;
-	sanitize(dirname + 4);
+	free(p->dirname);
+	free(p->dir);
+	free(p->events);
+	free(p->spec);
+	free(p->output);
+	free(p->snapshot);
+	free(p->events_rel);
+}
+
+static int
+cell_paths_make(const struct cell_ctx *c, const struct scenario *sc, struct cell_paths *p)
+{
+	*p = (struct cell_paths){ 0 };
+	if (asprintf(&p->dirname, "%03zu-%s%s%s", c->index, sc->name, sc->cell ? "-" : "", sc->cell ? sc->cell : "") < 0)
+		return -ENOMEM;
+	sanitize(p->dirname + 4);
 	if (c->repeat) {
 		char *d2 = NULL;
-		if (asprintf(&d2, "%s-r%u", dirname, c->repeat) >= 0) {
-			free(dirname);
-			dirname = d2;
+		if (asprintf(&d2, "%s-r%u", p->dirname, c->repeat) >= 0) {
+			free(p->dirname);
+			p->dirname = d2;
 		}
 	}
 	char *cells = NULL;
@@ -382,49 +398,65 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 		(void) mkdir(cells, 0755);
 		free(cells);
 	}
-	if (asprintf(&cell_dir, "%s/cells/%s", c->run_dir, dirname) < 0 ||
-	    asprintf(&events_path, "%s/events.ndjson", cell_dir) < 0 ||
-	    asprintf(&spec_path, "%s/spec.json", cell_dir) < 0 || asprintf(&output_path, "%s/output.txt", cell_dir) < 0 ||
-	    asprintf(&snapshot_path, "%s/snapshot.json", cell_dir) < 0)
+	if (asprintf(&p->dir, "%s/cells/%s", c->run_dir, p->dirname) < 0 ||
+	    asprintf(&p->events, "%s/events.ndjson", p->dir) < 0 || asprintf(&p->spec, "%s/spec.json", p->dir) < 0 ||
+	    asprintf(&p->output, "%s/output.txt", p->dir) < 0 || asprintf(&p->snapshot, "%s/snapshot.json", p->dir) < 0 ||
+	    asprintf(&p->events_rel, "cells/%s/events.ndjson", p->dirname) < 0) {
+		cell_paths_free(p);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The cell directory, its spec.json and its event log. Infrastructure
+ * errors name the path or the call and the errno text (the cell's
+ * infra_error). */
+static int
+cell_prepare(const struct cell_ctx *c, const struct scenario *sc, const struct cell_paths *p, char *infra,
+	     size_t infra_size)
+{
+	if (mkdir(p->dir, 0755) < 0 && errno != EEXIST) {
+		(void) snprintf(infra, infra_size, "cannot create the cell directory %s: %s", p->dir, strerror(errno));
+		return -1;
+	}
+	char *spec = scenario_to_json(sc);
+	int w = spec ? text_write_file_atomic(p->spec, spec, strlen(spec)) : -ENOMEM;
+	free(spec);
+	if (w < 0) {
+		(void) snprintf(infra, infra_size, "cannot write %s: %s%s", p->spec, strerror(-w),
+				w == -EMFILE ? " (open file limit reached: RLIMIT_NOFILE, ulimit -n)" : "");
+		return -1;
+	}
+	if (!c->o->no_probes && (w = eventlog_open(p->events)) < 0) {
+		(void) snprintf(infra, infra_size, "cannot open %s: %s%s", p->events, strerror(-w),
+				w == -EMFILE ? " (open file limit reached: RLIMIT_NOFILE, ulimit -n)" : "");
+		return -1;
+	}
+	actor_set_context(p->spec, c->exe);
+	eventlog_set_context("\"actor\":\"forkscope\",\"kind\":\"runner\"");
+	return 0;
+}
+
+static json_t *
+run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
+{
+	struct cell_paths paths;
+	if (cell_paths_make(c, sc, &paths) < 0)
 		return NULL;
-	struct cell_facts f = { .repeat = c->repeat };
+	const char *cell_dir = paths.dir, *events_path = paths.events, *snapshot_path = paths.snapshot;
+	struct cell_facts f = { .repeat = c->repeat, .events_file = paths.events_rel };
 	json_t *leftovers = json_array();
 	json_t *verdicts = json_array();
 	char *snapshot_rel = NULL;
-	char *events_rel = NULL;
-	if (asprintf(&events_rel, "cells/%s/events.ndjson", dirname) < 0)
-		events_rel = NULL;
-	f.events_file = events_rel;
 	f.leftovers = leftovers;
 	f.verdicts = verdicts;
 	pid_t top = -1;
 	int pidfd = -1;
-	/* Infrastructure errors name the path or the call and the errno text,
-	 * on stderr and in the cell's infra_error. */
 	char infra[4200];
-	int w;
-
-	if (mkdir(cell_dir, 0755) < 0 && errno != EEXIST) {
-		(void) snprintf(infra, sizeof(infra), "cannot create the cell directory %s: %s", cell_dir,
-				strerror(errno));
+	if (cell_prepare(c, sc, &paths, infra, sizeof(infra)) < 0) {
 		f.infra_error = infra;
 		goto out;
 	}
-	char *spec = scenario_to_json(sc);
-	w = spec ? text_write_file_atomic(spec_path, spec, strlen(spec)) : -ENOMEM;
-	free(spec);
-	if (w < 0) {
-		(void) snprintf(infra, sizeof(infra), "cannot write %s: %s", spec_path, strerror(-w));
-		f.infra_error = infra;
-		goto out;
-	}
-	if (!c->o->no_probes && (w = eventlog_open(events_path)) < 0) {
-		(void) snprintf(infra, sizeof(infra), "cannot open %s: %s", events_path, strerror(-w));
-		f.infra_error = infra;
-		goto out;
-	}
-	actor_set_context(spec_path, c->exe);
-	eventlog_set_context("\"actor\":\"forkscope\",\"kind\":\"runner\"");
 
 	f.start_ns = now_ns();
 	struct event *e = malloc(sizeof(*e));
@@ -519,7 +551,7 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 		(void) reap_children(top, &status);
 	f.end_ns = now_ns();
 	f.snapshot_file = snapshot_rel;
-	f.output_file = output_path;
+	f.output_file = paths.output;
 
 out:
 	if (pidfd >= 0)
@@ -529,13 +561,7 @@ out:
 	json_decref(leftovers);
 	json_decref(verdicts);
 	free(snapshot_rel);
-	free(events_rel);
-	free(cell_dir);
-	free(events_path);
-	free(spec_path);
-	free(output_path);
-	free(snapshot_path);
-	free(dirname);
+	cell_paths_free(&paths);
 	return cell;
 }
 
