@@ -298,11 +298,13 @@ prepare(struct watch_run *w, char **cmd)
 /* Fork and exec the command in a process group of its own. Returns the
  * pidfd, or -errno. */
 static int
-start_command(struct watch_run *w, char **cmd)
+start_command(struct watch_run *w, char **cmd, const char **ret_call)
 {
 	int errpipe[2];
+	*ret_call = "pipe2";
 	if (pipe2(errpipe, O_CLOEXEC) < 0)
 		return -errno;
+	*ret_call = "fork";
 	/* Interactive use: the command's group takes the terminal, so ^C reaches
 	 * it as it would without forkscope. */
 	w->own_terminal = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
@@ -337,6 +339,7 @@ start_command(struct watch_run *w, char **cmd)
 	} else
 		w->exec_errno = 0;
 	(void) close(errpipe[0]);
+	*ret_call = "pidfd_open";
 	int pidfd = pidfd_open(pid, 0);
 	return pidfd < 0 ? -errno : pidfd;
 }
@@ -550,10 +553,13 @@ watch_main(const struct watch_options *o, char **cmd, json_t **ret_doc, char **r
 		fprintf(stderr, "forkscope: warning: cannot start the guardian process: %s\n", strerror(errno));
 	int64_t wall_start = (int64_t) time(NULL);
 	uint64_t t0 = now_ns();
-	int pidfd = start_command(&w, cmd);
+	const char *call = NULL;
+	int pidfd = start_command(&w, cmd, &call);
 	if (pidfd < 0 && w.tree.top <= 0) {
-		fprintf(stderr, "forkscope watch: fork: %s%s\n", strerror(-pidfd),
-			pidfd == -EAGAIN ? " (process limit reached: RLIMIT_NPROC or a pids cgroup)" : "");
+		fprintf(stderr, "forkscope watch: cannot start the command: %s: %s%s\n", call, strerror(-pidfd),
+			pidfd == -EAGAIN   ? " (process limit reached: RLIMIT_NPROC or a pids cgroup)"
+			: pidfd == -EMFILE ? " (open file limit reached: RLIMIT_NOFILE, ulimit -n)"
+					   : "");
 		free(w.run_dir);
 		watch_free(&w);
 		return WATCH_EXIT_USAGE;
