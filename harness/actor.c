@@ -130,6 +130,7 @@ static void spawn_next(struct actor *a);
 static void check_teardown_done(struct actor *a);
 static void start_ladder(struct actor *a, struct child *ch);
 __attribute__((noreturn)) static void actor_exit(struct actor *a, int code, const char *reason);
+static bool fd_limit_hit(struct actor *a, const char *call, int err);
 
 /* ---- small helpers ---- */
 
@@ -378,8 +379,10 @@ start_waiter(struct child *ch)
 	if (ch->waiter_started)
 		return;
 	if (a->waitpipe[0] < 0) {
-		if (pipe2(a->waitpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		if (pipe2(a->waitpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+			(void) fd_limit_hit(a, "pipe2", errno);
 			return;
+		}
 		(void) fd_set_nonblock(a->waitpipe[1], false);
 		(void) loop_add_fd(a->loop, a->waitpipe[0], EPOLLIN, on_waitpipe, a);
 	}
@@ -558,8 +561,12 @@ on_listener(struct loop *l, int fd, uint32_t events, void *userdata)
 	struct actor *a = userdata;
 	for (;;) {
 		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (c < 0)
+		if (c < 0) {
+			/* EMFILE leaves the connection queued: level-triggered
+			 * epoll would report it forever. */
+			(void) fd_limit_hit(a, "accept4", errno);
 			return;
+		}
 		if (a->n_pending == a->cap_pending) {
 			size_t cap = a->cap_pending ? a->cap_pending * 2 : 8;
 			struct channel *p = realloc(a->pending, cap * sizeof(*p));
@@ -614,6 +621,30 @@ actor_emit_spawn_failed(const struct actor_spec *child, const char *call, int er
 	free(e);
 }
 
+/* An fd the runtime needs was refused for lack of descriptors (EMFILE under
+ * a low `ulimit -n`, ENFILE): the machine's limit, not the tree's behaviour.
+ * The resource_limit event makes it the cell's infra_error (results.c), and
+ * the actor ends with an error instead of waiting on what never comes. */
+static bool
+fd_limit_hit(struct actor *a, const char *call, int err)
+{
+	if (err != EMFILE && err != ENFILE)
+		return false;
+	struct event *e = malloc(sizeof(*e));
+	if (e) {
+		event_begin(e, "resource_limit");
+		event_str(e, "call", call);
+		event_str(e, "errno", strerrorname_np(err) ? strerrorname_np(err) : "?");
+		event_str(e, "limit", err == EMFILE ? "RLIMIT_NOFILE" : "the system's open file table");
+		(void) event_emit(e);
+		free(e);
+	}
+	char msg[160];
+	(void) snprintf(msg, sizeof(msg), "%s: %s (open file limit reached)", call, strerror(err));
+	actor_exit(a, 75, msg);
+	return true;
+}
+
 static void
 on_spawn_done(struct spawn_request *req, void *userdata)
 {
@@ -638,6 +669,8 @@ on_spawn_done(struct spawn_request *req, void *userdata)
 	ch->pid = req->pid;
 	ch->state = CHILD_BOOTING;
 	ch->pidfd = pidfd_open(ch->pid, 0);
+	if (ch->pidfd < 0)
+		(void) fd_limit_hit(a, "pidfd_open", errno);
 	/* fixes.boot_race: wait for the handshake and for the child's death together. */
 	if (a->sc->fixes.boot_race)
 		watch_pidfd(ch);
@@ -1316,8 +1349,11 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 
 	run_boot_steps(a);
 
-	if (loop_new(&a->loop) < 0)
+	int lr = loop_new(&a->loop);
+	if (lr < 0) {
+		(void) fd_limit_hit(a, "epoll_create1", -lr);
 		actor_exit(a, 70, "loop setup failed");
+	}
 	install_signal_handlers(a);
 	loop_set_wake_handler(a->loop, on_wake, a);
 
@@ -1331,8 +1367,10 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 
 	if (!a->is_root) {
 		int r = connect_parent(a, parent_socket);
-		if (r < 0)
+		if (r < 0) {
+			(void) fd_limit_hit(a, "socket", -r);
 			actor_exit(a, 71, "cannot connect to parent");
+		}
 		(void) loop_add_fd(a->loop, a->parent.fd, EPOLLIN, on_parent_readable, a);
 	} else {
 		struct event *e = malloc(sizeof(*e));
@@ -1356,8 +1394,11 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 			ch->pidfd = -1;
 			channel_init(&ch->chan, -1);
 		}
-		if (open_listener(a) < 0)
+		int lr2 = open_listener(a);
+		if (lr2 < 0) {
+			(void) fd_limit_hit(a, "socket", -lr2);
 			actor_exit(a, 72, "cannot open listener");
+		}
 		static const struct forkserver_callbacks callbacks = { .done = on_spawn_done, .child_entry = child_entry };
 		int fr = forkserver_new(sc->backend, a->loop, &callbacks, a, &a->fs);
 		if (fr < 0) {

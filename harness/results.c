@@ -375,7 +375,7 @@ note_event(struct cell_actors *ca, json_t *ev, uint64_t start_ns)
 	struct actor_rec *child = rec_for(ca->recs, ca->n, json_int(ev, "child_id", -1));
 	if (strcmp(name, "spawn") == 0 && child && !child->spawn)
 		child->spawn = ts;
-	else if (strcmp(name, "spawn_failed") == 0)
+	else if (strcmp(name, "spawn_failed") == 0 || strcmp(name, "resource_limit") == 0)
 		note_spawn_failed(ca, ev);
 	else if (strcmp(name, "fork") == 0 && child) {
 		child->fork = ts;
