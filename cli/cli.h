@@ -20,6 +20,7 @@ int cli_watch(int argc, char **argv, const struct cli_globals *g);
 int cli_triage(int argc, char **argv, const struct cli_globals *g);
 int cli_report(int argc, char **argv, const struct cli_globals *g);
 int cli_scenarios(int argc, char **argv, const struct cli_globals *g);
+int cli_clean(int argc, char **argv, const struct cli_globals *g);
 
 /* `forkscope VERB: message` on stderr. */
 void cli_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -35,8 +36,9 @@ int cli_load_json_file(const char *path, json_t **ret, char **ret_error);
 /* The absolute path of the running binary (the spawn backend execs it). */
 char *cli_self_exe(void);
 
-/* One line per finished cell on stderr: PASS/FAIL id outcome duration verdicts. */
-void cli_print_progress(const json_t *cell, const char *color_mode);
+/* One line per finished cell on stderr: [done/total] PASS/FAIL id outcome
+ * duration verdicts, then the mismatches of a cell that did not pass. */
+void cli_print_progress(const json_t *cell, size_t done, size_t total, const char *color_mode);
 /* Write result.json into run_dir and every requested rendering; print the
  * text report to out (stdout, or stderr for watch whose stdout belongs to
  * the command). Returns 0, or 2 when an output could not be written. */

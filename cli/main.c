@@ -24,6 +24,11 @@ static const char usage_text[] =
 	"            RUN_DIR --format text|json|junit|tap|trace|html [-o FILE]\n"
 	"  scenarios list scenarios and their matrix cells\n"
 	"            [DIR|FILE...]\n"
+	"  clean     remove kept run directories but the newest\n"
+	"            [--keep N] [--dry-run]\n"
+	"\n"
+	"Run directories go to $XDG_STATE_HOME/forkscope/runs (~/.local/state/forkscope/runs)\n"
+	"unless --out is given; each run says where.\n"
 	"\n"
 	"Common: --color=auto|always|never (NO_COLOR is honoured), --help, --version.\n"
 	"'forkscope COMMAND --help' shows the options of one command.\n"
@@ -36,7 +41,7 @@ static const struct {
 	int (*fn)(int argc, char **argv, const struct cli_globals *g);
 } verbs[] = {
 	{ "run", cli_run },	  { "watch", cli_watch },	  { "triage", cli_triage },
-	{ "report", cli_report }, { "scenarios", cli_scenarios },
+	{ "report", cli_report }, { "scenarios", cli_scenarios }, { "clean", cli_clean },
 };
 
 /* Levenshtein distance, small strings only: for "did you mean". */

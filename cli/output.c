@@ -74,7 +74,7 @@ cli_self_exe(void)
 }
 
 void
-cli_print_progress(const json_t *cell, const char *color_mode)
+cli_print_progress(const json_t *cell, size_t done, size_t total, const char *color_mode)
 {
 	bool color = render_color_wanted(color_mode, 2) > 0;
 	bool passed = json_bool(cell, "passed", 0);
@@ -87,7 +87,8 @@ cli_print_progress(const json_t *cell, const char *color_mode)
 	json_array_foreach(json_object_get(cell, "verdicts"), i, verdict)
 		(void) strbuf_printf(&v, "%s%s", v.len ? "," : "", json_str(verdict, "class", "?"));
 	char dur[32];
-	fprintf(stderr, "%s%-5s%s %s  %s  %s%s%s\n", on, tag, off, json_str(cell, "id", "?"),
+	int width = snprintf(NULL, 0, "%zu", total);
+	fprintf(stderr, "[%*zu/%zu] %s%-5s%s %s  %s  %s%s%s\n", width, done, total, on, tag, off, json_str(cell, "id", "?"),
 		json_str(cell, "outcome", "?"), duration_format((uint64_t) json_int(cell, "duration_ns", 0), dur, sizeof(dur)),
 		v.len ? "  verdict: " : "", v.len ? v.data : "");
 	json_t *m;

@@ -72,9 +72,9 @@ parse_repeat(const char *text, unsigned *ret)
 }
 
 static void
-on_cell(const json_t *cell, void *userdata)
+on_cell(const json_t *cell, size_t done, size_t total, void *userdata)
 {
-	cli_print_progress(cell, userdata);
+	cli_print_progress(cell, done, total, userdata);
 }
 
 /* sets: room for argc entries, owned by the caller. */

@@ -766,7 +766,10 @@ runner_main(const struct run_options *o, char **paths, size_t n_paths, json_t **
 	time_t wall = time(NULL);
 	json_t *results = json_array();
 	unsigned repeat = o->repeat ? o->repeat : 1;
-	size_t index = 0;
+	size_t index = 0, total = 0;
+	for (size_t i = 0; i < n_cells; i++)
+		if (o->shard_n <= 1 || i % o->shard_n == o->shard_k - 1)
+			total += repeat;
 	int held = 0;
 	for (size_t i = 0; i < n_cells && !session_interrupted() && !held; i++) {
 		if (o->shard_n > 1 && i % o->shard_n != o->shard_k - 1)
@@ -778,7 +781,7 @@ runner_main(const struct run_options *o, char **paths, size_t n_paths, json_t **
 			if (!cell)
 				continue;
 			if (o->on_cell)
-				o->on_cell(cell, o->userdata);
+				o->on_cell(cell, index, total, o->userdata);
 			spill_cell(results, cell, run_dir);
 		}
 	}

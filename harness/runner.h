@@ -26,8 +26,9 @@ struct run_options {
 	const char *color;
 	const char *const *argv;
 	int argc;
-	/* Called with each finished cell (progress for people). */
-	void (*on_cell)(const json_t *cell, void *userdata);
+	/* Called with each finished cell (progress for people): the cell, how
+	 * many have finished (1-based) and how many the run has. */
+	void (*on_cell)(const json_t *cell, size_t done, size_t total, void *userdata);
 	void *userdata;
 };
 

@@ -297,7 +297,70 @@ session_hold_text(const struct session_tree *t, const char *run_dir)
 	return strbuf_steal(&sb);
 }
 
-/* ---- run directory ---- */
+/* ---- run directories ---- */
+
+int
+session_state_dir(char **ret_path)
+{
+	const char *state = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	char *path = NULL;
+	if (state && *state == '/')
+		if (asprintf(&path, "%s/forkscope/runs", state) < 0)
+			return -ENOMEM;
+	if (!path) {
+		if (!home || *home != '/')
+			return -ENOENT;
+		if (asprintf(&path, "%s/.local/state/forkscope/runs", home) < 0)
+			return -ENOMEM;
+	}
+	*ret_path = path;
+	return 0;
+}
+
+/* mkdir -p, 0700 for what it creates: run directories hold other people's
+ * command lines and environments' traces. */
+static int
+mkdir_parents(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
+			int e = -errno;
+			free(copy);
+			return e;
+		}
+		*p = '/';
+	}
+	int r = mkdir(copy, 0700) < 0 && errno != EEXIST ? -errno : 0;
+	free(copy);
+	return r;
+}
+
+static int
+make_fresh_dir(const char *base, const char *prefix, char **ret_path)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	(void) gmtime_r(&now, &tm);
+	char stamp[32];
+	(void) strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	char *path = NULL;
+	if (asprintf(&path, "%s/%s-%s-%d", base, prefix, stamp, (int) getpid()) < 0)
+		return -ENOMEM;
+	if (mkdir(path, 0755) < 0) {
+		int e = -errno;
+		free(path);
+		return e;
+	}
+	*ret_path = path;
+	return 0;
+}
 
 int
 session_make_run_dir(const char *out_dir, const char *prefix, char **ret_path)
@@ -316,22 +379,28 @@ session_make_run_dir(const char *out_dir, const char *prefix, char **ret_path)
 			free(path);
 			return e;
 		}
-	} else {
-		const char *tmp = getenv("TMPDIR");
-		time_t now = time(NULL);
-		struct tm tm;
-		(void) gmtime_r(&now, &tm);
-		char stamp[32];
-		(void) strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-		if (asprintf(&path, "%s/forkscope-%s-%s-%d", tmp && *tmp ? tmp : "/tmp", prefix, stamp,
-			     (int) getpid()) < 0)
-			return -ENOMEM;
-		if (mkdir(path, 0755) < 0) {
-			int e = -errno;
-			free(path);
-			return e;
-		}
+		*ret_path = path;
+		return 0;
 	}
+	/* Runs are kept under $XDG_STATE_HOME/forkscope/runs (`forkscope clean`
+	 * prunes them); where that cannot be made, under $TMPDIR. */
+	char *state = NULL;
+	if (session_state_dir(&state) == 0 && mkdir_parents(state) == 0 && make_fresh_dir(state, prefix, &path) == 0) {
+		free(state);
+		*ret_path = path;
+		return 0;
+	}
+	free(state);
+	const char *tmp = getenv("TMPDIR");
+	char *base = NULL;
+	if (asprintf(&base, "%s/forkscope", tmp && *tmp ? tmp : "/tmp") < 0)
+		return -ENOMEM;
+	int r = mkdir_parents(base);
+	if (r == 0)
+		r = make_fresh_dir(base, prefix, &path);
+	free(base);
+	if (r < 0)
+		return r;
 	*ret_path = path;
 	return 0;
 }

@@ -84,5 +84,9 @@ int session_end_all(const struct session_tree *t, struct ended_proc **ret, size_
 /* The hold message: how to inspect and end a tree left alive. */
 char *session_hold_text(const struct session_tree *t, const char *run_dir);
 
-/* A fresh run directory: out_dir if given, else one made under $TMPDIR. */
+/* A fresh run directory: out_dir if given, else PREFIX-STAMP-PID under the
+ * state directory (session_state_dir), else under $TMPDIR/forkscope. */
 int session_make_run_dir(const char *out_dir, const char *prefix, char **ret_path);
+/* Where runs are kept by default: $XDG_STATE_HOME/forkscope/runs, else
+ * $HOME/.local/state/forkscope/runs. */
+int session_state_dir(char **ret_path);

@@ -191,3 +191,22 @@ def test_report_does_not_follow_links_out_of_the_run_dir(tmp_path):
     assert r.returncode == 0
     assert "hunter2" not in r.stderr and "hunter2" not in r.stdout
     assert "outside the run directory" in r.stderr, r.stderr
+
+
+def test_runs_are_kept_under_the_state_dir_and_cleaned(tmp_path):
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    dirs = []
+    for _ in range(3):
+        r = fs("watch", "--", "true", env=env)
+        assert r.returncode == 0, r.stderr
+        line = [l for l in r.stderr.splitlines() if "run directory" in l][-1]
+        dirs.append(pathlib.Path(line.split("run directory ", 1)[1]))
+    base = tmp_path / "state" / "forkscope" / "runs"
+    assert all(d.parent == base and (d / "result.json").exists() for d in dirs), dirs
+    (base / "not-a-run").mkdir()
+    r = fs("clean", "--keep", "1", "--dry-run", env=env)
+    assert r.returncode == 0 and all(d.exists() for d in dirs)
+    r = fs("clean", "--keep", "1", env=env)
+    assert r.returncode == 0, r.stderr
+    left = sorted(p.name for p in base.iterdir())
+    assert len(left) == 2 and "not-a-run" in left, left
