@@ -21,6 +21,8 @@
 #define SCENARIO_MAX_CELLS 256	   /* matrix product */
 #define SCENARIO_MAX_NAME 64
 #define SCENARIO_MAX_YAML_NESTING 32
+/* `image`: at most this, and at most half of the machine's memory. */
+#define SCENARIO_MAX_IMAGE_BYTES (8ULL << 30)
 
 enum backend_kind {
 	BACKEND_MTF,

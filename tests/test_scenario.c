@@ -1136,3 +1136,31 @@ Test(collect, errors_are_data_in_order)
 	free(missing);
 	tree_remove(dir);
 }
+
+/* Regression (issue 17): `image` had no cap below the machine's memory. The
+ * limit is the smaller of SCENARIO_MAX_IMAGE_BYTES and half the memory. */
+Test(scenario, image_is_capped_below_memory)
+{
+	uint64_t half = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 2;
+	uint64_t limit = half < SCENARIO_MAX_IMAGE_BYTES ? half : SCENARIO_MAX_IMAGE_BYTES;
+	struct scenario *s = load_text(minimal_text);
+	char set[64], *err = NULL;
+
+	(void)snprintf(set, sizeof(set), "image=%lluB", (unsigned long long)limit);
+	cr_assert_eq(scenario_set(s, set, &err), 0, "%s", err ? err : "");
+	cr_assert_eq(s->image_bytes, limit);
+
+	(void)snprintf(set, sizeof(set), "image=%lluB", (unsigned long long)limit + 1);
+	cr_assert_eq(scenario_set(s, set, &err), -EINVAL);
+	cr_assert_eq(s->image_bytes, limit, "a refused --set leaves the scenario alone");
+	if (limit == SCENARIO_MAX_IMAGE_BYTES)
+		cr_assert(strstr(err, "is larger than the limit of 8 GiB"), "%s", err);
+	else
+		cr_assert(strstr(err, "is more than half of this machine's memory"), "%s", err);
+	free(err);
+
+	err = NULL;
+	cr_assert_eq(scenario_set(s, "image=1024GiB", &err), -EINVAL);
+	free(err);
+	scenario_free(s);
+}

@@ -238,6 +238,52 @@ resolve_references(struct loader *l, struct actor_spec *a, const struct child_gr
 	return 0;
 }
 
+/* count and late, the keys that make copies or delay an actor. */
+static int
+parse_count_late(struct loader *l, const struct field *f, int depth, struct actor_spec *a,
+		 unsigned long long *ret_count)
+{
+	struct quoted q;
+	int failed = 0, r = 0;
+	unsigned long long count = 1;
+
+	if (f[1].value && depth == 0)
+		r = fail_at(l, f[1].key,
+			    "the root actor cannot have 'count' (there is exactly one root)");
+	else if (f[1].value)
+		r = want_scalar(l, f[1].value, "count");
+	if (r >= 0 && f[1].value &&
+	    (!parse_uint(f[1].value->text, SCENARIO_MAX_COUNT, &count) || count == 0))
+		r = fail_at(l, f[1].value,
+			    "invalid count '%s' for actor '%s' (expected an integer from 1 to %d)",
+			    quote(&q, f[1].value->text), a->name, SCENARIO_MAX_COUNT);
+	r = loader_keep_going(l, r, &failed);
+	if (r < 0 || !f[2].value)
+		goto out;
+	if (depth == 0) {
+		r = loader_keep_going(
+		    l,
+		    fail_at(l, f[2].key, "the root actor cannot be late (nothing would spawn it)"),
+		    &failed);
+		goto out;
+	}
+	r = want_scalar(l, f[2].value, "late");
+	if (r >= 0) {
+		char *msg = NULL;
+		char key[SCENARIO_MAX_NAME + 16];
+		(void)snprintf(key, sizeof(key), "%s.late", a->name);
+		r = parse_bool_value(key, f[2].value->text, &a->late, &msg);
+		if (r < 0)
+			r = fail_msg(l, f[2].value, r, msg);
+	}
+	r = loader_keep_going(l, r, &failed);
+out:
+	if (r < 0)
+		return r;
+	*ret_count = count;
+	return failed;
+}
+
 /* Parse one actor node as written into a (children expanded); ret_group gets
  * its count, ret_size the size of one copy of its subtree. */
 int
@@ -268,11 +314,12 @@ parse_actor(struct loader *l, const struct ynode *node, int depth, struct actor_
 			(void)snprintf(where, sizeof(where), " in actor '%s'",
 				       quote(&q, node->items[i + 1]->text));
 
-	r = map_fields(l, node, where, f, ARRAY_SIZE(f));
+	int failed = 0;
+	r = loader_keep_going(l, map_fields(l, node, where, f, ARRAY_SIZE(f)), &failed);
 	if (r < 0)
 		return r;
-	if (!f[0].value)
-		return fail_at(l, node, "missing required key 'name'%s", where);
+	if (!f[0].value) /* after a misspelt key, that key is the error */
+		return failed ? failed : fail_at(l, node, "missing required key 'name'%s", where);
 	r = want_scalar(l, f[0].value, "name");
 	if (r < 0)
 		return r;
@@ -286,53 +333,27 @@ parse_actor(struct loader *l, const struct ynode *node, int depth, struct actor_
 		return fail_at(l, node, "actor '%s' is %d levels below the root; the limit is %d",
 			       a->name, depth, SCENARIO_MAX_DEPTH);
 
-	if (f[1].value) {
-		if (depth == 0)
-			return fail_at(
-			    l, f[1].key,
-			    "the root actor cannot have 'count' (there is exactly one root)");
-		r = want_scalar(l, f[1].value, "count");
-		if (r < 0)
-			return r;
-		if (!parse_uint(f[1].value->text, SCENARIO_MAX_COUNT, &count) || count == 0)
-			return fail_at(
-			    l, f[1].value,
-			    "invalid count '%s' for actor '%s' (expected an integer from 1 to %d)",
-			    quote(&q, f[1].value->text), a->name, SCENARIO_MAX_COUNT);
-	}
-	if (f[2].value) {
-		char *msg = NULL;
-		char key[SCENARIO_MAX_NAME + 16];
-		if (depth == 0)
-			return fail_at(l, f[2].key,
-				       "the root actor cannot be late (nothing would spawn it)");
-		r = want_scalar(l, f[2].value, "late");
-		if (r < 0)
-			return r;
-		(void)snprintf(key, sizeof(key), "%s.late", a->name);
-		r = parse_bool_value(key, f[2].value->text, &a->late, &msg);
-		if (r < 0)
-			return fail_msg(l, f[2].value, r, msg);
-	}
-	if (f[3].value) {
-		r = parse_steps(l, f[3].value, a->name, true, 0, &a->boot, &a->n_boot);
-		if (r < 0)
-			return r;
-	}
-	if (f[4].value) {
-		r = parse_steps(l, f[4].value, a->name, false, a->n_boot, &a->steps, &a->n_steps);
-		if (r < 0)
-			return r;
-	}
-	if (f[5].value) {
-		r = parse_children(l, f[5].value, depth + 1, a, &groups, &n_groups, &size);
-		if (r < 0)
-			return r;
-	}
-	r = resolve_references(l, a, groups, n_groups);
+	r = loader_keep_going(l, parse_count_late(l, f, depth, a, &count), &failed);
+	if (r >= 0 && f[3].value)
+		r = loader_keep_going(
+		    l, parse_steps(l, f[3].value, a->name, true, 0, &a->boot, &a->n_boot), &failed);
+	if (r >= 0 && f[4].value)
+		r = loader_keep_going(l,
+				      parse_steps(l, f[4].value, a->name, false, a->n_boot,
+						  &a->steps, &a->n_steps),
+				      &failed);
+	if (r >= 0 && f[5].value)
+		r = loader_keep_going(
+		    l, parse_children(l, f[5].value, depth + 1, a, &groups, &n_groups, &size),
+		    &failed);
+	/* References are checked against what parsed: not after an error. */
+	if (r >= 0 && !failed)
+		r = resolve_references(l, a, groups, n_groups);
 	free(groups);
 	if (r < 0)
 		return r;
+	if (failed)
+		return failed;
 	*ret_group = (struct child_group){.base = f[0].value->text,
 					  .node = node,
 					  .has_count = f[1].value != NULL,

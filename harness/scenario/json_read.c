@@ -406,7 +406,7 @@ scenario_from_json_object(struct jreader *j, const json_t *o, struct scenario *s
 				       ARRAY_SIZE(capture_names), &c)) >= 0)
 		s->capture = (enum capture_kind)c;
 	if (r >= 0)
-		r = jget_uint(j, o, "", "image_bytes", INT64_MAX, &s->image_bytes);
+		r = jget_uint(j, o, "", "image_bytes", SCENARIO_MAX_IMAGE_BYTES, &s->image_bytes);
 	if (r >= 0)
 		r = jget_uint(j, o, "", "budget_ns", INT64_MAX, &s->budget_ns);
 	if (r < 0)

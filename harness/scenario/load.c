@@ -25,21 +25,23 @@ parse_section(struct loader *l, struct scenario *s, const struct ynode *node, co
 	for (size_t i = 0; i < n_keys; i++)
 		f[i] = (struct field){.name = keys[i]};
 	(void)snprintf(where, sizeof(where), " in %s", section);
-	r = map_fields(l, node, where, f, n_keys);
+	int failed = 0;
+	r = loader_keep_going(l, map_fields(l, node, where, f, n_keys), &failed);
 	if (r < 0)
 		return r;
-	if (required && !field_get(f, n_keys, required)->value)
+	/* A misspelt key is the error, not the key it was meant to be. */
+	if (!failed && required && !field_get(f, n_keys, required)->value)
 		return fail_at(l, node, "missing required key '%s' in %s", required, section);
 	for (size_t i = 0; i < n_keys; i++) {
 		char key[48];
 		if (!f[i].value)
 			continue;
 		(void)snprintf(key, sizeof(key), "%s.%s", section, keys[i]);
-		r = apply_node(l, s, key, f[i].value);
+		r = loader_keep_going(l, apply_node(l, s, key, f[i].value), &failed);
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return failed;
 }
 
 enum {
@@ -59,6 +61,28 @@ enum {
 	_TOP_MAX,
 };
 
+/* name and description */
+static int
+parse_identity(struct loader *l, const struct field *f, struct scenario *s)
+{
+	int failed = 0;
+	int r = want_scalar(l, f[TOP_NAME].value, "name");
+	if (r >= 0)
+		r = check_name(l, f[TOP_NAME].value, "scenario name");
+	if (r >= 0 && !(s->name = strdup(f[TOP_NAME].value->text)))
+		r = -ENOMEM;
+	r = loader_keep_going(l, r, &failed);
+	if (r < 0 || !f[TOP_DESCRIPTION].value)
+		return r < 0 ? r : failed;
+	r = want_scalar(l, f[TOP_DESCRIPTION].value, "description");
+	if (r >= 0 && !(s->description = strdup(f[TOP_DESCRIPTION].value->text)))
+		r = -ENOMEM;
+	r = loader_keep_going(l, r, &failed);
+	return r < 0 ? r : failed;
+}
+
+/* The top-level keys are independent (cells aside): each is checked even
+ * after an error in another, and loader_fail keeps the first in the file. */
 static int
 parse_top(struct loader *l, const struct ynode *doc, struct scenario *s)
 {
@@ -71,93 +95,73 @@ parse_top(struct loader *l, const struct ynode *doc, struct scenario *s)
 	    [TOP_EXPECT] = {"expect"},	     [TOP_MATRIX] = {"matrix"},
 	    [TOP_CELLS] = {"cells"},
 	};
+	static const struct {
+		int field;
+		const char *key;
+		const char *const *keys;
+		size_t n_keys;
+		const char *required;
+	} plain[] = {
+	    {TOP_BACKEND, "backend", NULL, 0, NULL},
+	    {TOP_CAPTURE, "capture", NULL, 0, NULL},
+	    {TOP_IMAGE, "image", NULL, 0, NULL},
+	    {TOP_BUDGET, "budget", NULL, 0, NULL},
+	    {TOP_FIXES, "fixes", fix_keys, ARRAY_SIZE(fix_keys), NULL},
+	    {TOP_TIMEOUTS, "timeouts", timeout_keys, ARRAY_SIZE(timeout_keys), NULL},
+	    {TOP_INTERRUPT, "interrupt", interrupt_keys, ARRAY_SIZE(interrupt_keys), "after"},
+	};
 	struct quoted q;
-	int r;
+	int failed = 0, r;
 
 	if (doc->type != YNODE_MAPPING)
 		return fail_at(
 		    l, doc,
 		    "the top level must be a mapping with at least 'name' and 'tree', found %s",
 		    node_found(doc, &q));
-	r = map_fields(l, doc, " at the top level", f, ARRAY_SIZE(f));
+	r = loader_keep_going(l, map_fields(l, doc, " at the top level", f, ARRAY_SIZE(f)),
+			      &failed);
 	if (r < 0)
 		return r;
-	if (!f[TOP_NAME].value)
+	/* A misspelt key is the error, not the key it was meant to be. */
+	if (!failed && !f[TOP_NAME].value)
 		return fail_at(l, doc, "missing required key 'name'");
-	if (!f[TOP_TREE].value)
+	if (!failed && !f[TOP_TREE].value)
 		return fail_at(l, doc, "missing required key 'tree'");
 
-	r = want_scalar(l, f[TOP_NAME].value, "name");
+	if (f[TOP_NAME].value)
+		r = loader_keep_going(l, parse_identity(l, f, s), &failed);
+	for (size_t i = 0; i < ARRAY_SIZE(plain) && r >= 0; i++) {
+		const struct ynode *v = f[plain[i].field].value;
+		if (!v)
+			continue;
+		if (plain[i].keys)
+			r = parse_section(l, s, v, plain[i].key, plain[i].keys, plain[i].n_keys,
+					  plain[i].required);
+		else
+			r = apply_node(l, s, plain[i].key, v);
+		r = loader_keep_going(l, r, &failed);
+	}
+	if (r >= 0 && f[TOP_TREE].value) {
+		struct child_group root_group;
+		size_t size = 0;
+		r = parse_actor(l, f[TOP_TREE].value, 0, &s->root, &root_group, &size);
+		s->n_actors = size;
+		r = loader_keep_going(l, r, &failed);
+	}
+	if (r >= 0 && f[TOP_EXPECT].value)
+		r = loader_keep_going(l, parse_expect(l, f[TOP_EXPECT].value, "expect", &s->expect),
+				      &failed);
+	int matrix_failed = 0;
+	if (r >= 0 && f[TOP_MATRIX].value)
+		r = loader_keep_going(l, parse_matrix(l, f[TOP_MATRIX].value, s), &matrix_failed);
+	/* cells are checked against the matrix: not against a broken one. */
+	if (r >= 0 && !matrix_failed && f[TOP_CELLS].value)
+		r = loader_keep_going(l, parse_cells(l, f[TOP_CELLS].key, f[TOP_CELLS].value, s),
+				      &failed);
 	if (r < 0)
 		return r;
-	r = check_name(l, f[TOP_NAME].value, "scenario name");
-	if (r < 0)
-		return r;
-	s->name = strdup(f[TOP_NAME].value->text);
-	if (!s->name)
-		return -ENOMEM;
-	if (f[TOP_DESCRIPTION].value) {
-		r = want_scalar(l, f[TOP_DESCRIPTION].value, "description");
-		if (r < 0)
-			return r;
-		s->description = strdup(f[TOP_DESCRIPTION].value->text);
-		if (!s->description)
-			return -ENOMEM;
-	}
-	static const struct {
-		int field;
-		const char *key;
-	} plain[] = {{TOP_BACKEND, "backend"},
-		     {TOP_CAPTURE, "capture"},
-		     {TOP_IMAGE, "image"},
-		     {TOP_BUDGET, "budget"}};
-	for (size_t i = 0; i < ARRAY_SIZE(plain); i++)
-		if (f[plain[i].field].value) {
-			r = apply_node(l, s, plain[i].key, f[plain[i].field].value);
-			if (r < 0)
-				return r;
-		}
-	if (f[TOP_FIXES].value) {
-		r = parse_section(l, s, f[TOP_FIXES].value, "fixes", fix_keys, ARRAY_SIZE(fix_keys),
-				  NULL);
-		if (r < 0)
-			return r;
-	}
-	if (f[TOP_TIMEOUTS].value) {
-		r = parse_section(l, s, f[TOP_TIMEOUTS].value, "timeouts", timeout_keys,
-				  ARRAY_SIZE(timeout_keys), NULL);
-		if (r < 0)
-			return r;
-	}
-	if (f[TOP_INTERRUPT].value) {
-		r = parse_section(l, s, f[TOP_INTERRUPT].value, "interrupt", interrupt_keys,
-				  ARRAY_SIZE(interrupt_keys), "after");
-		if (r < 0)
-			return r;
-	}
-
-	struct child_group root_group;
-	size_t size;
-	r = parse_actor(l, f[TOP_TREE].value, 0, &s->root, &root_group, &size);
-	if (r < 0)
-		return r;
-	s->n_actors = size;
-
-	if (f[TOP_EXPECT].value) {
-		r = parse_expect(l, f[TOP_EXPECT].value, "expect", &s->expect);
-		if (r < 0)
-			return r;
-	}
-	if (f[TOP_MATRIX].value) {
-		r = parse_matrix(l, f[TOP_MATRIX].value, s);
-		if (r < 0)
-			return r;
-	}
-	if (f[TOP_CELLS].value) {
-		r = parse_cells(l, f[TOP_CELLS].key, f[TOP_CELLS].value, s);
-		if (r < 0)
-			return r;
-	}
+	if (failed || matrix_failed)
+		return -EINVAL;
 	return scenario_index(s, NULL, NULL);
 }
 

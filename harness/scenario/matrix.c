@@ -22,22 +22,22 @@ parse_expect(struct loader *l, const struct ynode *node, const char *what, struc
 	if (r < 0)
 		return r;
 	(void)snprintf(where, sizeof(where), " in %s", what);
-	r = map_fields(l, node, where, f, ARRAY_SIZE(f));
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+	int failed = 0;
+	r = loader_keep_going(l, map_fields(l, node, where, f, ARRAY_SIZE(f)), &failed);
+	for (size_t i = 0; i < ARRAY_SIZE(f) && r >= 0; i++) {
 		char key[32], *msg = NULL;
 		if (!f[i].value)
 			continue;
 		(void)snprintf(key, sizeof(key), "expect.%s", f[i].name);
 		r = want_scalar(l, f[i].value, key);
-		if (r < 0)
-			return r;
-		r = expect_apply(e, setting_find(key), f[i].value->text, &msg);
-		if (r < 0)
-			return fail_msg(l, f[i].value, r, msg);
+		if (r >= 0) {
+			r = expect_apply(e, setting_find(key), f[i].value->text, &msg);
+			if (r < 0)
+				r = fail_msg(l, f[i].value, r, msg);
+		}
+		r = loader_keep_going(l, r, &failed);
 	}
-	return 0;
+	return r < 0 ? r : failed;
 }
 
 static const struct matrix_axis *

@@ -162,7 +162,8 @@ struct loader {
 	const char *text;
 	size_t len;
 	yaml_parser_t parser;
-	char *error; /* the one "path:line:col: message" */
+	char *error; /* the one "path:line:col: message": the first in the file */
+	unsigned error_line, error_column;
 };
 
 struct field {
@@ -175,6 +176,10 @@ void ynode_free(struct ynode *n);
 int read_document(struct loader *l, struct ynode **ret);
 int loader_fail(struct loader *l, unsigned line, unsigned column, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* After an error in one field of a mapping the loader checks the others, so
+ * that the error reported is the first in the file: r -EINVAL (with the error
+ * recorded) sets *failed and returns 0; other errors (ENOMEM) come back. */
+int loader_keep_going(struct loader *l, int r, int *failed);
 #define fail_at(l, node, ...) loader_fail((l), (node)->line, (node)->column, __VA_ARGS__)
 /* Report a message produced by a value parser at a node. */
 int fail_msg(struct loader *l, const struct ynode *at, int r, char *msg);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/macro.h"
 #include "util/signames.h"
@@ -119,6 +120,26 @@ expect_apply(struct expectation *e, const struct setting *st, const char *text, 
 	}
 }
 
+/* The root touches every page of the image and the whole tree inherits it:
+ * one that does not fit beside the tree ends in the OOM killer, not a result. */
+static int
+check_image_size(const char *key, const char *text, uint64_t bytes, char **ret_msg)
+{
+	struct quoted q;
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	uint64_t half = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : 0;
+
+	if (bytes > SCENARIO_MAX_IMAGE_BYTES)
+		return msgf(ret_msg, "%s '%s' is larger than the limit of %llu GiB", key,
+			    quote(&q, text), SCENARIO_MAX_IMAGE_BYTES >> 30);
+	if (half && bytes > half)
+		return msgf(ret_msg,
+			    "%s '%s' is more than half of this machine's memory (at most %llu MiB "
+			    "here)",
+			    key, quote(&q, text), (unsigned long long)(half >> 20));
+	return 0;
+}
+
 /* Apply one setting. s is untouched on failure. */
 int
 setting_apply(struct scenario *s, const struct setting *st, const char *text, char **ret_msg)
@@ -143,6 +164,8 @@ setting_apply(struct scenario *s, const struct setting *st, const char *text, ch
 		return r;
 	case SET_IMAGE:
 		r = parse_size_value(st->key, text, &u, ret_msg);
+		if (r >= 0)
+			r = check_image_size(st->key, text, u, ret_msg);
 		if (r >= 0)
 			s->image_bytes = u;
 		return r;

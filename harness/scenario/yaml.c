@@ -27,21 +27,37 @@ int
 loader_fail(struct loader *l, unsigned line, unsigned column, const char *fmt, ...)
 {
 	va_list ap;
-	char *m = NULL;
-	if (l->error)
+	char *m = NULL, *error = NULL;
+	/* The loader goes on past some errors (loader_keep_going): the one
+	 * reported is the first in the file, not the first found. */
+	if (l->error && (line > l->error_line || (line == l->error_line && column >= l->error_column)))
 		return -EINVAL;
 	va_start(ap, fmt);
 	int n = vasprintf(&m, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return -ENOMEM;
-	if (asprintf(&l->error, "%s:%u:%u: %s", l->path, line, column, m) < 0) {
-		l->error = NULL;
-		free(m);
-		return -ENOMEM;
-	}
+	n = asprintf(&error, "%s:%u:%u: %s", l->path, line, column, m);
 	free(m);
+	if (n < 0)
+		return -ENOMEM;
+	free(l->error);
+	l->error = error;
+	l->error_line = line;
+	l->error_column = column;
 	return -EINVAL;
+}
+
+int
+loader_keep_going(struct loader *l, int r, int *failed)
+{
+	if (r >= 0)
+		return 0;
+	if (r == -EINVAL && l->error) {
+		*failed = r;
+		return 0;
+	}
+	return r;
 }
 
 /* Report a message produced by a value parser at a node. */
@@ -397,18 +413,23 @@ want_sequence(struct loader *l, const struct ynode *n, const char *what)
 }
 
 /* Check a mapping against its known keys: every key a scalar, known and set
- * once. fields[i].key/value get the nodes of the keys present. */
+ * once. fields[i].key/value get the nodes of the keys present; past a bad key
+ * the others are still filled and -EINVAL is returned at the end. */
 int
 map_fields(struct loader *l, const struct ynode *map, const char *where, struct field *fields,
 	   size_t n_fields)
 {
 	struct quoted q;
-	for (size_t i = 0; i + 1 < map->n_items; i += 2) {
+	int failed = 0, r = 0;
+	for (size_t i = 0; i + 1 < map->n_items && r >= 0; i += 2) {
 		const struct ynode *k = map->items[i];
 		size_t j;
-		if (k->type != YNODE_SCALAR)
-			return fail_at(l, k, "keys must be single words, found %s",
-				       node_found(k, &q));
+		if (k->type != YNODE_SCALAR) {
+			r = loader_keep_going(
+			    l, fail_at(l, k, "keys must be single words, found %s", node_found(k, &q)),
+			    &failed);
+			continue;
+		}
 		for (j = 0; j < n_fields; j++)
 			if (strcmp(fields[j].name, k->text) == 0)
 				break;
@@ -417,17 +438,22 @@ map_fields(struct loader *l, const struct ynode *map, const char *where, struct 
 			char *msg = NULL;
 			for (size_t f = 0; f < n_fields && f < ARRAY_SIZE(names); f++)
 				names[f] = fields[f].name;
-			int r = unknown_msg(&msg, "key", k->text, where, names,
-					    MIN(n_fields, ARRAY_SIZE(names)), NULL);
-			return fail_msg(l, k, r, msg);
+			r = unknown_msg(&msg, "key", k->text, where, names,
+					MIN(n_fields, ARRAY_SIZE(names)), NULL);
+			r = loader_keep_going(l, fail_msg(l, k, r, msg), &failed);
+			continue;
 		}
-		if (fields[j].key)
-			return fail_at(l, k, "duplicate key '%s'%s (first at line %u)",
-				       fields[j].name, where, fields[j].key->line);
+		if (fields[j].key) {
+			r = loader_keep_going(l,
+					      fail_at(l, k, "duplicate key '%s'%s (first at line %u)",
+						      fields[j].name, where, fields[j].key->line),
+					      &failed);
+			continue;
+		}
 		fields[j].key = k;
 		fields[j].value = map->items[i + 1];
 	}
-	return 0;
+	return r < 0 ? r : failed;
 }
 
 struct field *
