@@ -7,7 +7,7 @@
  * fully resolved `struct scenario` of its own with its own expectation.
  *
  * Errors are reported as "file:line:col: message" (1-based), exactly one per
- * failed load, and nothing is half-loaded. */
+ * failed load (the first in the file), and nothing is half-loaded. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
