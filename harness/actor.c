@@ -1308,19 +1308,20 @@ connect_parent(struct actor *a, const char *name)
 
 static void *image_block;
 
-static void
+static int
 build_image(uint64_t bytes)
 {
 	if (!bytes || image_block)
-		return;
+		return 0;
 	/* The warm image: touched pages a forked child inherits and a spawned one
 	 * must rebuild, as a fresh interpreter re-imports its modules. */
 	image_block = malloc(bytes);
 	if (!image_block)
-		return;
+		return -ENOMEM;
 	long page = sysconf(_SC_PAGESIZE);
 	for (uint64_t off = 0; off < bytes; off += (uint64_t) page)
 		((volatile char *) image_block)[off] = (char) off;
+	return 0;
 }
 
 static void child_entry(struct spawn_request *req, void *userdata);
@@ -1341,6 +1342,17 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 	a->child_errors = json_array();
 	set_event_context(spec);
 	(void) prctl(PR_SET_NAME, spec->name);
+
+	/* Forked children inherit the image (no-op); the root and exec'd children build it.
+	 * A missing image would measure something else: an infra error, not a result. */
+	if (build_image(sc->image_bytes) < 0) {
+		char call[96], msg[160];
+		(void) snprintf(call, sizeof(call), "malloc of the %llu-byte image",
+				(unsigned long long) sc->image_bytes);
+		(void) snprintf(msg, sizeof(msg), "cannot build the image: %s: %s", call, strerror(ENOMEM));
+		actor_emit_spawn_failed(NULL, call, ENOMEM, msg);
+		actor_exit(a, 75, msg);
+	}
 
 	/* A child registers itself first: with the registry lock inherited locked
 	 * (held by another thread at the fork) this never returns. */
@@ -1428,7 +1440,6 @@ child_entry(struct spawn_request *req, void *userdata)
 void
 actor_root_main(const struct scenario *sc)
 {
-	build_image(sc->image_bytes);
 	actor_run(sc, &sc->root, NULL);
 }
 
@@ -1527,6 +1538,5 @@ actor_exec_main(int argc, char **argv)
 	(void) prctl(PR_SET_PDEATHSIG, SIGINT);
 	if (getppid() != parent_pid)
 		(void) kill(getpid(), SIGINT);
-	build_image(sc->image_bytes);
 	actor_run(sc, spec, parent);
 }
