@@ -523,13 +523,21 @@ read_thread(int pid_dirfd, struct snapshot_process *p, struct snapshot_thread *t
 	t->samples[0].syscall = t->syscall;
 	(void) close(dirfd);
 
+	/* Reads of the target's memory (process_vm_readv) need ptrace access:
+	 * a refusal is a gap, not a partial record. */
 	syscall_wait_decode(&t->syscall, &t->wait);
-	if (t->wait.timeout_kind == SYSCALL_TIMEOUT_POINTER)
-		(void) syscall_wait_read_timeout(pid, &t->wait);
+	if (t->wait.timeout_kind == SYSCALL_TIMEOUT_POINTER) {
+		r = syscall_wait_read_timeout(pid, &t->wait);
+		if (r < 0 && !is_gone(r))
+			gap_add(p, "memory", r, NULL, t->tid, 0, "syscall timeout");
+	}
 	if (t->wait.fds_ptr && !t->wait.is_futex) {
 		struct wait_fd fds[MAX_WAIT_FDS];
 		size_t n = 0;
-		if (syscall_wait_read_fds(pid, &t->wait, fds, ARRAY_SIZE(fds), &n) == 0 && n > 0) {
+		r = syscall_wait_read_fds(pid, &t->wait, fds, ARRAY_SIZE(fds), &n);
+		if (r < 0 && !is_gone(r))
+			gap_add(p, "memory", r, NULL, t->tid, 0, "waited-for fds");
+		if (r == 0 && n > 0) {
 			t->wait_fds = malloc(n * sizeof(*fds));
 			if (t->wait_fds) {
 				memcpy(t->wait_fds, fds, n * sizeof(*fds));
@@ -540,6 +548,8 @@ read_thread(int pid_dirfd, struct snapshot_process *p, struct snapshot_thread *t
 	if (t->wait.is_futex && t->wait.futex_uaddr) {
 		if (futex_inspect(pid, &t->wait, &t->futex) == 0)
 			t->has_futex = true;
+		if (t->has_futex && t->futex.word_error && !is_gone(-t->futex.word_error))
+			gap_add(p, "memory", -t->futex.word_error, NULL, t->tid, 0, "futex word");
 	}
 }
 
