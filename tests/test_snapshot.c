@@ -37,6 +37,7 @@
 
 #include "probes/snapshot.h"
 #include "util/fdutil.h"
+#include "util/jsonutil.h"
 
 #define WAIT_LIMIT_MS 20000 /* guard against a broken fixture, not a timing assertion */
 
@@ -1132,4 +1133,41 @@ Test(snapshot, gap_of_a_traced_process)
 	cr_assert_eq(waitpid(tracer, &status, 0), tracer);
 	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
+}
+
+/* The util/jsonutil accessors snapshot_from_json reads with. */
+Test(snapshot, json_accessors)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:s, s:s, s:n}", "hex", "0x1f", "bare", "ff", "upper",
+			      "0XABCDEF0123456789", "long", "0x00000000000000000001", "junk", "0x1g", "int",
+			      (json_int_t) 42, "neg", -1, "state", "S", "empty", "", "null");
+	cr_assert_not_null(o);
+	uint64_t v = 7;
+	cr_assert_eq(json_hex_checked(o, "hex", &v), 0);
+	cr_assert_eq(v, 0x1f);
+	cr_assert_eq(json_hex(o, "bare", 0), 0xff);
+	cr_assert_eq(json_hex(o, "upper", 0), 0xABCDEF0123456789ULL);
+	cr_assert_eq(json_hex(o, "long", 0), 1, "leading zeros are no overflow");
+	cr_assert_eq(json_hex(o, "int", 0), 42);
+	v = 7;
+	cr_assert_eq(json_hex_checked(o, "junk", &v), -EINVAL);
+	cr_assert_eq(v, 7, "untouched on failure");
+	cr_assert_eq(json_hex_checked(o, "neg", &v), -EINVAL);
+	cr_assert_eq(json_hex_checked(o, "missing", &v), -ENOENT);
+	cr_assert_eq(json_hex_checked(o, "null", &v), -EINVAL);
+	cr_assert_eq(json_hex(o, "junk", 99), 99);
+	json_t *big = json_pack("{s:s}", "h", "0x10000000000000000");
+	cr_assert_eq(json_hex_checked(big, "h", &v), -EINVAL, "17 significant digits overflow");
+	json_decref(big);
+	cr_assert_eq(json_char(o, "state", '?'), 'S');
+	cr_assert_eq(json_char(o, "empty", '?'), '?');
+	cr_assert_eq(json_char(o, "int", '?'), '?');
+	bool ok = true;
+	char *s = json_strdup(o, "state", &ok);
+	cr_assert_str_eq(s, "S");
+	free(s);
+	cr_assert_null(json_strdup(o, "int", &ok));
+	cr_assert_null(json_strdup(o, "missing", &ok));
+	cr_assert(ok);
+	json_decref(o);
 }
