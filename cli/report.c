@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "harness/results.h"
+#include "probes/eventlog_read.h"
 #include "reports/render.h"
 #include "util/jsonutil.h"
 

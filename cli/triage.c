@@ -7,8 +7,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "harness/results.h"
+#include "probes/eventlog_read.h"
 #include "harness/triage.h"
+#include "probes/snapshot.h"
 #include "reports/rules.h"
 #include "reports/verdict.h"
 #include "util/jsonutil.h"
@@ -107,28 +108,6 @@ triage_from_file(const char *path, const char *events_path, const char *rules, b
 	return hangs > 0 ? 1 : 0;
 }
 
-static bool
-reason_is_denial(const char *text)
-{
-	return text && (strstr(text, "Permission denied") || strstr(text, "Operation not permitted"));
-}
-
-static bool
-reason_is_gone(const char *text)
-{
-	/* every part of it says the process or a thread went away meanwhile */
-	if (!text || !*text)
-		return false;
-	char *copy = strdup(text);
-	bool gone = copy != NULL;
-	char *save = NULL;
-	for (char *part = copy ? strtok_r(copy, ";", &save) : NULL; part && gone; part = strtok_r(NULL, ";", &save))
-		gone = strstr(part, "No such file or directory") || strstr(part, "No such process") ||
-		       strstr(part, "exited during snapshot") || strstr(part, "pid reused");
-	free(copy);
-	return gone;
-}
-
 /* What the snapshot could not read, and why: a triage without stacks (ptrace
  * denied, another user's tree) must say so rather than look like a clean
  * bill of health. Returns the number of processes with readable state. */
@@ -146,11 +125,15 @@ triage_print_gaps(const json_t *snap, FILE *f)
 		const char *stacks = json_str(p, "stacks_error", NULL);
 		if (!json_bool(p, "partial", 0) && !stacks)
 			continue;
-		if (!stacks && reason_is_gone(partial)) {
+		/* The kinds come from the gaps' numbers (docs/snapshot.md), never
+		 * from the English of the reasons. */
+		struct snapshot_gap_summary gs;
+		snapshot_process_gap_summary(p, &gs);
+		if (gs.n > 0 && gs.by_kind[SNAPSHOT_GAP_GONE] == gs.n) {
 			gone++;
 			continue;
 		}
-		denied = denied || reason_is_denial(partial) || reason_is_denial(stacks);
+		denied = denied || gs.by_kind[SNAPSHOT_GAP_DENIED] > 0;
 		if (incomplete++ == 0)
 			fprintf(f, "Incomplete snapshot: what could not be read, and why:\n");
 		if (listed < 10) {

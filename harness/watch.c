@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "harness/reaper.h"
-#include "harness/results.h"
+#include "probes/eventlog_read.h"
 #include "harness/session.h"
 #include "probes/eventlog.h"
 #include "probes/selfdump.h"

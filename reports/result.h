@@ -23,9 +23,6 @@ struct leftover_facts {
  * doing, ended_by, sigint}. events (probe events of the run) and snapshot
  * (the triage of the leftovers) may be NULL. */
 json_t *result_leftover(const struct leftover_facts *f, const json_t *events, const json_t *snapshot);
-/* Whether pid is a member of a scenario tree (an actor, the root, the capture
- * host), and its actor name. */
-bool result_pid_is_actor(const json_t *events, pid_t pid, const char **ret_name);
 
 /* The `escaped` verdict over the leftovers that are not actors, or NULL when
  * there are none. what: "the run" / "`CMD`"; scenario selects the remedy
