@@ -600,13 +600,13 @@ timeline_svg(struct html *h, const json_t *cell)
 		put(h, "</text>\n");
 
 		uint64_t start = 0, ready = 0, ex = 0, end = ax.end, v;
-		if (render_get_ns(a, "spawn_ns", &v) || render_get_ns(a, "fork_ns", &v) || render_get_ns(a, "ready_ns", &v))
+		if (json_ns(a, "spawn_ns", &v) || json_ns(a, "fork_ns", &v) || json_ns(a, "ready_ns", &v))
 			start = MIN(v, ax.end);
-		bool reaped = render_get_ns(a, "reap_ns", &v);
+		bool reaped = json_ns(a, "reap_ns", &v);
 		if (reaped)
 			end = MAX(MIN(v, ax.end), start);
-		bool has_ready = render_get_ns(a, "ready_ns", &ready);
-		bool has_exit = render_get_ns(a, "exit_ns", &ex);
+		bool has_ready = json_ns(a, "ready_ns", &ready);
+		bool has_exit = json_ns(a, "exit_ns", &ex);
 		ready = has_ready ? MAX(start, MIN(ready, end)) : end;
 		ex = has_exit ? MAX(ready, MIN(ex, end)) : end;
 		if (has_exit && !has_ready)
@@ -620,15 +620,15 @@ timeline_svg(struct html *h, const json_t *cell)
 		const json_t *ladder = json_object_get(a, "ladder");
 		double my = y - 1;
 		if (json_is_object(ladder)) {
-			if (render_get_ns(ladder, "cancel_sent_ns", &v))
+			if (json_ns(ladder, "cancel_sent_ns", &v))
 				marker(h, tx(&ax, v), my, "mk-cancel", "cancel sent", v);
-			if (render_get_ns(ladder, "cancel_ack_ns", &v))
+			if (json_ns(ladder, "cancel_ack_ns", &v))
 				marker(h, tx(&ax, v), my, "mk-ack", "cancel acknowledged", v);
-			if (render_get_ns(ladder, "sigterm_ns", &v))
+			if (json_ns(ladder, "sigterm_ns", &v))
 				marker(h, tx(&ax, v), my, "mk-term", "SIGTERM sent", v);
-			if (render_get_ns(ladder, "sigkill_ns", &v))
+			if (json_ns(ladder, "sigkill_ns", &v))
 				marker(h, tx(&ax, v), my, "mk-kill", "SIGKILL sent", v);
-		} else if (render_get_ns(a, "cancel_ns", &v))
+		} else if (json_ns(a, "cancel_ns", &v))
 			marker(h, tx(&ax, v), my, "mk-cancel", "cancel sent", v);
 		if (has_exit) {
 			char label[64];
@@ -642,7 +642,7 @@ timeline_svg(struct html *h, const json_t *cell)
 
 	if (strcmp(json_str(cell, "outcome", ""), "hang") == 0) {
 		uint64_t when = ax.end, v;
-		if (render_get_ns(json_object_get(cell, "timeouts"), "run_ns", &v) && v <= ax.end)
+		if (json_ns(json_object_get(cell, "timeouts"), "run_ns", &v) && v <= ax.end)
 			when = v;
 		double x = tx(&ax, when);
 		putf(h,
@@ -891,7 +891,7 @@ teardown_table(struct html *h, const json_t *cell)
 	if (!json_is_object(td))
 		return;
 	putf(h, "<h3>Teardown</h3>\n<p>%s", render_duration_field(td, "duration_ns", a, sizeof(a)));
-	if (render_get_ns(td, "budget_ns", &(uint64_t){ 0 }))
+	if (json_ns(td, "budget_ns", &(uint64_t){ 0 }))
 		putf(h, " against a budget of %s", render_duration_field(td, "budget_ns", b, sizeof(b)));
 	if (json_bool(td, "over_budget", 0))
 		put(h, " \xe2\x80\x94 <b class=\"mismatch\">over budget</b>");
@@ -1144,7 +1144,7 @@ cell_section(struct html *h, const json_t *cell, size_t index)
 		error_list(h, json_object_get(cell, "errors"), 0);
 	}
 	size_t len;
-	const char *tail = render_get_str(cell, "output_tail", &len);
+	const char *tail = json_strn(cell, "output_tail", &len);
 	if (tail && len > 0) {
 		struct strbuf clean = STRBUF_INIT, clipped = STRBUF_INIT;
 		if (h->r == 0)

@@ -149,7 +149,7 @@ testcase(struct junit *j, const json_t *cell, json_t *used)
 	if (j->r == 0 && json_object_set_new(used, key.data, json_true()) < 0)
 		j->r = -ENOMEM;
 
-	(void) render_get_ns(cell, "duration_ns", &ns);
+	(void) json_ns(cell, "duration_ns", &ns);
 	put(j, "    <testcase");
 	put_attr(j, "classname", classname.data);
 	put_attr(j, "name", name.data);
@@ -200,7 +200,7 @@ testcase(struct junit *j, const json_t *cell, json_t *used)
 	/* system-out: the verdicts (also for cells that expected their hang) and the output tail. */
 	struct strbuf verdicts = STRBUF_INIT;
 	size_t tail_len = 0;
-	const char *tail = render_get_str(cell, "output_tail", &tail_len);
+	const char *tail = json_strn(cell, "output_tail", &tail_len);
 	if (j->r == 0)
 		j->r = verdict_texts(cell, &verdicts);
 	if (verdicts.len > 0 || (tail && tail_len > 0)) {

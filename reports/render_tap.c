@@ -116,7 +116,7 @@ diagnostics(struct tap *t, const json_t *cell)
 	}
 	if (json_is_integer(json_object_get(cell, "leaked")))
 		putf(t, "  leaked: %lld\n", (long long) json_int(cell, "leaked", 0));
-	if (render_get_ns(cell, "duration_ns", &ns))
+	if (json_ns(cell, "duration_ns", &ns))
 		putf(t, "  duration_ms: %s\n", render_ms(ns, ms, sizeof(ms)));
 	const json_t *mism = json_object_get(cell, "mismatches");
 	if (json_array_size(mism) > 0)

@@ -368,7 +368,7 @@ int
 render_verdict_plain(const json_t *verdict, bool heading, struct strbuf *out)
 {
 	size_t len;
-	const char *text = render_get_str(verdict, "text", &len);
+	const char *text = json_strn(verdict, "text", &len);
 	if (text && len > 0) {
 		int r = render_clean(out, text, len, 0);
 		if (r == 0 && out->len > 0 && out->data[out->len - 1] != '\n')
@@ -421,7 +421,7 @@ verdict_block(struct text *t, const json_t *v)
 	const char *cls = json_str(v, "class", "?");
 	const struct verdict_class_info *info = verdict_class_lookup(cls);
 	size_t len;
-	const char *text = render_get_str(v, "text", &len);
+	const char *text = json_strn(v, "text", &len);
 	bool has_text = text && len > 0;
 	bool heading = !has_text || !text_names_class(text, len, cls);
 	if (heading) {
@@ -553,7 +553,7 @@ teardown_table(struct text *t, const json_t *cell)
 	if (!json_is_object(td))
 		return;
 	putf(t, "  Teardown: %s", render_duration_field(td, "duration_ns", a, sizeof(a)));
-	if (render_get_ns(td, "budget_ns", &(uint64_t){ 0 }))
+	if (json_ns(td, "budget_ns", &(uint64_t){ 0 }))
 		putf(t, ", budget %s", render_duration_field(td, "budget_ns", b, sizeof(b)));
 	if (json_bool(td, "over_budget", 0)) {
 		put(t, ", ");
@@ -618,7 +618,7 @@ static void
 output_tail(struct text *t, const json_t *cell)
 {
 	size_t len;
-	const char *tail = render_get_str(cell, "output_tail", &len);
+	const char *tail = json_strn(cell, "output_tail", &len);
 	if (!tail || len == 0)
 		return;
 	/* The last lines only: the whole tail is in result.json and the HTML. */

@@ -144,15 +144,15 @@ actor_phases(const json_t *a, uint64_t cell_end)
 {
 	struct phases p = { 0 };
 	uint64_t v;
-	if (render_get_ns(a, "spawn_ns", &v) || render_get_ns(a, "fork_ns", &v) || render_get_ns(a, "ready_ns", &v))
+	if (json_ns(a, "spawn_ns", &v) || json_ns(a, "fork_ns", &v) || json_ns(a, "ready_ns", &v))
 		p.start = v;
-	p.reaped = render_get_ns(a, "reap_ns", &v);
+	p.reaped = json_ns(a, "reap_ns", &v);
 	p.end = p.reaped ? v : cell_end;
 	if (p.end < p.start)
 		p.end = p.start;
-	p.has_ready = render_get_ns(a, "ready_ns", &v);
+	p.has_ready = json_ns(a, "ready_ns", &v);
 	p.ready = p.has_ready ? MAX(p.start, MIN(v, p.end)) : p.end;
-	p.has_exit = render_get_ns(a, "exit_ns", &v);
+	p.has_exit = json_ns(a, "exit_ns", &v);
 	p.exit = p.has_exit ? MAX(p.ready, MIN(v, p.end)) : p.end;
 	if (p.has_exit && !p.has_ready)
 		p.ready = p.exit;
@@ -180,11 +180,11 @@ static uint64_t
 hang_time(const json_t *cell, uint64_t end)
 {
 	uint64_t v;
-	if (render_get_ns(cell, "hang_detected_ns", &v) && v <= end)
+	if (json_ns(cell, "hang_detected_ns", &v) && v <= end)
 		return v;
-	if (render_get_ns(json_object_get(cell, "timeouts"), "run_ns", &v) && v <= end)
+	if (json_ns(json_object_get(cell, "timeouts"), "run_ns", &v) && v <= end)
 		return v;
-	if (render_get_ns(json_object_get(cell, "teardown"), "started_ns", &v) && v <= end)
+	if (json_ns(json_object_get(cell, "teardown"), "started_ns", &v) && v <= end)
 		return v;
 	return end;
 }
@@ -265,7 +265,7 @@ cell_events(struct trace *t, const json_t *cell, uint64_t offset, uint64_t end)
 			/* The spawn arrow: fork slice on the parent -> this lifetime. */
 			struct actor_track *pt = &tracks[parent];
 			uint64_t from = p->start, to = p->start, fork_ns;
-			if (render_get_ns(a, "fork_ns", &fork_ns) && fork_ns >= from)
+			if (json_ns(a, "fork_ns", &fork_ns) && fork_ns >= from)
 				to = fork_ns;
 			/* Keep the fork inside the parent's lifetime, after its
 			 * previous fork and within the phase it starts in, so
@@ -321,9 +321,9 @@ cell_events(struct trace *t, const json_t *cell, uint64_t offset, uint64_t end)
 		uint64_t ts;
 		if (json_is_object(ladder)) {
 			for (size_t k = 0; k < sizeof(rungs) / sizeof(rungs[0]); k++)
-				if (render_get_ns(ladder, rungs[k].key, &ts))
+				if (json_ns(ladder, rungs[k].key, &ts))
 					instant(t, rungs[k].name, offset + MIN(MAX(ts, p->start), p->end), pid, "t", NULL);
-		} else if (render_get_ns(a, "cancel_ns", &ts))
+		} else if (json_ns(a, "cancel_ns", &ts))
 			instant(t, "cancel sent", offset + MIN(MAX(ts, p->start), p->end), pid, "t", NULL);
 		if (p->has_exit)
 			instant(t, "exit", offset + p->exit, pid, "t", status_args(a));
@@ -337,7 +337,7 @@ cell_events(struct trace *t, const json_t *cell, uint64_t offset, uint64_t end)
 		(void) strbuf_printf(&vname, "verdict %s", json_str(v, "class", "?"));
 		uint64_t at = when;
 		if (strcmp(json_str(v, "class", ""), "slow-teardown") == 0)
-			(void) render_get_ns(json_object_get(cell, "teardown"), "started_ns", &at);
+			(void) json_ns(json_object_get(cell, "teardown"), "started_ns", &at);
 		instant(t, vname.data, offset + MIN(at, end), cell_pid, "t",
 			json_pack("{s:o,s:o}", "summary", clean_string(json_str(v, "summary", "")), "remedy",
 				  clean_string(json_str(v, "remedy", ""))));

@@ -104,7 +104,7 @@ render_count(const json_t *cells, struct render_counts *ret)
 		if (leaked > 0)
 			c.leaked += (size_t) leaked;
 		uint64_t d;
-		if (render_get_ns(cell, "duration_ns", &d))
+		if (json_ns(cell, "duration_ns", &d))
 			c.duration_ns += d;
 	}
 	*ret = c;
@@ -117,32 +117,6 @@ render_doc_infra_error(const json_t *doc)
 	return e ? e : json_str(doc, "error", NULL);
 }
 
-bool
-render_get_ns(const json_t *obj, const char *key, uint64_t *ret)
-{
-	const json_t *v = json_object_get(obj, key);
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
-		*ret = (uint64_t) json_integer_value(v);
-		return true;
-	}
-	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 1.8e19) {
-		*ret = (uint64_t) json_real_value(v);
-		return true;
-	}
-	return false;
-}
-
-const char *
-render_get_str(const json_t *obj, const char *key, size_t *ret_len)
-{
-	const json_t *v = json_object_get(obj, key);
-	if (!json_is_string(v))
-		return NULL;
-	if (ret_len)
-		*ret_len = json_string_length(v);
-	return json_string_value(v);
-}
-
 enum actor_end
 render_actor_end(const json_t *actor)
 {
@@ -153,8 +127,8 @@ render_actor_end(const json_t *actor)
 		return strcmp(sig, "SIGKILL") == 0 ? ACTOR_END_KILLED : ACTOR_END_SIGNAL;
 	if (json_is_integer(json_object_get(st, "code")))
 		return json_int(st, "code", 0) == 0 ? ACTOR_END_OK : ACTOR_END_ERROR;
-	bool exited = render_get_ns(actor, "exit_ns", &t);
-	bool reaped = render_get_ns(actor, "reap_ns", &t);
+	bool exited = json_ns(actor, "exit_ns", &t);
+	bool reaped = json_ns(actor, "reap_ns", &t);
 	if (exited && !reaped)
 		return ACTOR_END_ZOMBIE;
 	if (!exited && !reaped)
@@ -215,17 +189,17 @@ uint64_t
 render_cell_end_ns(const json_t *cell)
 {
 	uint64_t end = 0, t;
-	if (render_get_ns(cell, "duration_ns", &t))
+	if (json_ns(cell, "duration_ns", &t))
 		end = t;
 	size_t i;
 	json_t *a;
 	json_array_foreach(json_object_get(cell, "actors"), i, a) {
 		for (size_t k = 0; k < sizeof(actor_time_keys) / sizeof(actor_time_keys[0]); k++)
-			if (render_get_ns(a, actor_time_keys[k], &t) && t > end)
+			if (json_ns(a, actor_time_keys[k], &t) && t > end)
 				end = t;
 		const json_t *ladder = json_object_get(a, "ladder");
 		for (size_t k = 0; k < sizeof(ladder_time_keys) / sizeof(ladder_time_keys[0]); k++)
-			if (render_get_ns(ladder, ladder_time_keys[k], &t) && t > end)
+			if (json_ns(ladder, ladder_time_keys[k], &t) && t > end)
 				end = t;
 	}
 	return end;
@@ -607,7 +581,7 @@ char *
 render_duration_field(const json_t *obj, const char *key, char *buf, size_t size)
 {
 	uint64_t ns;
-	if (!render_get_ns(obj, key, &ns)) {
+	if (!json_ns(obj, key, &ns)) {
 		(void) snprintf(buf, size, "-");
 		return buf;
 	}

@@ -55,10 +55,6 @@ void render_count(const json_t *cells, struct render_counts *ret);
  * string), NULL if none. */
 const char *render_doc_infra_error(const json_t *doc);
 
-/* A non-negative integer field (times, counts). false when missing/null/negative. */
-bool render_get_ns(const json_t *obj, const char *key, uint64_t *ret);
-/* A string field with its full length (jansson strings may hold NULs). */
-const char *render_get_str(const json_t *obj, const char *key, size_t *ret_len);
 
 /* How an actor ended, for colours and labels. */
 enum actor_end {
