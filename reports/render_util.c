@@ -1,12 +1,87 @@
 #include "reports/render_util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "reports/verdict_class.h"
 #include "util/jsonutil.h"
 #include "util/timeutil.h"
+
+/* --- the output writer ----------------------------------------------------- */
+
+void
+render_fail(struct render_writer *w, int r)
+{
+	if (w->r == 0 && r < 0)
+		w->r = r;
+}
+
+void
+render_put(struct render_writer *w, const char *s)
+{
+	if (w->r == 0 && s)
+		w->r = strbuf_append(w->out, s);
+}
+
+void
+render_putn(struct render_writer *w, const char *s, size_t len)
+{
+	if (w->r == 0 && s)
+		w->r = strbuf_appendn(w->out, s, len);
+}
+
+void
+render_putf(struct render_writer *w, const char *fmt, ...)
+{
+	va_list ap;
+	if (w->r < 0)
+		return;
+	va_start(ap, fmt);
+	w->r = strbuf_vprintf(w->out, fmt, ap);
+	va_end(ap);
+}
+
+void
+render_put_clean(struct render_writer *w, const char *s, size_t len, unsigned flags)
+{
+	if (w->r == 0 && s)
+		w->r = render_clean(w->out, s, len, flags);
+}
+
+void
+render_put_xml(struct render_writer *w, const char *s, size_t len, bool attr)
+{
+	if (w->r == 0 && s)
+		w->r = render_xml_escape(w->out, s, len, attr);
+}
+
+void
+render_put_yaml(struct render_writer *w, const char *s, size_t len)
+{
+	if (w->r == 0)
+		w->r = render_yaml_quoted(w->out, s, s ? len : 0);
+}
+
+void
+render_put_json_new(struct render_writer *w, json_t *v, size_t flags)
+{
+	if (!v) {
+		render_fail(w, -ENOMEM);
+		return;
+	}
+	if (w->r == 0) {
+		char *text = json_dumps(v, JSON_COMPACT | flags);
+		if (!text)
+			w->r = -ENOMEM;
+		else
+			render_put(w, text);
+		free(text);
+	}
+	json_decref(v);
+}
 
 /* --- document walking ------------------------------------------------------ */
 

@@ -11,6 +11,32 @@
 #include "reports/render.h"
 #include "util/strbuf.h"
 
+/* --- the output writer shared by every renderer ---------------------------- */
+
+/* Appends to out and keeps the first error: after a failure every later write
+ * is a no-op, so a renderer checks r once at the end instead of after each
+ * call. */
+struct render_writer {
+	struct strbuf *out;
+	int r; /* 0, or the first -errno */
+};
+#define RENDER_WRITER(sb) ((struct render_writer){ .out = (sb), .r = 0 })
+
+/* Record an error from elsewhere (a helper strbuf, jansson): the first wins. */
+void render_fail(struct render_writer *w, int r);
+/* Trusted text (markup, format strings of our own); NULL appends nothing. */
+void render_put(struct render_writer *w, const char *s);
+void render_putn(struct render_writer *w, const char *s, size_t len);
+void render_putf(struct render_writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Untrusted text through render_clean() (flags: CLEAN_*); NULL appends nothing. */
+void render_put_clean(struct render_writer *w, const char *s, size_t len, unsigned flags);
+/* Untrusted text through render_xml_escape(); NULL appends nothing. */
+void render_put_xml(struct render_writer *w, const char *s, size_t len, bool attr);
+/* Untrusted text as a YAML double-quoted scalar; NULL is "". */
+void render_put_yaml(struct render_writer *w, const char *s, size_t len);
+/* v as compact JSON (JSON_COMPACT | flags); takes the reference to v. */
+void render_put_json_new(struct render_writer *w, json_t *v, size_t flags);
+
 /* --- the per-format backends, dispatched by render() ---------------------- */
 int render_text_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
 int render_json_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
