@@ -250,18 +250,19 @@ legend_item(struct render_writer *h, double x, double y, const char *cls, const 
 	render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", x + 21, y + 10, label);
 }
 
-static void
-tree_svg(struct render_writer *h, const json_t *cell, size_t cell_index)
+/* The nodes of the tree: every actor, then the leftovers the runner swept
+ * that are not actors, with their levels; a parent chain longer than n is a
+ * cycle in bad data: cut there. Returns the count or -ENOMEM. */
+static long
+tree_nodes(const json_t *cell, struct node **ret_nodes)
 {
 	const json_t *actors = json_object_get(cell, "actors");
 	const json_t *left = json_object_get(cell, "leftovers");
 	size_t na = json_array_size(actors), n = 0, i;
-	json_t *v, *e;
+	json_t *v;
 	struct node *nodes = calloc(na + json_array_size(left) + 1, sizeof(*nodes));
-	if (!nodes) {
-		render_fail(h, -ENOMEM);
-		return;
-	}
+	if (!nodes)
+		return -ENOMEM;
 	for (i = 0; i < na; i++) {
 		const json_t *a = json_array_get(actors, i);
 		nodes[n++] = (struct node){ .obj = a, .parent = render_actor_parent_index(actors, i),
@@ -280,8 +281,6 @@ tree_svg(struct render_writer *h, const json_t *cell, size_t cell_index)
 					  .parent = node_by_pid(nodes, n, json_int(v, "ppid", -1)), .pid = pid };
 		n++;
 	}
-	/* Levels from the structure; a parent chain longer than n is a cycle in
-	 * bad data: cut it there. */
 	for (i = 0; i < n; i++) {
 		long p = nodes[i].parent;
 		int level = 0;
@@ -295,6 +294,7 @@ tree_svg(struct render_writer *h, const json_t *cell, size_t cell_index)
 		}
 		nodes[i].level = level;
 	}
+	/* Again, now that every cycle is cut. */
 	for (i = 0; i < n; i++) {
 		long p = nodes[i].parent;
 		int level = 0;
@@ -304,17 +304,16 @@ tree_svg(struct render_writer *h, const json_t *cell, size_t cell_index)
 		}
 		nodes[i].level = level;
 	}
-	double slots = 0;
-	for (i = 0; i < n; i++)
-		if (nodes[i].parent < 0)
-			(void) layout(nodes, n, i, &slots);
-	int levels = 0;
-	for (i = 0; i < n; i++)
-		levels = MAX(levels, nodes[i].level + 1);
+	*ret_nodes = nodes;
+	return (long) n;
+}
 
-	/* Processes a hang verdict names. */
-	const json_t *verdicts = json_object_get(cell, "verdicts");
+/* Mark the processes a hang verdict names. */
+static void
+tree_mark_involved(struct node *nodes, size_t n, const json_t *verdicts)
+{
 	size_t k, m;
+	json_t *v, *e;
 	json_array_foreach(verdicts, k, v) {
 		const struct verdict_class_info *info = verdict_class_lookup(json_str(v, "class", NULL));
 		if (info && !info->is_hang)
@@ -330,116 +329,101 @@ tree_svg(struct render_writer *h, const json_t *cell, size_t cell_index)
 				nodes[idx].involved = true;
 		}
 	}
+}
 
-	double width = MAX(TREE_MARGIN * 2 + (slots > 0 ? slots : 1) * SLOT_W - (SLOT_W - NODE_W), 760.0);
-	double legend_y = TREE_MARGIN + levels * LEVEL_H - (LEVEL_H - NODE_H) + 24;
-	double height = legend_y + 46;
-	render_putf(h,
-	     "<svg class=\"tree\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
-	     "height=\"%.0f\" role=\"img\" aria-label=\"process tree\">\n",
-	     width, height, width, height);
-	render_putf(h,
-	     "<defs><marker id=\"wait-arrow-%zu\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" "
-	     "markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0 0L10 5L0 10z\" fill=\"#d50000\"/></marker>"
-	     "</defs>\n",
-	     cell_index);
-	if (n == 0)
-		render_putf(h, "<text x=\"%d\" y=\"%d\" class=\"sub\">no processes recorded</text>\n", TREE_MARGIN,
-		     TREE_MARGIN + 14);
-
-	/* Parent -> child edges under the nodes. */
-	for (i = 0; i < n; i++) {
-		if (nodes[i].parent < 0)
-			continue;
-		double px, py, cx, cy;
-		node_center(&nodes[nodes[i].parent], &px, &py);
-		node_center(&nodes[i], &cx, &cy);
-		double midy = (py + NODE_H / 2.0 + cy - NODE_H / 2.0) / 2;
-		render_putf(h, "<path class=\"tree-edge\" d=\"M%.1f %.1fV%.1fH%.1fV%.1f\"/>\n", px, py + NODE_H / 2.0, midy, cx,
-		     cy - NODE_H / 2.0);
+/* One process box with its tooltip, name and end label. */
+static void
+tree_node(struct render_writer *h, const struct node *nd)
+{
+	double cx, cy;
+	char label[64];
+	const char *endkey;
+	node_center(nd, &cx, &cy);
+	if (nd->left == nd->obj) {
+		endkey = "running";
+		(void) snprintf(label, sizeof(label), "leftover");
+	} else {
+		endkey = render_actor_end_key(render_actor_end(nd->obj));
+		render_actor_end_label(nd->obj, label, sizeof(label));
 	}
-
-	for (i = 0; i < n; i++) {
-		const struct node *nd = &nodes[i];
-		double cx, cy;
-		char label[64];
-		const char *endkey;
-		node_center(nd, &cx, &cy);
-		if (nd->left == nd->obj) {
-			endkey = "running";
-			(void) snprintf(label, sizeof(label), "leftover");
-		} else {
-			endkey = render_actor_end_key(render_actor_end(nd->obj));
-			render_actor_end_label(nd->obj, label, sizeof(label));
+	if (nd->left) {
+		/* What ended it is the runner's sweep, not its own exit. */
+		(void) snprintf(label, sizeof(label), "leftover, %s", json_str(nd->left, "ended_by", "?"));
+	}
+	render_putf(h, "<g class=\"node%s%s\">", nd->leftover ? " leftover" : "", nd->involved ? " involved" : "");
+	render_put(h, "<title>");
+	esc(h, json_str(nd->obj, "name", "?"));
+	if (nd->pid > 0)
+		render_putf(h, " (pid %lld)", (long long) nd->pid);
+	render_put(h, ": ");
+	if (nd->left) {
+		render_put(h, "left over after teardown");
+		if (json_str(nd->left, "how", NULL)) {
+			render_put(h, ", ");
+			esc(h, json_str(nd->left, "how", ""));
 		}
-		if (nd->left) {
-			/* What ended it is the runner's sweep, not its own exit. */
-			(void) snprintf(label, sizeof(label), "leftover, %s", json_str(nd->left, "ended_by", "?"));
-		}
-		render_putf(h, "<g class=\"node%s%s\">", nd->leftover ? " leftover" : "", nd->involved ? " involved" : "");
-		render_put(h, "<title>");
-		esc(h, json_str(nd->obj, "name", "?"));
-		if (nd->pid > 0)
-			render_putf(h, " (pid %lld)", (long long) nd->pid);
-		render_put(h, ": ");
-		if (nd->left) {
-			render_put(h, "left over after teardown");
-			if (json_str(nd->left, "how", NULL)) {
-				render_put(h, ", ");
-				esc(h, json_str(nd->left, "how", ""));
-			}
-			render_put(h, "; ended by ");
-			esc(h, json_str(nd->left, "ended_by", "?"));
-		} else
-			esc(h, label);
-		if (nd->involved)
-			render_put(h, "; named by a hang verdict");
-		render_put(h, "</title>");
-		render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%d\" rx=\"7\" class=\"end-%s\"/>",
-		     cx - NODE_W / 2.0, cy - NODE_H / 2.0, NODE_W, NODE_H, endkey);
-		render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", cx, cy - 3);
-		esc_short(h, json_str(nd->obj, "name", "?"), NODE_NAME_MAX);
-		render_putf(h, "</text><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"sub\">", cx, cy + 12);
-		if (nd->pid > 0)
-			render_putf(h, "pid %lld \xc2\xb7 ", (long long) nd->pid);
+		render_put(h, "; ended by ");
+		esc(h, json_str(nd->left, "ended_by", "?"));
+	} else
 		esc(h, label);
-		render_put(h, "</text></g>\n");
-	}
+	if (nd->involved)
+		render_put(h, "; named by a hang verdict");
+	render_put(h, "</title>");
+	render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%d\" rx=\"7\" class=\"end-%s\"/>",
+	            cx - NODE_W / 2.0, cy - NODE_H / 2.0, NODE_W, NODE_H, endkey);
+	render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", cx, cy - 3);
+	esc_short(h, json_str(nd->obj, "name", "?"), NODE_NAME_MAX);
+	render_putf(h, "</text><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"sub\">", cx, cy + 12);
+	if (nd->pid > 0)
+		render_putf(h, "pid %lld \xc2\xb7 ", (long long) nd->pid);
+	esc(h, label);
+	render_put(h, "</text></g>\n");
+}
 
-	/* Wait edges of the verdicts: each chain entry -> the pids holding what it waits on. */
+/* A wait edge from box a to box b (the same box: a loop on its right). */
+static void
+wait_edge_path(struct render_writer *h, const struct node *a, const struct node *b)
+{
+	double ax, ay, bx, by;
+	node_center(a, &ax, &ay);
+	node_center(b, &bx, &by);
+	if (a == b) {
+		/* Waits on itself (e.g. a lock its own process holds): a loop on the right. */
+		double x = ax + NODE_W / 2.0, y = ay;
+		render_putf(h, " d=\"M%.1f %.1fC%.1f %.1f %.1f %.1f %.1f %.1f\"", x, y - 8, x + 40, y - 34,
+		            x + 40, y + 34, x, y + 8);
+	} else {
+		double dx = bx - ax, dy = by - ay;
+		double len = dx * dx + dy * dy > 0 ? sqrt(dx * dx + dy * dy) : 1;
+		/* Shift and bend to the side of travel so that A->B and B->A
+		 * (a cycle) are two separate arrows, off the tree edge. */
+		double px = -dy / len, py = dx / len;
+		double ta = box_exit(dx, dy);
+		double sx = ax + dx * ta + px * 10, sy = ay + dy * ta + py * 10;
+		double ex = bx - dx * ta + px * 10, ey = by - dy * ta + py * 10;
+		double bend = MAX(28.0, 0.25 * len);
+		double qx = (sx + ex) / 2 + px * bend, qy = (sy + ey) / 2 + py * bend;
+		render_putf(h, " d=\"M%.1f %.1fQ%.1f %.1f %.1f %.1f\"", sx, sy, qx, qy, ex, ey);
+	}
+}
+
+/* The wait edges of the verdicts: each chain entry -> the pids holding what it waits on. */
+static void
+wait_edges(struct render_writer *h, const struct node *nodes, size_t n, const json_t *verdicts, size_t cell_index)
+{
+	size_t k, m, q;
+	json_t *v, *e, *held;
 	json_array_foreach(verdicts, k, v) {
 		json_array_foreach(json_object_get(v, "chain"), m, e) {
 			long from = node_by_pid(nodes, n, json_int(e, "pid", -1));
-			size_t q;
-			json_t *held;
 			if (from < 0)
 				continue;
 			json_array_foreach(json_object_get(e, "held_by"), q, held) {
 				long to = node_by_pid(nodes, n, json_integer_value(held));
-				double ax, ay, bx, by;
 				if (to < 0)
 					continue;
-				node_center(&nodes[from], &ax, &ay);
-				node_center(&nodes[to], &bx, &by);
 				render_put(h, "<path class=\"wait-edge\"");
-				if (from == to) {
-					/* Waits on itself (e.g. a lock its own process holds): a loop on the right. */
-					double x = ax + NODE_W / 2.0, y = ay;
-					render_putf(h, " d=\"M%.1f %.1fC%.1f %.1f %.1f %.1f %.1f %.1f\"", x, y - 8, x + 40, y - 34,
-					     x + 40, y + 34, x, y + 8);
-				} else {
-					double dx = bx - ax, dy = by - ay;
-					double len = dx * dx + dy * dy > 0 ? sqrt(dx * dx + dy * dy) : 1;
-					/* Shift and bend to the side of travel so that A->B and B->A
-					 * (a cycle) are two separate arrows, off the tree edge. */
-					double px = -dy / len, py = dx / len;
-					double ta = box_exit(dx, dy);
-					double sx = ax + dx * ta + px * 10, sy = ay + dy * ta + py * 10;
-					double ex = bx - dx * ta + px * 10, ey = by - dy * ta + py * 10;
-					double bend = MAX(28.0, 0.25 * len);
-					double qx = (sx + ex) / 2 + px * bend, qy = (sy + ey) / 2 + py * bend;
-					render_putf(h, " d=\"M%.1f %.1fQ%.1f %.1f %.1f %.1f\"", sx, sy, qx, qy, ex, ey);
-				}
+				wait_edge_path(h, &nodes[from], &nodes[to]);
 				render_putf(h, " marker-end=\"url(#wait-arrow-%zu)\"><title>", cell_index);
 				esc(h, json_str(e, "actor", "?"));
 				render_putf(h, " (pid %lld) waits on ", (long long) json_int(e, "pid", 0));
@@ -450,8 +434,11 @@ tree_svg(struct render_writer *h, const json_t *cell, size_t cell_index)
 			}
 		}
 	}
+}
 
-	/* Legend. */
+static void
+tree_legend(struct render_writer *h, double legend_y, size_t cell_index)
+{
 	static const struct {
 		const char *cls, *label;
 	} items[] = {
@@ -459,20 +446,74 @@ tree_svg(struct render_writer *h, const json_t *cell, size_t cell_index)
 		{ "end-killed", "SIGKILL" },	 { "end-zombie", "zombie" },		 { "end-running", "never ended" },
 	};
 	double x = TREE_MARGIN;
-	for (i = 0; i < ARRAY_SIZE(items); i++, x += 98)
+	for (size_t i = 0; i < ARRAY_SIZE(items); i++, x += 98)
 		legend_item(h, x, legend_y, items[i].cls, items[i].label);
 	render_putf(h,
-	     "<g class=\"node leftover\"><rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" "
-	     "class=\"end-running\"/></g><text x=\"%.1f\" y=\"%.1f\" class=\"sub\">leftover</text>\n",
-	     (double) TREE_MARGIN, legend_y + 20, TREE_MARGIN + 21.0, legend_y + 30);
+	            "<g class=\"node leftover\"><rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" "
+	            "class=\"end-running\"/></g><text x=\"%.1f\" y=\"%.1f\" class=\"sub\">leftover</text>\n",
+	            (double) TREE_MARGIN, legend_y + 20, TREE_MARGIN + 21.0, legend_y + 30);
 	render_putf(h,
-	     "<g class=\"node involved\"><rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" "
-	     "class=\"end-unknown\"/></g><text x=\"%.1f\" y=\"%.1f\" class=\"sub\">named by a hang verdict</text>\n",
-	     TREE_MARGIN + 98.0, legend_y + 20, TREE_MARGIN + 119.0, legend_y + 30);
+	            "<g class=\"node involved\"><rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" "
+	            "class=\"end-unknown\"/></g><text x=\"%.1f\" y=\"%.1f\" class=\"sub\">named by a hang verdict</text>\n",
+	            TREE_MARGIN + 98.0, legend_y + 20, TREE_MARGIN + 119.0, legend_y + 30);
 	render_putf(h,
-	     "<path class=\"wait-edge\" d=\"M%.1f %.1fH%.1f\" marker-end=\"url(#wait-arrow-%zu)\"/>"
-	     "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">waits on (held by)</text>\n",
-	     TREE_MARGIN + 294.0, legend_y + 26, TREE_MARGIN + 330.0, cell_index, TREE_MARGIN + 338.0, legend_y + 30);
+	            "<path class=\"wait-edge\" d=\"M%.1f %.1fH%.1f\" marker-end=\"url(#wait-arrow-%zu)\"/>"
+	            "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">waits on (held by)</text>\n",
+	            TREE_MARGIN + 294.0, legend_y + 26, TREE_MARGIN + 330.0, cell_index, TREE_MARGIN + 338.0, legend_y + 30);
+}
+
+static void
+tree_svg(struct render_writer *h, const json_t *cell, size_t cell_index)
+{
+	struct node *nodes = NULL;
+	long r = tree_nodes(cell, &nodes);
+	if (r < 0) {
+		render_fail(h, (int) r);
+		return;
+	}
+	size_t n = (size_t) r, i;
+	double slots = 0;
+	for (i = 0; i < n; i++)
+		if (nodes[i].parent < 0)
+			(void) layout(nodes, n, i, &slots);
+	int levels = 0;
+	for (i = 0; i < n; i++)
+		levels = MAX(levels, nodes[i].level + 1);
+	const json_t *verdicts = json_object_get(cell, "verdicts");
+	tree_mark_involved(nodes, n, verdicts);
+
+	double width = MAX(TREE_MARGIN * 2 + (slots > 0 ? slots : 1) * SLOT_W - (SLOT_W - NODE_W), 760.0);
+	double legend_y = TREE_MARGIN + levels * LEVEL_H - (LEVEL_H - NODE_H) + 24;
+	double height = legend_y + 46;
+	render_putf(h,
+	            "<svg class=\"tree\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
+	            "height=\"%.0f\" role=\"img\" aria-label=\"process tree\">\n",
+	            width, height, width, height);
+	render_putf(h,
+	            "<defs><marker id=\"wait-arrow-%zu\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" "
+	            "markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0 0L10 5L0 10z\" fill=\"#d50000\"/></marker>"
+	            "</defs>\n",
+	            cell_index);
+	if (n == 0)
+		render_putf(h, "<text x=\"%d\" y=\"%d\" class=\"sub\">no processes recorded</text>\n", TREE_MARGIN,
+		            TREE_MARGIN + 14);
+
+	/* Parent -> child edges under the nodes. */
+	for (i = 0; i < n; i++) {
+		if (nodes[i].parent < 0)
+			continue;
+		double px, py, cx, cy;
+		node_center(&nodes[nodes[i].parent], &px, &py);
+		node_center(&nodes[i], &cx, &cy);
+		double midy = (py + NODE_H / 2.0 + cy - NODE_H / 2.0) / 2;
+		render_putf(h, "<path class=\"tree-edge\" d=\"M%.1f %.1fV%.1fH%.1fV%.1f\"/>\n", px, py + NODE_H / 2.0, midy, cx,
+		            cy - NODE_H / 2.0);
+	}
+
+	for (i = 0; i < n; i++)
+		tree_node(h, &nodes[i]);
+	wait_edges(h, nodes, n, verdicts, cell_index);
+	tree_legend(h, legend_y, cell_index);
 	render_put(h, "</svg>\n");
 	free(nodes);
 }
@@ -511,13 +552,13 @@ phase_rect(struct render_writer *h, const struct axis *ax, double y, uint64_t fr
 	char d1[32], d2[32], d3[32];
 	double x0 = tx(ax, from), x1 = tx(ax, to);
 	render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" class=\"ph-%s%s\"><title>", x0, y,
-	     MAX(x1 - x0, 1.0), TL_BAR_H, phase, unfinished ? " unfinished" : "");
+	            MAX(x1 - x0, 1.0), TL_BAR_H, phase, unfinished ? " unfinished" : "");
 	esc(h, json_str(a, "name", "?"));
 	if (json_int(a, "pid", -1) > 0)
 		render_putf(h, " (pid %lld)", (long long) json_int(a, "pid", 0));
 	render_putf(h, " %s %s ms \xe2\x86\x92 %s ms (%s)%s</title></rect>\n", phase, render_ms(from, d1, sizeof(d1)),
-	     render_ms(to, d2, sizeof(d2)), duration_format(to - from, d3, sizeof(d3)),
-	     unfinished ? ", unfinished: still there at the end of the cell" : "");
+	            render_ms(to, d2, sizeof(d2)), duration_format(to - from, d3, sizeof(d3)),
+	            unfinished ? ", unfinished: still there at the end of the cell" : "");
 }
 
 static void
@@ -525,7 +566,7 @@ marker(struct render_writer *h, double x, double y, const char *cls, const char 
 {
 	char d[32];
 	render_putf(h, "<path class=\"%s\" d=\"M%.1f %.1fl-5 -8h10z\"><title>%s at %s ms</title></path>\n", cls, x, y, what,
-	     render_ms(ns, d, sizeof(d)));
+	            render_ms(ns, d, sizeof(d)));
 }
 
 static void
@@ -542,20 +583,20 @@ timeline_svg(struct render_writer *h, const json_t *cell)
 	double plot_bottom = TL_TOP + (double) (n ? n : 1) * TL_ROW_H;
 	double height = plot_bottom + TL_LEGEND_H;
 	render_putf(h,
-	     "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
-	     "height=\"%.0f\" role=\"img\" aria-label=\"timeline\">\n",
-	     width, height, width, height);
+	            "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
+	            "height=\"%.0f\" role=\"img\" aria-label=\"timeline\">\n",
+	            width, height, width, height);
 	for (i = 0; i < n; i += 2)
 		render_putf(h, "<rect class=\"row-alt\" x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%d\"/>\n",
-		     TL_TOP + (double) i * TL_ROW_H, width, TL_ROW_H);
+		            TL_TOP + (double) i * TL_ROW_H, width, TL_ROW_H);
 	/* Axis in ms, C-locale numbers. */
 	uint64_t step = tick_step(ax.end);
 	for (uint64_t t = 0; t <= ax.end; t += step) {
 		double x = tx(&ax, t);
 		render_putf(h, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>", x, TL_TOP - 6, x,
-		     plot_bottom);
+		            plot_bottom);
 		render_putf(h, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, TL_TOP - 10,
-		     render_ms(t, d, sizeof(d)));
+		            render_ms(t, d, sizeof(d)));
 		if (t > UINT64_MAX - step)
 			break;
 	}
@@ -608,7 +649,7 @@ timeline_svg(struct render_writer *h, const json_t *cell)
 			char label[64];
 			render_actor_end_label(a, label, sizeof(label));
 			render_putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"><title>exit (",
-			     tx(&ax, ex), y - 2, tx(&ax, ex), y + TL_BAR_H + 2);
+			            tx(&ax, ex), y - 2, tx(&ax, ex), y + TL_BAR_H + 2);
 			esc(h, label);
 			render_putf(h, ") at %s ms</title></line>\n", render_ms(ex, d, sizeof(d)));
 		}
@@ -620,11 +661,11 @@ timeline_svg(struct render_writer *h, const json_t *cell)
 			when = v;
 		double x = tx(&ax, when);
 		render_putf(h,
-		     "<line class=\"hang-line\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"><title>hang detected at %s "
-		     "ms</title></line>",
-		     x, TL_TOP - 4, x, plot_bottom, render_ms(when, d, sizeof(d)));
+		            "<line class=\"hang-line\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"><title>hang detected at %s "
+		            "ms</title></line>",
+		            x, TL_TOP - 4, x, plot_bottom, render_ms(when, d, sizeof(d)));
 		render_putf(h, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"end\" style=\"fill:#d50000\">hang detected</text>\n",
-		     x - 4, TL_TOP - 22);
+		            x - 4, TL_TOP - 22);
 	}
 
 	/* Legend. */
@@ -649,7 +690,7 @@ timeline_svg(struct render_writer *h, const json_t *cell)
 		lx += 76;
 	}
 	render_putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", lx + 3, ly - 1, lx + 3,
-	     ly + 11);
+	            ly + 11);
 	render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">exit</text>\n", lx + 10, ly + 9);
 	render_put(h, "</svg>\n");
 }
@@ -706,9 +747,9 @@ actors_table(struct render_writer *h, const json_t *cell)
 	if (json_array_size(actors) == 0)
 		return;
 	render_put(h, "<h3>Actors</h3>\n<table class=\"actors\"><thead><tr><th>actor</th><th>pid</th><th>ppid</th>"
-	       "<th>kind</th><th>ended</th><th>spawn</th><th>fork</th><th>ready</th><th>cancel</th><th>exit</th>"
-	       "<th>reap</th><th>fds</th><th>threads at fork</th><th>stdio</th><th>blocked signals</th></tr></thead>"
-	       "<tbody>\n");
+	              "<th>kind</th><th>ended</th><th>spawn</th><th>fork</th><th>ready</th><th>cancel</th><th>exit</th>"
+	              "<th>reap</th><th>fds</th><th>threads at fork</th><th>stdio</th><th>blocked signals</th></tr></thead>"
+	              "<tbody>\n");
 	json_array_foreach(actors, i, a) {
 		char label[64];
 		int64_t depth = json_int(a, "depth", 0);
@@ -721,7 +762,7 @@ actors_table(struct render_writer *h, const json_t *cell)
 		td_int(h, a, "ppid");
 		td_text(h, json_str(a, "kind", NULL));
 		render_putf(h, "<td><span class=\"end-%s\" style=\"padding:0 5px;border-radius:3px;border:1px solid\">",
-		     render_actor_end_key(render_actor_end(a)));
+		            render_actor_end_key(render_actor_end(a)));
 		esc(h, label);
 		render_put(h, "</span></td>");
 		td_duration(h, a, "spawn_ns");
@@ -823,12 +864,12 @@ actor_cards(struct render_writer *h, const json_t *cell)
 		render_put(h, "</h4>\n");
 		if (json_is_integer(json_object_get(a, "fds_inherited")))
 			render_putf(h, "<div>%lld fds open at child start, %zu unexpected</div>\n",
-			     (long long) json_int(a, "fds_inherited", 0), json_array_size(unexpected));
+			            (long long) json_int(a, "fds_inherited", 0), json_array_size(unexpected));
 		if (json_is_integer(json_object_get(a, "threads_at_fork"))) {
 			render_putf(h, "<div>threads in the parent at fork: %lld", (long long) json_int(a, "threads_at_fork", 0));
 			if (json_is_boolean(json_object_get(a, "forking_thread_is_main")))
 				render_put(h, json_bool(a, "forking_thread_is_main", 0) ? ", forked from the main thread"
-										 : ", forked from a non-main thread");
+										        : ", forked from a non-main thread");
 			if (json_array_size(json_object_get(a, "parent_threads")) > 0) {
 				render_put(h, " (");
 				thread_names(h, json_object_get(a, "parent_threads"));
@@ -872,7 +913,7 @@ teardown_table(struct render_writer *h, const json_t *cell)
 	render_put(h, "</p>\n");
 	if (json_array_size(json_object_get(td, "phases")) > 0) {
 		render_put(h, "<table><thead><tr><th>depth</th><th>actor</th><th>cancel wait</th><th>SIGTERM wait</th>"
-		       "<th>SIGKILL \xe2\x86\x92 reap</th><th>total</th><th>ended by</th></tr></thead><tbody>\n");
+		              "<th>SIGKILL \xe2\x86\x92 reap</th><th>total</th><th>ended by</th></tr></thead><tbody>\n");
 		json_array_foreach(json_object_get(td, "phases"), i, p) {
 			render_put(h, "<tr>");
 			td_int(h, p, "depth");
@@ -907,7 +948,7 @@ leftovers_table(struct render_writer *h, const json_t *cell)
 	if (json_array_size(left) == 0)
 		return;
 	render_put(h, "<h3>Leftovers</h3>\n<table><thead><tr><th>pid</th><th>name</th><th>ppid</th><th>state</th>"
-	       "<th>how</th><th>ended by</th></tr></thead><tbody>\n");
+	              "<th>how</th><th>ended by</th></tr></thead><tbody>\n");
 	json_array_foreach(left, i, l) {
 		render_put(h, "<tr class=\"unexpected\">");
 		td_int(h, l, "pid");
@@ -1027,7 +1068,7 @@ cell_section(struct render_writer *h, const json_t *cell, size_t index)
 	bool open = st != CELL_PASS || json_array_size(json_object_get(cell, "verdicts")) > 0;
 
 	render_putf(h, "<details class=\"cell %s\" id=\"cell-%zu\"%s>\n<summary><span class=\"status %s\">%s</span> <code>",
-	     status_class(st), index + 1, open ? " open" : "", status_class(st), render_cell_status_word(st));
+	            status_class(st), index + 1, open ? " open" : "", status_class(st), render_cell_status_word(st));
 	esc(h, cell_id(cell));
 	render_put(h, "</code> \xe2\x80\x94 ");
 	esc(h, json_str(cell, "outcome", "?"));
@@ -1144,7 +1185,7 @@ summary(struct render_writer *h, const json_t *doc, const json_t *cells)
 	render_count(cells, &c);
 	render_put(h, "<div class=\"summary\">");
 	render_putf(h, "<span class=\"pill pass\">%zu passed</span><span class=\"pill fail\">%zu failed</span>", c.passed,
-	     c.failed);
+	            c.failed);
 	if (c.errors)
 		render_putf(h, "<span class=\"pill error\">%zu errors</span>", c.errors);
 	if (c.skipped)
@@ -1152,7 +1193,7 @@ summary(struct render_writer *h, const json_t *doc, const json_t *cells)
 	if (c.hangs)
 		render_putf(h, "<span class=\"pill hang\">%zu hang%s</span>", c.hangs, c.hangs == 1 ? "" : "s");
 	render_putf(h, "<span class=\"pill\">%zu leaked</span><span class=\"pill\">%s total</span></div>\n", c.leaked,
-	     duration_format(c.duration_ns, d, sizeof(d)));
+	            duration_format(c.duration_ns, d, sizeof(d)));
 	if (c.hangs)
 		render_putf(h, "<p class=\"hangs\">Found %zu hang%s.</p>\n", c.hangs, c.hangs == 1 ? "" : "s");
 	if (render_doc_infra_error(doc)) {
@@ -1163,13 +1204,13 @@ summary(struct render_writer *h, const json_t *doc, const json_t *cells)
 	if (json_array_size(cells) == 0)
 		return;
 	render_put(h, "<table class=\"index\"><thead><tr><th>status</th><th>cell</th><th>outcome</th><th>duration</th>"
-	       "<th>verdicts</th><th>leaked</th></tr></thead><tbody>\n");
+	              "<th>verdicts</th><th>leaked</th></tr></thead><tbody>\n");
 	json_array_foreach(cells, i, cell) {
 		enum cell_status st = render_cell_status(cell);
 		size_t k;
 		json_t *v;
 		render_putf(h, "<tr><td class=\"status %s\">%s</td><td><a href=\"#cell-%zu\"><code>", status_class(st),
-		     render_cell_status_word(st), i + 1);
+		            render_cell_status_word(st), i + 1);
 		esc(h, cell_id(cell));
 		render_put(h, "</code></a></td>");
 		td_text(h, json_str(cell, "outcome", NULL));
@@ -1268,8 +1309,8 @@ render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf
 	int64_t version = json_int(doc, "schema_version", RENDER_SCHEMA_VERSION);
 	if (version > RENDER_SCHEMA_VERSION)
 		render_putf(&h, "<p class=\"mismatch\">schema_version %lld is newer than this renderer (%d); some fields may be "
-			 "missing.</p>\n",
-		     (long long) version, RENDER_SCHEMA_VERSION);
+			        "missing.</p>\n",
+		            (long long) version, RENDER_SCHEMA_VERSION);
 	summary(&h, doc, cells);
 	render_put(&h, "<div class=\"controls\"><button type=\"button\" id=\"expand-all\">Expand all</button>"
 		"<button type=\"button\" id=\"collapse-all\">Collapse all</button></div>\n</header>\n<main>\n");

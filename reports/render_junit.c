@@ -61,7 +61,7 @@ counts_attrs(struct render_writer *j, const struct render_counts *c)
 {
 	char t[32];
 	render_putf(j, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%s\"", c->cells, c->failed,
-	     c->errors, c->skipped, render_seconds(c->duration_ns, t, sizeof(t)));
+	            c->errors, c->skipped, render_seconds(c->duration_ns, t, sizeof(t)));
 }
 
 /* Verdict texts, as `forkscope triage` prints them. */

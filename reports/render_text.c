@@ -457,7 +457,7 @@ actor_table(struct text *t, const json_t *cell)
 	render_put(&t->w, "  Actors:\n");
 	color_on(t, C_DIM);
 	render_putf(&t->w, "    %-*s  %-7s %-7s %-12s %-8s %-8s %-8s %4s %7s  %s\n", (int) name_width, "actor", "pid",
-	     "ppid", "ended", "ready", "exit", "reap", "fds", "threads", "stdio");
+	            "ppid", "ended", "ready", "exit", "reap", "fds", "threads", "stdio");
 	color_off(t);
 	json_array_foreach(actors, i, a) {
 		char label[64], ready[32], ex[32], reap[32], pid[24] = "-", ppid[24] = "-", fds[24] = "-",
@@ -484,8 +484,8 @@ actor_table(struct text *t, const json_t *cell)
 		if (bad)
 			color_off(t);
 		render_putf(&t->w, " %-8s %-8s %-8s %4s %7s  ", render_duration_field(a, "ready_ns", ready, sizeof(ready)),
-		     render_duration_field(a, "exit_ns", ex, sizeof(ex)),
-		     render_duration_field(a, "reap_ns", reap, sizeof(reap)), fds, thr);
+		            render_duration_field(a, "exit_ns", ex, sizeof(ex)),
+		            render_duration_field(a, "reap_ns", reap, sizeof(reap)), fds, thr);
 		stdio_kinds(t, json_object_get(a, "stdio"));
 		render_put(&t->w, "\n");
 	}
@@ -500,7 +500,7 @@ actor_table(struct text *t, const json_t *cell)
 			render_put(&t->w, " ");
 			put_clean(t, json_str(a, "name", "?"));
 			render_putf(&t->w, " (pid %lld) inherited fd %lld ", (long long) json_int(a, "pid", 0),
-			     (long long) json_int(fd, "fd", -1));
+			            (long long) json_int(fd, "fd", -1));
 			put_clean(t, json_str(fd, "target", "?"));
 			render_put(&t->w, " (");
 			put_clean(t, json_str(fd, "kind", "?"));
@@ -544,7 +544,7 @@ teardown_table(struct text *t, const json_t *cell)
 	if (json_array_size(phases) > 0) {
 		color_on(t, C_DIM);
 		render_putf(&t->w, "    %-5s  %-16s  %-11s  %-12s  %-13s  %-8s  %s\n", "depth", "actor", "cancel wait",
-		     "SIGTERM wait", "SIGKILL->reap", "total", "ended by");
+		            "SIGTERM wait", "SIGKILL->reap", "total", "ended by");
 		color_off(t);
 	}
 	json_array_foreach(phases, i, p) {
@@ -552,15 +552,15 @@ teardown_table(struct text *t, const json_t *cell)
 		render_putf(&t->w, "    %-5lld  ", (long long) json_int(p, "depth", 0));
 		put_padded(t, json_str(p, "actor", "?"), 16);
 		render_putf(&t->w, "  %-11s  %-12s  %-13s  %-8s  ", render_duration_field(p, "cancel_wait_ns", c1, sizeof(c1)),
-		     render_duration_field(p, "sigterm_wait_ns", c2, sizeof(c2)),
-		     render_duration_field(p, "sigkill_to_reap_ns", c3, sizeof(c3)),
-		     render_duration_field(p, "total_ns", c4, sizeof(c4)));
+		            render_duration_field(p, "sigterm_wait_ns", c2, sizeof(c2)),
+		            render_duration_field(p, "sigkill_to_reap_ns", c3, sizeof(c3)),
+		            render_duration_field(p, "total_ns", c4, sizeof(c4)));
 		put_clean(t, json_str(p, "ended_by", "-"));
 		render_put(&t->w, "\n");
 	}
 	json_array_foreach(json_object_get(td, "levels"), i, p)
 		render_putf(&t->w, "    level %lld: %s\n", (long long) json_int(p, "depth", 0),
-		     render_duration_field(p, "duration_ns", a, sizeof(a)));
+		            render_duration_field(p, "duration_ns", a, sizeof(a)));
 }
 
 static void
@@ -714,7 +714,7 @@ render_text_doc(const json_t *doc, const struct render_options *o, struct strbuf
 	int64_t version = json_int(doc, "schema_version", RENDER_SCHEMA_VERSION);
 	if (version > RENDER_SCHEMA_VERSION)
 		render_putf(&t.w, "note: schema_version %lld is newer than this renderer (%d); some fields may be missing\n",
-		     (long long) version, RENDER_SCHEMA_VERSION);
+		            (long long) version, RENDER_SCHEMA_VERSION);
 	if (render_doc_infra_error(doc)) {
 		color_on(&t, C_MAGENTA);
 		render_put(&t.w, "Run failed: ");
