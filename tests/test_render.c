@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "reports/render.h"
+#include "reports/render_util.h"
 #include "util/fdutil.h"
 #include "util/jsonutil.h"
 
@@ -734,4 +735,80 @@ Test(render_api, load_dir_and_file)
 	(void) snprintf(path, sizeof(path), "%s/result.json", dir);
 	(void) unlink(path);
 	(void) rmdir(dir);
+}
+
+/* The writer every renderer shares: the first error sticks, later writes are
+ * no-ops, untrusted text goes through the cleaning and escaping helpers. */
+Test(render_writer, first_error_sticks)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct render_writer w = RENDER_WRITER(&sb);
+	render_put(&w, "a");
+	render_putf(&w, "%d", 1);
+	render_putn(&w, "bcd", 1);
+	render_put(&w, NULL);
+	cr_assert_eq(w.r, 0);
+	cr_assert_str_eq(sb.data, "a1b");
+	render_fail(&w, -EIO);
+	render_fail(&w, -ENOMEM);
+	cr_assert_eq(w.r, -EIO, "the first error wins");
+	render_put(&w, "lost");
+	render_put_xml(&w, "<", 1, false);
+	render_put_json_new(&w, json_integer(1), 0);
+	cr_assert_str_eq(sb.data, "a1b", "nothing written after an error");
+	strbuf_free(&sb);
+
+	w = RENDER_WRITER(&sb);
+	render_put_json_new(&w, NULL, 0);
+	cr_assert_eq(w.r, -ENOMEM, "a value that could not be built");
+	strbuf_free(&sb);
+}
+
+Test(render_writer, untrusted_text)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct render_writer w = RENDER_WRITER(&sb);
+	render_put_clean(&w, "x\033[31my\nz", 9, CLEAN_ONE_LINE);
+	render_put(&w, "|");
+	render_put_xml(&w, "<a href=\"&\">", 12, true);
+	render_put(&w, "|");
+	render_put_yaml(&w, "say \"hi\"", 8);
+	render_put(&w, "|");
+	render_put_yaml(&w, NULL, 0);
+	render_put(&w, "|");
+	render_put_json_new(&w, json_pack("{s:i}", "n", 1), 0);
+	cr_assert_eq(w.r, 0);
+	cr_assert_str_eq(sb.data, "xy z|&lt;a href=&quot;&amp;&quot;&gt;|\"say \\\"hi\\\"\"|\"\"|{\"n\":1}");
+	strbuf_free(&sb);
+}
+
+/* util/jsonutil accessors the renderers read through. */
+Test(render_json_access, ns_and_strn)
+{
+	json_t *o = json_pack("{s:I,s:i,s:f,s:f,s:s,s:n,s:s#}", "big", (json_int_t) 9000000000LL, "neg", -1, "real",
+			      2.75, "huge", 1e300, "str", "12", "null", "nul", "a\0b", (size_t) 3);
+	cr_assert_not_null(o);
+	uint64_t v = 77;
+	cr_assert(json_ns(o, "big", &v));
+	cr_assert_eq(v, 9000000000ULL);
+	cr_assert(json_ns(o, "real", &v));
+	cr_assert_eq(v, 2, "a real is truncated");
+	v = 77;
+	cr_assert_not(json_ns(o, "neg", &v));
+	cr_assert_not(json_ns(o, "huge", &v), "beyond uint64_t");
+	cr_assert_not(json_ns(o, "str", &v), "a string is not a number");
+	cr_assert_not(json_ns(o, "null", &v));
+	cr_assert_not(json_ns(o, "missing", &v));
+	cr_assert_not(json_ns(NULL, "big", &v));
+	cr_assert_eq(v, 77, "untouched when absent");
+
+	size_t len = 0;
+	const char *s = json_strn(o, "nul", &len);
+	cr_assert_not_null(s);
+	cr_assert_eq(len, 3, "the full length, NUL included");
+	cr_assert_eq(memcmp(s, "a\0b", 3), 0);
+	cr_assert_str_eq(json_strn(o, "str", NULL), "12");
+	cr_assert_null(json_strn(o, "big", &len));
+	cr_assert_null(json_strn(o, "missing", &len));
+	json_decref(o);
 }
