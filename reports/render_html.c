@@ -234,15 +234,6 @@ node_center(const struct node *nd, double *ret_x, double *ret_y)
 	*ret_y = TREE_MARGIN + nd->level * LEVEL_H + NODE_H / 2.0;
 }
 
-/* Where the segment from the centre of a box towards (dx, dy) leaves the box. */
-static double
-box_exit(double dx, double dy)
-{
-	double tx = dx != 0 ? (NODE_W / 2.0 + 4) / (dx < 0 ? -dx : dx) : 1e9;
-	double ty = dy != 0 ? (NODE_H / 2.0 + 4) / (dy < 0 ? -dy : dy) : 1e9;
-	return MIN(tx, ty);
-}
-
 static void
 legend_item(struct render_writer *h, double x, double y, const char *cls, const char *label)
 {
@@ -380,30 +371,124 @@ tree_node(struct render_writer *h, const struct node *nd)
 	render_put(h, "</text></g>\n");
 }
 
-/* A wait edge from box a to box b (the same box: a loop on its right). */
+/* Wait edges are routed orthogonally through the free space of the layout,
+ * so that they never cross a process box: out of the source's top or bottom
+ * edge into the channel between two rows (no boxes there), along it, down
+ * or up a column that is free in every row crossed, and into the target's
+ * facing edge. Each edge gets a lane: its own offsets in the channel and on
+ * the box edges, so that A->B and B->A (a cycle) are two distinct arrows and
+ * stay off the tree edges (centred). */
+#define WAIT_LANES 4
+#define COLUMN_CLEARANCE 5.0
+/* The arrow tip overshoots the path end by about 1.5 px. */
+#define ARROW_GAP 2.0
+
+static double
+row_top(int level)
+{
+	return TREE_MARGIN + (double) level * LEVEL_H;
+}
+
+/* The y of a lane in the free band above row level (level 0: the margin). */
+static double
+channel_y(int level, unsigned lane)
+{
+	double top = level > 0 ? row_top(level - 1) + NODE_H : 0;
+	double height = row_top(level) - top;
+	double step = MIN(8.0, (height - 8) / WAIT_LANES);
+	return top + height / 2 + ((double) (lane % WAIT_LANES) - 1.5) * step;
+}
+
+/* Whether a vertical line at x meets no box of a row strictly between lo and hi. */
+static bool
+column_free(const struct node *nodes, size_t n, double x, int lo, int hi)
+{
+	for (size_t i = 0; i < n; i++) {
+		double cx, cy;
+		if (nodes[i].level <= lo || nodes[i].level >= hi)
+			continue;
+		node_center(&nodes[i], &cx, &cy);
+		if (fabs(x - cx) < NODE_W / 2.0 + COLUMN_CLEARANCE)
+			return false;
+	}
+	return true;
+}
+
+/* A free column between rows lo and hi, as close as possible to from and to. */
+static double
+free_column(const struct node *nodes, size_t n, int lo, int hi, double from, double to)
+{
+	double best = TREE_MARGIN / 2.0, best_cost = INFINITY;
+	double gap = (SLOT_W - NODE_W) / 2.0;
+	for (size_t i = 0; i <= n + 1; i++) {
+		for (int side = -1; side <= 1; side += 2) {
+			double x;
+			if (i < n) {
+				double cx, cy;
+				node_center(&nodes[i], &cx, &cy);
+				x = cx + side * (NODE_W / 2.0 + gap);
+			} else
+				x = i == n ? from : to;
+			if (x < TREE_MARGIN / 2.0 || !column_free(nodes, n, x, lo, hi))
+				continue;
+			double cost = fabs(x - from) + fabs(x - to);
+			if (cost < best_cost) {
+				best = x;
+				best_cost = cost;
+			}
+		}
+	}
+	return best;
+}
+
+/* Where the k-th edge leaving (side 1) or entering (side -1) a box touches
+ * its edge: right of the centre for leaving, left for entering, spread so
+ * that edges of one box do not share a segment. */
+static double
+edge_port(double cx, unsigned k, int side)
+{
+	return cx + side * (10 + 13 * (double) (k % 5));
+}
+
+/* The d attribute of a wait edge from box a to box b: lane is its lane in
+ * the channels, out and in its rank among the edges leaving a and entering b. */
 static void
-wait_edge_path(struct render_writer *h, const struct node *a, const struct node *b)
+wait_edge_path(struct render_writer *h, const struct node *nodes, size_t n, const struct node *a, const struct node *b,
+	       unsigned lane, unsigned out, unsigned in)
 {
 	double ax, ay, bx, by;
 	node_center(a, &ax, &ay);
 	node_center(b, &bx, &by);
+	double sx = edge_port(ax, out, 1), ex = edge_port(bx, in, -1);
 	if (a == b) {
-		/* Waits on itself (e.g. a lock its own process holds): a loop on the right. */
-		double x = ax + NODE_W / 2.0, y = ay;
-		render_putf(h, " d=\"M%.1f %.1fC%.1f %.1f %.1f %.1f %.1f %.1f\"", x, y - 8, x + 40, y - 34,
-		            x + 40, y + 34, x, y + 8);
+		/* Waits on itself (a lock its own process holds): a loop over its top. */
+		double top = row_top(a->level), y = channel_y(a->level, lane);
+		render_putf(h, " d=\"M%.1f %.1fV%.1fH%.1fV%.1f\"", sx, top, y, ex, top - ARROW_GAP);
+		return;
+	}
+	if (b->level > a->level) {
+		/* Down: out of a's bottom, into b's top. */
+		double y1 = channel_y(a->level + 1, lane), y2 = channel_y(b->level, lane);
+		render_putf(h, " d=\"M%.1f %.1fV%.1f", sx, ay + NODE_H / 2.0, y1);
+		if (b->level > a->level + 1) {
+			double x = free_column(nodes, n, a->level, b->level, sx, ex);
+			render_putf(h, "H%.1fV%.1f", x, y2);
+		}
+		render_putf(h, "H%.1fV%.1f\"", ex, by - NODE_H / 2.0 - ARROW_GAP);
+	} else if (b->level < a->level) {
+		/* Up: out of a's top, into b's bottom. */
+		double y1 = channel_y(a->level, lane), y2 = channel_y(b->level + 1, lane);
+		render_putf(h, " d=\"M%.1f %.1fV%.1f", sx, ay - NODE_H / 2.0, y1);
+		if (a->level > b->level + 1) {
+			double x = free_column(nodes, n, b->level, a->level, sx, ex);
+			render_putf(h, "H%.1fV%.1f", x, y2);
+		}
+		render_putf(h, "H%.1fV%.1f\"", ex, by + NODE_H / 2.0 + ARROW_GAP);
 	} else {
-		double dx = bx - ax, dy = by - ay;
-		double len = dx * dx + dy * dy > 0 ? sqrt(dx * dx + dy * dy) : 1;
-		/* Shift and bend to the side of travel so that A->B and B->A
-		 * (a cycle) are two separate arrows, off the tree edge. */
-		double px = -dy / len, py = dx / len;
-		double ta = box_exit(dx, dy);
-		double sx = ax + dx * ta + px * 10, sy = ay + dy * ta + py * 10;
-		double ex = bx - dx * ta + px * 10, ey = by - dy * ta + py * 10;
-		double bend = MAX(28.0, 0.25 * len);
-		double qx = (sx + ex) / 2 + px * bend, qy = (sy + ey) / 2 + py * bend;
-		render_putf(h, " d=\"M%.1f %.1fQ%.1f %.1f %.1f %.1f\"", sx, sy, qx, qy, ex, ey);
+		/* Same row: over the top, through the band above it. */
+		double y = channel_y(a->level, lane);
+		render_putf(h, " d=\"M%.1f %.1fV%.1fH%.1fV%.1f\"", sx, ay - NODE_H / 2.0, y, ex,
+			    by - NODE_H / 2.0 - ARROW_GAP);
 	}
 }
 
@@ -413,6 +498,12 @@ wait_edges(struct render_writer *h, const struct node *nodes, size_t n, const js
 {
 	size_t k, m, q;
 	json_t *v, *e, *held;
+	unsigned lane = 0;
+	unsigned *outs = calloc(n ? n : 1, sizeof(*outs)), *ins = calloc(n ? n : 1, sizeof(*ins));
+	if (!outs || !ins) {
+		render_fail(h, -ENOMEM);
+		goto out;
+	}
 	json_array_foreach(verdicts, k, v) {
 		json_array_foreach(json_object_get(v, "chain"), m, e) {
 			long from = node_by_pid(nodes, n, json_int(e, "pid", -1));
@@ -423,7 +514,7 @@ wait_edges(struct render_writer *h, const struct node *nodes, size_t n, const js
 				if (to < 0)
 					continue;
 				render_put(h, "<path class=\"wait-edge\"");
-				wait_edge_path(h, &nodes[from], &nodes[to]);
+				wait_edge_path(h, nodes, n, &nodes[from], &nodes[to], lane++, outs[from]++, ins[to]++);
 				render_putf(h, " marker-end=\"url(#wait-arrow-%zu)\"><title>", cell_index);
 				esc(h, json_str(e, "actor", "?"));
 				render_putf(h, " (pid %lld) waits on ", (long long) json_int(e, "pid", 0));
@@ -434,6 +525,9 @@ wait_edges(struct render_writer *h, const struct node *nodes, size_t n, const js
 			}
 		}
 	}
+out:
+	free(outs);
+	free(ins);
 }
 
 static void
@@ -569,6 +663,104 @@ marker(struct render_writer *h, double x, double y, const char *cls, const char 
 	            render_ms(ns, d, sizeof(d)));
 }
 
+/* One actor's row: its name, its phases as bars, the ladder's markers and
+ * its exit. Returns whether it has a ready handshake. */
+static bool
+timeline_row(struct render_writer *h, const struct axis *ax, const json_t *a, size_t row)
+{
+	char d[32];
+	double y = TL_TOP + (double) row * TL_ROW_H + (TL_ROW_H - TL_BAR_H) / 2.0;
+	int64_t depth = json_int(a, "depth", 0);
+	depth = depth < 0 ? 0 : depth > 10 ? 10 : depth;
+	render_putf(h, "<text x=\"%lld\" y=\"%.1f\">", (long long) (8 + 14 * depth), y + TL_BAR_H - 2);
+	esc_short(h, json_str(a, "name", "?"), 22);
+	if (json_int(a, "pid", -1) > 0)
+		render_putf(h, " <tspan class=\"sub\">%lld</tspan>", (long long) json_int(a, "pid", 0));
+	render_put(h, "</text>\n");
+
+	uint64_t start = 0, ready = 0, ex = 0, end = ax->end, v;
+	if (json_ns(a, "spawn_ns", &v) || json_ns(a, "fork_ns", &v) || json_ns(a, "ready_ns", &v))
+		start = MIN(v, ax->end);
+	bool reaped = json_ns(a, "reap_ns", &v);
+	if (reaped)
+		end = MAX(MIN(v, ax->end), start);
+	bool has_ready = json_ns(a, "ready_ns", &ready);
+	bool has_exit = json_ns(a, "exit_ns", &ex);
+	bool handshake = render_actor_has_handshake(a);
+	if (!handshake && !has_ready) {
+		/* No handshake to wait for: it runs from its spawn. */
+		has_ready = true;
+		ready = start;
+	}
+		/* Clamped so that start <= ready <= exit <= end; an exit without a
+	 * ready ends the starting phase at the exit, not at the cell end. */
+	uint64_t exit_at = has_exit ? MAX(start, MIN(ex, end)) : end;
+	ready = has_ready ? MAX(start, MIN(ready, exit_at)) : exit_at;
+	ex = MAX(ready, exit_at);
+	if (handshake)
+		phase_rect(h, ax, y, start, ready, "starting", !has_ready && !has_exit, a);
+	if (has_ready)
+		phase_rect(h, ax, y, ready, ex, "running", !has_exit, a);
+	if (has_exit)
+		phase_rect(h, ax, y, ex, end, "zombie", !reaped, a);
+
+	const json_t *ladder = json_object_get(a, "ladder");
+	double my = y - 1;
+	if (json_is_object(ladder)) {
+		if (json_ns(ladder, "cancel_sent_ns", &v))
+			marker(h, tx(ax, v), my, "mk-cancel", "cancel sent", v);
+		if (json_ns(ladder, "cancel_ack_ns", &v))
+			marker(h, tx(ax, v), my, "mk-ack", "cancel acknowledged", v);
+		if (json_ns(ladder, "sigterm_ns", &v))
+			marker(h, tx(ax, v), my, "mk-term", "SIGTERM sent", v);
+		if (json_ns(ladder, "sigkill_ns", &v))
+			marker(h, tx(ax, v), my, "mk-kill", "SIGKILL sent", v);
+	} else if (json_ns(a, "cancel_ns", &v))
+		marker(h, tx(ax, v), my, "mk-cancel", "cancel sent", v);
+	if (has_exit) {
+		char label[64];
+		render_actor_end_label(a, label, sizeof(label));
+		render_putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"><title>exit (",
+		            tx(ax, ex), y - 2, tx(ax, ex), y + TL_BAR_H + 2);
+		esc(h, label);
+		render_putf(h, ") at %s ms</title></line>\n", render_ms(ex, d, sizeof(d)));
+	}
+	return handshake;
+}
+
+/* The legend under the rows; without a handshake actor, no "starting". */
+static void
+timeline_legend(struct render_writer *h, double plot_bottom, bool any_handshake, size_t n)
+{
+	size_t i;
+	double ly = plot_bottom + 12, lx = 8;
+	static const struct {
+		const char *cls, *label;
+	} phases[] = { { "ph-starting", "starting (spawn \xe2\x86\x92 ready)" },
+		       { "ph-running", "running (ready \xe2\x86\x92 exit)" },
+		       { "ph-zombie", "zombie (exit \xe2\x86\x92 reap)" },
+		       { "ph-running unfinished", "unfinished" } };
+	/* Plain processes only (watch): nothing is ever "starting". */
+	static const char running_from_spawn[] = "running (spawn \xe2\x86\x92 exit)";
+	for (i = any_handshake || n == 0 ? 0 : 1; i < ARRAY_SIZE(phases); i++) {
+		render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"10\" class=\"%s\"/>", lx, ly, phases[i].cls);
+		render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", lx + 23, ly + 9,
+		            i == 1 && !any_handshake && n > 0 ? running_from_spawn : phases[i].label);
+		lx += i < 3 ? 178 : 96;
+	}
+	static const struct {
+		const char *cls, *label;
+	} marks[] = { { "mk-cancel", "cancel" }, { "mk-term", "SIGTERM" }, { "mk-kill", "SIGKILL" } };
+	for (i = 0; i < ARRAY_SIZE(marks); i++) {
+		render_putf(h, "<path class=\"%s\" d=\"M%.1f %.1fl-5 -8h10z\"/>", marks[i].cls, lx + 5, ly + 10);
+		render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", lx + 14, ly + 9, marks[i].label);
+		lx += 76;
+	}
+	render_putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", lx + 3, ly - 1, lx + 3,
+	            ly + 11);
+	render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">exit</text>\n", lx + 10, ly + 9);
+}
+
 static void
 timeline_svg(struct render_writer *h, const json_t *cell)
 {
@@ -577,6 +769,7 @@ timeline_svg(struct render_writer *h, const json_t *cell)
 	json_t *a;
 	struct axis ax = { .end = render_cell_end_ns(cell) };
 	char d[32];
+	bool any_handshake = false;
 	if (ax.end == 0)
 		ax.end = NSEC_PER_MSEC;
 	double width = TL_LABEL_W + TL_PLOT_W + TL_RIGHT;
@@ -604,56 +797,8 @@ timeline_svg(struct render_writer *h, const json_t *cell)
 	if (n == 0)
 		render_putf(h, "<text x=\"8\" y=\"%d\" class=\"sub\">no processes recorded</text>\n", TL_TOP + 15);
 
-	json_array_foreach(actors, i, a) {
-		double y = TL_TOP + (double) i * TL_ROW_H + (TL_ROW_H - TL_BAR_H) / 2.0;
-		int64_t depth = json_int(a, "depth", 0);
-		depth = depth < 0 ? 0 : depth > 10 ? 10 : depth;
-		render_putf(h, "<text x=\"%lld\" y=\"%.1f\">", (long long) (8 + 14 * depth), y + TL_BAR_H - 2);
-		esc_short(h, json_str(a, "name", "?"), 22);
-		if (json_int(a, "pid", -1) > 0)
-			render_putf(h, " <tspan class=\"sub\">%lld</tspan>", (long long) json_int(a, "pid", 0));
-		render_put(h, "</text>\n");
-
-		uint64_t start = 0, ready = 0, ex = 0, end = ax.end, v;
-		if (json_ns(a, "spawn_ns", &v) || json_ns(a, "fork_ns", &v) || json_ns(a, "ready_ns", &v))
-			start = MIN(v, ax.end);
-		bool reaped = json_ns(a, "reap_ns", &v);
-		if (reaped)
-			end = MAX(MIN(v, ax.end), start);
-		bool has_ready = json_ns(a, "ready_ns", &ready);
-		bool has_exit = json_ns(a, "exit_ns", &ex);
-		ready = has_ready ? MAX(start, MIN(ready, end)) : end;
-		ex = has_exit ? MAX(ready, MIN(ex, end)) : end;
-		if (has_exit && !has_ready)
-			ready = ex;
-		phase_rect(h, &ax, y, start, ready, "starting", !has_ready && !has_exit, a);
-		if (has_ready)
-			phase_rect(h, &ax, y, ready, ex, "running", !has_exit, a);
-		if (has_exit)
-			phase_rect(h, &ax, y, ex, end, "zombie", !reaped, a);
-
-		const json_t *ladder = json_object_get(a, "ladder");
-		double my = y - 1;
-		if (json_is_object(ladder)) {
-			if (json_ns(ladder, "cancel_sent_ns", &v))
-				marker(h, tx(&ax, v), my, "mk-cancel", "cancel sent", v);
-			if (json_ns(ladder, "cancel_ack_ns", &v))
-				marker(h, tx(&ax, v), my, "mk-ack", "cancel acknowledged", v);
-			if (json_ns(ladder, "sigterm_ns", &v))
-				marker(h, tx(&ax, v), my, "mk-term", "SIGTERM sent", v);
-			if (json_ns(ladder, "sigkill_ns", &v))
-				marker(h, tx(&ax, v), my, "mk-kill", "SIGKILL sent", v);
-		} else if (json_ns(a, "cancel_ns", &v))
-			marker(h, tx(&ax, v), my, "mk-cancel", "cancel sent", v);
-		if (has_exit) {
-			char label[64];
-			render_actor_end_label(a, label, sizeof(label));
-			render_putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"><title>exit (",
-			            tx(&ax, ex), y - 2, tx(&ax, ex), y + TL_BAR_H + 2);
-			esc(h, label);
-			render_putf(h, ") at %s ms</title></line>\n", render_ms(ex, d, sizeof(d)));
-		}
-	}
+	json_array_foreach(actors, i, a)
+		any_handshake |= timeline_row(h, &ax, a, i);
 
 	if (strcmp(json_str(cell, "outcome", ""), "hang") == 0) {
 		uint64_t when = ax.end, v;
@@ -668,30 +813,7 @@ timeline_svg(struct render_writer *h, const json_t *cell)
 		            x - 4, TL_TOP - 22);
 	}
 
-	/* Legend. */
-	double ly = plot_bottom + 12, lx = 8;
-	static const struct {
-		const char *cls, *label;
-	} phases[] = { { "ph-starting", "starting (spawn \xe2\x86\x92 ready)" },
-		       { "ph-running", "running (ready \xe2\x86\x92 exit)" },
-		       { "ph-zombie", "zombie (exit \xe2\x86\x92 reap)" },
-		       { "ph-running unfinished", "unfinished" } };
-	for (i = 0; i < ARRAY_SIZE(phases); i++) {
-		render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"10\" class=\"%s\"/>", lx, ly, phases[i].cls);
-		render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", lx + 23, ly + 9, phases[i].label);
-		lx += i < 3 ? 178 : 96;
-	}
-	static const struct {
-		const char *cls, *label;
-	} marks[] = { { "mk-cancel", "cancel" }, { "mk-term", "SIGTERM" }, { "mk-kill", "SIGKILL" } };
-	for (i = 0; i < ARRAY_SIZE(marks); i++) {
-		render_putf(h, "<path class=\"%s\" d=\"M%.1f %.1fl-5 -8h10z\"/>", marks[i].cls, lx + 5, ly + 10);
-		render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", lx + 14, ly + 9, marks[i].label);
-		lx += 76;
-	}
-	render_putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", lx + 3, ly - 1, lx + 3,
-	            ly + 11);
-	render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">exit</text>\n", lx + 10, ly + 9);
+	timeline_legend(h, plot_bottom, any_handshake, n);
 	render_put(h, "</svg>\n");
 }
 
@@ -1280,12 +1402,18 @@ render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf
 	render_put(&h, "</h1>\n<p class=\"meta\">");
 	esc(&h, json_str(doc, "command", "run"));
 	if (json_array_size(json_object_get(doc, "argv")) > 0) {
-		render_put(&h, ": <code>");
+		/* Quoted as a shell would read it back: copy, paste, run. */
+		struct strbuf line = STRBUF_INIT;
 		json_array_foreach(json_object_get(doc, "argv"), i, arg) {
-			render_put(&h, i ? " " : "");
-			esc(&h, json_string_value(arg));
+			if (h.r == 0 && i)
+				h.r = strbuf_append(&line, " ");
+			if (h.r == 0)
+				h.r = render_shell_word(&line, json_string_value(arg), json_string_length(arg));
 		}
+		render_put(&h, ": <code class=\"cmdline\">");
+		render_put_xml(&h, line.data ? line.data : "", line.len, false);
 		render_put(&h, "</code>");
+		strbuf_free(&line);
 	}
 	render_put(&h, "</p>\n<p class=\"meta\">");
 	if (json_str(doc, "started_at", NULL)) {

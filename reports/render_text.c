@@ -442,10 +442,13 @@ actor_table(struct text *t, const json_t *cell)
 	const json_t *actors = json_object_get(cell, "actors");
 	size_t i, k;
 	json_t *a;
-	size_t name_width = 5;
+	size_t name_width = 5, end_width = 12;
 	if (json_array_size(actors) == 0)
 		return;
 	json_array_foreach(actors, i, a) {
+		char label[64];
+		render_actor_end_label(a, label, sizeof(label));
+		end_width = MAX(end_width, MIN(display_width(label), (size_t) 24));
 		struct strbuf clean = STRBUF_INIT;
 		const char *name = json_str(a, "name", "?");
 		if (render_clean(&clean, name, strlen(name), CLEAN_ONE_LINE) == 0) {
@@ -456,8 +459,8 @@ actor_table(struct text *t, const json_t *cell)
 	}
 	render_put(&t->w, "  Actors:\n");
 	color_on(t, C_DIM);
-	render_putf(&t->w, "    %-*s  %-7s %-7s %-12s %-8s %-8s %-8s %4s %7s  %s\n", (int) name_width, "actor", "pid",
-	            "ppid", "ended", "ready", "exit", "reap", "fds", "threads", "stdio");
+	render_putf(&t->w, "    %-*s  %-7s %-7s %-*s %-8s %-8s %-8s %4s %7s  %s\n", (int) name_width, "actor", "pid",
+	            "ppid", (int) end_width, "ended", "ready", "exit", "reap", "fds", "threads", "stdio");
 	color_off(t);
 	json_array_foreach(actors, i, a) {
 		char label[64], ready[32], ex[32], reap[32], pid[24] = "-", ppid[24] = "-", fds[24] = "-",
@@ -480,7 +483,7 @@ actor_table(struct text *t, const json_t *cell)
 		bool bad = end == ACTOR_END_KILLED || end == ACTOR_END_ZOMBIE || end == ACTOR_END_RUNNING;
 		if (bad)
 			color_on(t, C_YELLOW);
-		render_putf(&t->w, "%-12s", label);
+		render_putf(&t->w, "%-*s", (int) end_width, label);
 		if (bad)
 			color_off(t);
 		render_putf(&t->w, " %-8s %-8s %-8s %4s %7s  ", render_duration_field(a, "ready_ns", ready, sizeof(ready)),

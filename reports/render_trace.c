@@ -5,7 +5,8 @@
  *  - cells are laid out one after another on the time axis, each with a track
  *    of its own carrying a `cell` slice and its verdicts;
  *  - X slices only, each with its dur (Perfetto drops an X without one):
- *    `lifetime` spawn->reap, nested `starting` spawn->ready, `running`
+ *    `lifetime` spawn->reap, nested `starting` spawn->ready (actors with a
+ *    handshake only: watch processes run from spawn), `running`
  *    ready->exit, `zombie` exit->reap; a process never reaped is closed at the
  *    cell end with args.unfinished = true;
  *  - a `fork` slice on the parent, bound by a v2 flow (bind_id, flow_out ->
@@ -133,6 +134,7 @@ instant(struct trace *t, const char *name, uint64_t ts, int pid, const char *sco
 struct phases {
 	uint64_t start, ready, exit, end;
 	bool has_ready, has_exit, reaped;
+	bool handshake; /* false: no starting phase (watch processes, capture, daemons) */
 };
 
 static struct phases
@@ -146,12 +148,20 @@ actor_phases(const json_t *a, uint64_t cell_end)
 	p.end = p.reaped ? v : cell_end;
 	if (p.end < p.start)
 		p.end = p.start;
-	p.has_ready = json_ns(a, "ready_ns", &v);
-	p.ready = p.has_ready ? MAX(p.start, MIN(v, p.end)) : p.end;
+	uint64_t ready = 0, exit_at = p.end;
+	p.has_ready = json_ns(a, "ready_ns", &ready);
+	p.handshake = render_actor_has_handshake(a);
+	if (!p.handshake && !p.has_ready) {
+		/* No handshake to wait for: it runs from its spawn. */
+		p.has_ready = true;
+		ready = p.start;
+	}
 	p.has_exit = json_ns(a, "exit_ns", &v);
-	p.exit = p.has_exit ? MAX(p.ready, MIN(v, p.end)) : p.end;
-	if (p.has_exit && !p.has_ready)
-		p.ready = p.exit;
+	/* An exit without a ready ends the starting phase at the exit. */
+	if (p.has_exit)
+		exit_at = MAX(p.start, MIN(v, p.end));
+	p.ready = p.has_ready ? MAX(p.start, MIN(ready, exit_at)) : exit_at;
+	p.exit = MAX(p.ready, exit_at);
 	return p;
 }
 
@@ -273,10 +283,13 @@ fork_arrow(struct trace *t, const json_t *a, const struct phases *p, struct acto
 static void
 phase_slices(struct trace *t, const struct phases *p, uint64_t offset, int pid)
 {
-	json_t *s = slice("starting", "phase", offset + p->start, offset + p->ready, pid);
-	if (!p->has_ready && !p->has_exit)
-		set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
-	emit(t, s);
+	json_t *s;
+	if (p->handshake) {
+		s = slice("starting", "phase", offset + p->start, offset + p->ready, pid);
+		if (!p->has_ready && !p->has_exit)
+			set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
+		emit(t, s);
+	}
 	if (p->has_ready) {
 		s = slice("running", "phase", offset + p->ready, offset + p->exit, pid);
 		if (!p->has_exit)

@@ -198,6 +198,10 @@ render_actor_end(const json_t *actor)
 	const json_t *st = json_object_get(actor, "exit_status");
 	const char *sig = json_str(st, "signal", NULL);
 	uint64_t t;
+	/* Seen as a zombie (a snapshot's state Z): not reaped, whatever its
+	 * status says; watch learns the status from the probe, not from a reap. */
+	if (json_bool(actor, "zombie", 0) || strcmp(json_str(actor, "state", ""), "Z") == 0)
+		return ACTOR_END_ZOMBIE;
 	if (sig)
 		return strcmp(sig, "SIGKILL") == 0 ? ACTOR_END_KILLED : ACTOR_END_SIGNAL;
 	if (json_is_integer(json_object_get(st, "code")))
@@ -209,6 +213,13 @@ render_actor_end(const json_t *actor)
 	if (!exited && !reaped)
 		return ACTOR_END_RUNNING;
 	return ACTOR_END_UNKNOWN;
+}
+
+bool
+render_actor_has_handshake(const json_t *actor)
+{
+	const char *kind = json_str(actor, "kind", NULL);
+	return !kind || strcmp(kind, "actor") == 0;
 }
 
 const char *
@@ -244,7 +255,18 @@ render_actor_end_label(const json_t *actor, char *buf, size_t size)
 		return;
 	}
 	case ACTOR_END_ZOMBIE:
-		(void) snprintf(buf, size, "zombie");
+		if (json_is_integer(json_object_get(st, "code")))
+			(void) snprintf(buf, size, "zombie, exit %lld", (long long) json_int(st, "code", 0));
+		else if (json_str(st, "signal", NULL)) {
+			struct strbuf clean = STRBUF_INIT;
+			const char *sig = json_str(st, "signal", "");
+			if (render_clean(&clean, sig, strlen(sig), CLEAN_ONE_LINE) == 0 && clean.data)
+				(void) snprintf(buf, size, "zombie, %.32s", clean.data);
+			else
+				(void) snprintf(buf, size, "zombie");
+			strbuf_free(&clean);
+		} else
+			(void) snprintf(buf, size, "zombie");
 		return;
 	case ACTOR_END_RUNNING:
 		(void) snprintf(buf, size, "never ended");
@@ -570,6 +592,26 @@ int
 render_xml_attr(struct strbuf *out, const char *s)
 {
 	return s ? render_xml_escape(out, s, strlen(s), true) : 0;
+}
+
+int
+render_shell_word(struct strbuf *out, const char *s, size_t len)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-";
+	struct strbuf clean = STRBUF_INIT;
+	int r = render_clean(&clean, s ? s : "", s ? len : 0, CLEAN_ONE_LINE);
+	const char *c = clean.data ? clean.data : "";
+	if (r == 0 && clean.len > 0 && strspn(c, plain) == clean.len)
+		r = strbuf_appendn(out, c, clean.len);
+	else if (r == 0) {
+		r = strbuf_append(out, "'");
+		for (size_t i = 0; r == 0 && i < clean.len; i++)
+			r = c[i] == '\'' ? strbuf_append(out, "'\\''") : strbuf_appendn(out, &c[i], 1);
+		if (r == 0)
+			r = strbuf_append(out, "'");
+	}
+	strbuf_free(&clean);
+	return r;
 }
 
 int

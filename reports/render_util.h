@@ -93,10 +93,17 @@ enum actor_end {
 	ACTOR_END_RUNNING, /* never seen to exit */
 	_ACTOR_END_MAX,
 };
+/* An actor with `zombie: true` (or `state: "Z"`) is a zombie whatever its
+ * exit status; else by status, else exited without a reap is a zombie. */
 enum actor_end render_actor_end(const json_t *actor);
+/* Whether the actor has a ready handshake (forkscope's actors: kind "actor"
+ * or no kind). Plain processes of a watch run, the capture host and daemons
+ * have none: they run from spawn to exit, they are never "starting". */
+bool render_actor_has_handshake(const json_t *actor);
 /* CSS-class-like key: "ok" "error" "signal" "killed" "zombie" "running" "unknown". */
 const char *render_actor_end_key(enum actor_end e);
-/* A short label: "exit 0", "exit 2", "SIGTERM", "SIGKILL", "zombie", "never ended". */
+/* A short label: "exit 0", "exit 2", "SIGTERM", "SIGKILL", "zombie" (with its
+ * status when known: "zombie, exit 0"), "never ended". */
 void render_actor_end_label(const json_t *actor, char *buf, size_t size);
 
 /* The end of the cell's time axis: max of duration_ns and every actor time. */
@@ -129,6 +136,11 @@ int render_xml_escape(struct strbuf *out, const char *s, size_t len, bool attr);
 /* Convenience for NUL-terminated strings; NULL appends nothing. */
 int render_xml(struct strbuf *out, const char *s);
 int render_xml_attr(struct strbuf *out, const char *s);
+
+/* One word of a command line, cleaned (one line) and quoted the way a POSIX
+ * shell would read it back: as is when made of [A-Za-z0-9_@%+=:,./-] only,
+ * else in single quotes ('\'' for a quote inside); '' for empty. */
+int render_shell_word(struct strbuf *out, const char *s, size_t len);
 
 /* Cleaned and written as a YAML/JSON-compatible double-quoted scalar. */
 int render_yaml_quoted(struct strbuf *out, const char *s, size_t len);

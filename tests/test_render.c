@@ -26,10 +26,11 @@
 #include "reports/render_util.h"
 #include "util/fdutil.h"
 #include "util/jsonutil.h"
+#include "util/macro.h"
 
 extern char **environ;
 
-static const char *const samples[] = { "basics", "catalogue", "watch", "watch-flat", "partial", "infra", "hostile" };
+static const char *const samples[] = { "basics", "catalogue", "watch", "watch-flat", "partial", "infra", "hostile", "waits" };
 static const enum render_format all_formats[] = { RENDER_TEXT, RENDER_JSON, RENDER_JUNIT,
 						  RENDER_TAP,  RENDER_TRACE, RENDER_HTML };
 
@@ -479,6 +480,131 @@ Test(render_html, tree_has_wait_edges)
 	cr_expect_not_null(strstr(html, "<p class=\"hangs\">Found 3 hangs.</p>"));
 	free(html);
 	json_decref(doc);
+}
+
+/* Wait arrows go around process boxes (issue 15): every segment of every
+ * arrow (orthogonal: M, H, V) stays out of every box of its tree, in every
+ * sample. tests/render_html_check.sh measures the same in Chromium. */
+struct box {
+	double x, y, w, h;
+};
+
+static bool
+segment_crosses(const struct box *b, double x1, double y1, double x2, double y2)
+{
+	double lx = MIN(x1, x2), hx = MAX(x1, x2), ly = MIN(y1, y2), hy = MAX(y1, y2);
+	/* Touching an edge is allowed (arrows end at a box); inside is not. */
+	return hx > b->x + 1 && lx < b->x + b->w - 1 && hy > b->y + 1 && ly < b->y + b->h - 1;
+}
+
+static size_t
+arrows_crossing_boxes(const char *svg, const char *svg_end, size_t *ret_arrows)
+{
+	struct box boxes[64];
+	size_t nb = 0, crossings = 0, arrows = 0;
+	for (const char *p = svg; (p = strstr(p, "<g class=\"node")) && p < svg_end && nb < 64; p++) {
+		const char *r = strstr(p, "<rect x=\"");
+		struct box b;
+		if (r && sscanf(r, "<rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"", &b.x, &b.y, &b.w, &b.h) == 4)
+			boxes[nb++] = b;
+	}
+	for (const char *p = svg; (p = strstr(p, "<path class=\"wait-edge\" d=\"")) && p < svg_end; p++) {
+		const char *d = p + strlen("<path class=\"wait-edge\" d=\"");
+		const char *close = strchr(d, '"');
+		if (!close || strncmp(close, "\" marker-end=\"url(#wait-arrow-", 30) != 0 || !strstr(close, "><title>"))
+			continue;
+		if (strstr(close, "/>") && strstr(close, "/>") < strstr(close, "><title>"))
+			continue; /* the legend's sample arrow */
+		arrows++;
+		double x = 0, y = 0;
+		for (const char *c = d; c < close;) {
+			char op = *c++;
+			char *end;
+			double a = strtod(c, &end), b2 = 0;
+			cr_assert(end != c, "orthogonal path expected: %.*s", (int) (close - d), d);
+			c = end;
+			if (op == 'M') {
+				b2 = strtod(c, &end);
+				c = end;
+				x = a;
+				y = b2;
+				continue;
+			}
+			cr_assert(op == 'H' || op == 'V', "orthogonal path expected: %.*s", (int) (close - d), d);
+			double nx = op == 'H' ? a : x, ny = op == 'V' ? a : y;
+			for (size_t k = 0; k < nb; k++)
+				crossings += segment_crosses(&boxes[k], x, y, nx, ny);
+			x = nx;
+			y = ny;
+		}
+	}
+	*ret_arrows = arrows;
+	return crossings;
+}
+
+Test(render_html, wait_arrows_go_around_boxes)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		json_t *doc = load_sample(samples[i]);
+		char *html = render_or_die(doc, RENDER_HTML, 0);
+		for (const char *p = html; (p = strstr(p, "<svg class=\"tree\"")); p++) {
+			const char *end = strstr(p, "</svg>");
+			size_t arrows = 0;
+			cr_expect_eq(arrows_crossing_boxes(p, end, &arrows), 0, "%s: a wait arrow crosses a box", samples[i]);
+			total += arrows;
+		}
+		free(html);
+		json_decref(doc);
+	}
+	cr_expect_geq(total, 7 + 7, "catalogue and waits have arrows to check (%zu)", total);
+}
+
+/* Honest labels (issue 15): the command line as a shell reads it back; plain
+ * processes of a watch run are never "starting"; a process seen as a zombie
+ * is drawn as one, with its status. */
+Test(render_html, honest_labels)
+{
+	json_t *doc = load_sample("watch");
+	char *html = render_or_die(doc, RENDER_HTML, 0);
+	cr_expect_not_null(strstr(html, "<code class=\"cmdline\">forkscope watch --timeout 10 -- make check "
+					"&#39;TESTS=test a.py&#39;</code>"));
+	cr_expect_null(strstr(html, "class=\"ph-starting"), "no starting phase for kind process");
+	cr_expect_not_null(strstr(html, "running (spawn \xe2\x86\x92 exit)"));
+	cr_expect_not_null(strstr(html, "class=\"end-zombie\"/><text x=\"95.0\" y=\"209.0\" text-anchor=\"middle\">python3"),
+			   "python3 exited (code 0) and was seen as a zombie: drawn as one");
+	cr_expect_not_null(strstr(html, "pid 5102 \xc2\xb7 zombie, exit 0"));
+	free(html);
+	json_decref(doc);
+
+	/* Forkscope's own actors keep their starting phase. */
+	doc = load_sample("catalogue");
+	html = render_or_die(doc, RENDER_HTML, 0);
+	cr_expect_not_null(strstr(html, "class=\"ph-starting"));
+	free(html);
+	json_decref(doc);
+}
+
+Test(render_util, shell_words)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "make", "make" },
+		{ "--timeout=10", "--timeout=10" },
+		{ "a b", "'a b'" },
+		{ "", "''" },
+		{ "it's", "'it'\\''s'" },
+		{ "$HOME", "'$HOME'" },
+		{ "x\033[31my", "xy" },
+		{ "two\nlines", "'two lines'" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		cr_assert_eq(render_shell_word(&sb, cases[i].in, strlen(cases[i].in)), 0);
+		cr_expect_str_eq(sb.data ? sb.data : "", cases[i].out, "%s", cases[i].in);
+		strbuf_free(&sb);
+	}
 }
 
 /* --- hostile input ----------------------------------------------------------- */
