@@ -20,32 +20,9 @@
 #define BODY_MAX (64 * 1024)
 #define MESSAGE_MAX 1024
 
-struct junit {
-	struct strbuf *out;
-	int r;
-};
-
-static void
-put(struct junit *j, const char *s)
-{
-	if (j->r == 0 && s)
-		j->r = strbuf_append(j->out, s);
-}
-
-static void __attribute__((format(printf, 2, 3)))
-putf(struct junit *j, const char *fmt, ...)
-{
-	va_list ap;
-	if (j->r < 0)
-		return;
-	va_start(ap, fmt);
-	j->r = strbuf_vprintf(j->out, fmt, ap);
-	va_end(ap);
-}
-
 /* Untrusted text: cleaned, clipped, escaped. */
 static void
-put_text(struct junit *j, const char *s, size_t len, size_t max, bool keep_end, bool attr)
+put_text(struct render_writer *j, const char *s, size_t len, size_t max, bool keep_end, bool attr)
 {
 	struct strbuf clean = STRBUF_INIT, clipped = STRBUF_INIT;
 	if (j->r < 0 || !s)
@@ -53,20 +30,20 @@ put_text(struct junit *j, const char *s, size_t len, size_t max, bool keep_end, 
 	j->r = render_clean(&clean, s, len, 0);
 	if (j->r == 0 && clean.len > 0)
 		j->r = render_clip(&clipped, clean.data, clean.len, max, keep_end);
-	if (j->r == 0 && clipped.len > 0)
-		j->r = render_xml_escape(j->out, clipped.data, clipped.len, attr);
+	if (clipped.len > 0)
+		render_put_xml(j, clipped.data, clipped.len, attr);
 	strbuf_free(&clean);
 	strbuf_free(&clipped);
 }
 
 static void
-put_attr(struct junit *j, const char *name, const char *value)
+put_attr(struct render_writer *j, const char *name, const char *value)
 {
 	if (!value)
 		return;
-	putf(j, " %s=\"", name);
+	render_putf(j, " %s=\"", name);
 	put_text(j, value, strlen(value), MESSAGE_MAX, false, true);
-	put(j, "\"");
+	render_put(j, "\"");
 }
 
 /* The suite a cell belongs to: its scenario file, else its scenario name. */
@@ -80,11 +57,11 @@ suite_key(const json_t *cell)
 }
 
 static void
-counts_attrs(struct junit *j, const struct render_counts *c)
+counts_attrs(struct render_writer *j, const struct render_counts *c)
 {
 	char t[32];
-	putf(j, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%s\"", c->cells, c->failed,
-	     c->errors, c->skipped, render_seconds(c->duration_ns, t, sizeof(t)));
+	render_putf(j, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%s\"", c->cells, c->failed,
+	            c->errors, c->skipped, render_seconds(c->duration_ns, t, sizeof(t)));
 }
 
 /* Verdict texts, as `forkscope triage` prints them. */
@@ -118,7 +95,7 @@ clean_name(struct strbuf *out, const char *s, const char *fallback)
 }
 
 static void
-testcase(struct junit *j, const json_t *cell, json_t *used)
+testcase(struct render_writer *j, const json_t *cell, json_t *used)
 {
 	enum cell_status st = render_cell_status(cell);
 	struct strbuf classname = STRBUF_INIT, name = STRBUF_INIT, key = STRBUF_INIT, body = STRBUF_INIT;
@@ -147,22 +124,22 @@ testcase(struct junit *j, const json_t *cell, json_t *used)
 		j->r = strbuf_printf(&name, " (%d)", n);
 	}
 	if (j->r == 0 && json_object_set_new(used, key.data, json_true()) < 0)
-		j->r = -ENOMEM;
+		render_fail(j, -ENOMEM);
 
-	(void) render_get_ns(cell, "duration_ns", &ns);
-	put(j, "    <testcase");
+	(void) json_ns(cell, "duration_ns", &ns);
+	render_put(j, "    <testcase");
 	put_attr(j, "classname", classname.data);
 	put_attr(j, "name", name.data);
 	put_attr(j, "file", json_str(cell, "file", NULL));
-	putf(j, " time=\"%s\">\n", render_seconds(ns, t, sizeof(t)));
+	render_putf(j, " time=\"%s\">\n", render_seconds(ns, t, sizeof(t)));
 
 	if (st == CELL_ERROR) {
-		put(j, "      <error type=\"infra_error\"");
+		render_put(j, "      <error type=\"infra_error\"");
 		put_attr(j, "message", json_str(cell, "infra_error", ""));
-		put(j, ">");
+		render_put(j, ">");
 		const char *infra = json_str(cell, "infra_error", "");
 		put_text(j, infra, strlen(infra), BODY_MAX, false, false);
-		put(j, "</error>\n");
+		render_put(j, "</error>\n");
 	} else if (st == CELL_FAIL) {
 		struct strbuf msg = STRBUF_INIT;
 		json_array_foreach(json_object_get(cell, "mismatches"), i, v)
@@ -170,10 +147,10 @@ testcase(struct junit *j, const json_t *cell, json_t *used)
 				j->r = strbuf_printf(&msg, "%s%s", msg.len ? "; " : "", json_string_value(v));
 		if (j->r == 0 && msg.len == 0)
 			j->r = strbuf_append(&msg, "expectation not met");
-		put(j, "      <failure");
+		render_put(j, "      <failure");
 		put_attr(j, "type", json_str(cell, "outcome", "failure"));
 		put_attr(j, "message", msg.data);
-		put(j, ">");
+		render_put(j, ">");
 		/* Body: where (file, for annotation tools), what, and why (verdicts). */
 		if (j->r == 0 && json_str(cell, "file", NULL))
 			j->r = strbuf_printf(&body, "%s: %s\n", json_str(cell, "file", ""), msg.data);
@@ -189,30 +166,30 @@ testcase(struct junit *j, const json_t *cell, json_t *used)
 				j->r = verdict_texts(cell, &body);
 		}
 		put_text(j, body.data, body.len, BODY_MAX, false, false);
-		put(j, "</failure>\n");
+		render_put(j, "</failure>\n");
 		strbuf_free(&msg);
 	} else if (st == CELL_SKIP) {
-		put(j, "      <skipped");
+		render_put(j, "      <skipped");
 		put_attr(j, "message", json_str(cell, "skipped", ""));
-		put(j, "/>\n");
+		render_put(j, "/>\n");
 	}
 
 	/* system-out: the verdicts (also for cells that expected their hang) and the output tail. */
 	struct strbuf verdicts = STRBUF_INIT;
 	size_t tail_len = 0;
-	const char *tail = render_get_str(cell, "output_tail", &tail_len);
+	const char *tail = json_strn(cell, "output_tail", &tail_len);
 	if (j->r == 0)
 		j->r = verdict_texts(cell, &verdicts);
 	if (verdicts.len > 0 || (tail && tail_len > 0)) {
-		put(j, "      <system-out>");
+		render_put(j, "      <system-out>");
 		put_text(j, verdicts.data, verdicts.len, BODY_MAX, false, false);
 		if (tail && tail_len > 0) {
-			put(j, verdicts.len > 0 ? "\n--- output (tail) ---\n" : "--- output (tail) ---\n");
+			render_put(j, verdicts.len > 0 ? "\n--- output (tail) ---\n" : "--- output (tail) ---\n");
 			put_text(j, tail, tail_len, BODY_MAX, true, false);
 		}
-		put(j, "</system-out>\n");
+		render_put(j, "</system-out>\n");
 	}
-	put(j, "    </testcase>\n");
+	render_put(j, "    </testcase>\n");
 	strbuf_free(&verdicts);
 	strbuf_free(&classname);
 	strbuf_free(&name);
@@ -223,7 +200,7 @@ testcase(struct junit *j, const json_t *cell, json_t *used)
 int
 render_junit_doc(const json_t *doc, const struct render_options *o, struct strbuf *out)
 {
-	struct junit j = { .out = out };
+	struct render_writer j = RENDER_WRITER(out);
 	json_t *cells = render_cells(doc);
 	json_t *used = json_object();
 	size_t n = json_array_size(cells), n_suites = 0, i, k;
@@ -234,7 +211,7 @@ render_junit_doc(const json_t *doc, const struct render_options *o, struct strbu
 	json_t *cell;
 
 	if (!cells || !used || !first) {
-		j.r = -ENOMEM;
+		render_fail(&j, -ENOMEM);
 		goto out;
 	}
 	render_count(cells, &all);
@@ -247,37 +224,37 @@ render_junit_doc(const json_t *doc, const struct render_options *o, struct strbu
 			first[n_suites++] = i;
 	}
 
-	put(&j, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites");
+	render_put(&j, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites");
 	put_attr(&j, "name", o->title ? o->title : "forkscope");
 	counts_attrs(&j, &all);
-	put(&j, ">\n");
+	render_put(&j, ">\n");
 	for (size_t s = 0; s < n_suites && j.r == 0; s++) {
 		const char *key = suite_key(json_array_get(cells, first[s]));
 		json_t *members = json_array();
 		struct render_counts c;
 		if (!members) {
-			j.r = -ENOMEM;
+			render_fail(&j, -ENOMEM);
 			break;
 		}
 		json_array_foreach(cells, k, cell)
 			if (strcmp(suite_key(cell), key) == 0 && json_array_append(members, cell) < 0)
-				j.r = -ENOMEM;
+				render_fail(&j, -ENOMEM);
 		render_count(members, &c);
 		struct strbuf suite = STRBUF_INIT;
 		if (j.r == 0)
 			j.r = clean_name(&suite, key, "forkscope");
-		put(&j, "  <testsuite");
+		render_put(&j, "  <testsuite");
 		put_attr(&j, "name", suite.data);
 		strbuf_free(&suite);
 		counts_attrs(&j, &c);
 		put_attr(&j, "timestamp", json_str(doc, "started_at", NULL));
-		put(&j, ">\n");
+		render_put(&j, ">\n");
 		json_array_foreach(members, k, cell)
 			testcase(&j, cell, used);
-		put(&j, "  </testsuite>\n");
+		render_put(&j, "  </testsuite>\n");
 		json_decref(members);
 	}
-	put(&j, "</testsuites>\n");
+	render_put(&j, "</testsuites>\n");
 out:
 	free(first);
 	json_decref(cells);
