@@ -1318,6 +1318,9 @@ summary(struct render_writer *h, const json_t *doc, const json_t *cells)
 	            duration_format(c.duration_ns, d, sizeof(d)));
 	if (c.hangs)
 		render_putf(h, "<p class=\"hangs\">Found %zu hang%s.</p>\n", c.hangs, c.hangs == 1 ? "" : "s");
+	if (c.unexplained)
+		render_putf(h, "<p class=\"mismatch\">%zu cell%s timed out with no hang verdict (no knot found).</p>\n",
+			    c.unexplained, c.unexplained == 1 ? "" : "s");
 	if (render_doc_infra_error(doc)) {
 		render_put(h, "<p class=\"mismatch\"><b>Run failed:</b> ");
 		esc(h, render_doc_infra_error(doc));

@@ -752,6 +752,13 @@ render_text_doc(const json_t *doc, const struct render_options *o, struct strbuf
 		color_off(&t);
 		render_put(&t.w, "\n");
 	}
+	if (c.unexplained > 0) {
+		color_on(&t, C_YELLOW);
+		render_putf(&t.w, "%zu cell%s timed out with no hang verdict (no knot found; see above).",
+			    c.unexplained, c.unexplained == 1 ? "" : "s");
+		color_off(&t);
+		render_put(&t.w, "\n");
+	}
 	render_putf(&t.w, "%zu passed, %zu failed", c.passed, c.failed);
 	if (c.errors > 0)
 		render_putf(&t.w, ", %zu errors", c.errors);

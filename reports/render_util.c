@@ -146,9 +146,8 @@ render_cell_hangs(const json_t *cell)
 				n++;
 		}
 	}
-	const char *outcome = json_str(cell, "outcome", "");
-	if (n == 0 && strcmp(outcome, "hang") == 0)
-		n = 1;
+	/* A hang is a verdict of a hang class: a cell that timed out without
+	 * one is counted apart (render_counts.unexplained), never as a hang. */
 	return n;
 }
 
@@ -174,7 +173,10 @@ render_count(const json_t *cells, struct render_counts *ret)
 			c.skipped++;
 			break;
 		}
-		c.hangs += render_cell_hangs(cell);
+		size_t hangs = render_cell_hangs(cell);
+		c.hangs += hangs;
+		if (hangs == 0 && strcmp(json_str(cell, "outcome", ""), "hang") == 0)
+			c.unexplained++;
 		int64_t leaked = json_int(cell, "leaked", 0);
 		if (leaked > 0)
 			c.leaked += (size_t) leaked;

@@ -71,7 +71,8 @@ size_t render_cell_hangs(const json_t *cell);
 
 struct render_counts {
 	size_t cells, passed, failed, errors, skipped;
-	size_t hangs;  /* sum of render_cell_hangs() */
+	size_t hangs;  /* sum of render_cell_hangs(): verdicts of hang classes */
+	size_t unexplained; /* cells that hung (timed out) with no such verdict */
 	size_t leaked; /* sum of cell leaked */
 	uint64_t duration_ns; /* sum of cell durations */
 };
