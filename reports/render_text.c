@@ -32,6 +32,7 @@
 struct text {
 	struct render_writer w;
 	int color;
+	int verbose;
 };
 
 static void
@@ -695,7 +696,7 @@ cell_details(struct text *t, const json_t *cell)
 int
 render_text_doc(const json_t *doc, const struct render_options *o, struct strbuf *out)
 {
-	struct text t = { .w = RENDER_WRITER(out), .color = o->color };
+	struct text t = { .w = RENDER_WRITER(out), .color = o->color, .verbose = o->verbose };
 	json_t *cells = render_cells(doc);
 	struct render_counts c;
 	size_t i, id_width = 0;
@@ -735,8 +736,12 @@ render_text_doc(const json_t *doc, const struct render_options *o, struct strbuf
 	}
 	json_array_foreach(cells, i, cell)
 		cell_line(&t, cell, id_width);
+	/* A cell that met its expectation is its one line (its verdict named
+	 * there); the details are for the cells that did not, or --verbose. A
+	 * single watched command always gets them. */
+	bool single = json_array_size(cells) == 1;
 	json_array_foreach(cells, i, cell)
-		if (cell_needs_details(cell))
+		if (cell_needs_details(cell) && (t.verbose || single || render_cell_status(cell) != CELL_PASS))
 			cell_details(&t, cell);
 
 	render_put(&t.w, "\n");

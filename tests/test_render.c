@@ -122,6 +122,28 @@ Test(render_golden, tap) { golden_all(RENDER_TAP); }
 Test(render_golden, trace) { golden_all(RENDER_TRACE); }
 Test(render_golden, html) { golden_all(RENDER_HTML); }
 
+/* --verbose: the details of every cell, passing ones too; without it a
+ * cell that met its expectation is one line (issue 15: 851 lines for an
+ * all-pass catalogue). */
+Test(render_golden, text_verbose)
+{
+	json_t *doc = load_sample("catalogue");
+	struct render_options o = { .verbose = 1 };
+	char *verbose = NULL, *quiet = NULL;
+	cr_assert_eq(render(doc, RENDER_TEXT, &o, &verbose), 0);
+	o.verbose = 0;
+	cr_assert_eq(render(doc, RENDER_TEXT, &o, &quiet), 0);
+	check_golden("catalogue", ".verbose.txt", verbose);
+	cr_expect_gt(strlen(verbose), strlen(quiet), "verbose shows more");
+	/* the passing expected hang keeps its verdict on its one line */
+	cr_expect_not_null(strstr(quiet, "verdict eof-never"));
+	cr_expect_null(strstr(quiet, "Stacks of the threads involved:\n    root (pid 4300)"),
+		       "no stacks of a cell that passed without --verbose");
+	free(verbose);
+	free(quiet);
+	json_decref(doc);
+}
+
 Test(render_golden, text_color)
 {
 	json_t *doc = load_sample("catalogue");
