@@ -80,7 +80,7 @@ report_check_events(const char *run_dir, const json_t *doc)
 		if (err < 0) {
 			fprintf(stderr, "forkscope report: warning: ");
 			cli_print_sanitized(stderr, path);
-			fprintf(stderr, ": %s\n", strerror(-err));
+			fprintf(stderr, ": %s\n", events_error_reason(err));
 			unreadable++;
 		}
 		for (size_t k = 0; k < bad && k < REPORT_MAX_PROBLEMS; k++) {

@@ -66,7 +66,7 @@ triage_from_file(const char *path, const char *events_path, const char *rules, b
 		if (err < 0) {
 			fprintf(stderr, "forkscope triage: ");
 			cli_print_sanitized(stderr, events_path);
-			fprintf(stderr, ": %s\n", strerror(-err));
+			fprintf(stderr, ": %s\n", events_error_reason(err));
 			json_decref(events);
 			json_decref(snap);
 			return 2;
@@ -115,8 +115,8 @@ static size_t
 triage_print_gaps(const json_t *snap, FILE *f)
 {
 	const json_t *procs = json_object_get(snap, "processes");
-	size_t n = json_array_size(procs), readable = 0, gone = 0, listed = 0, incomplete = 0, i;
-	bool denied = false;
+	size_t n = json_array_size(procs), readable = 0, gone = 0, kernel = 0, listed = 0, incomplete = 0, i;
+	bool denied = false, traced = false;
 	const json_t *p;
 	json_array_foreach(procs, i, p) {
 		if (json_is_string(json_object_get(p, "state")))
@@ -133,6 +133,11 @@ triage_print_gaps(const json_t *snap, FILE *f)
 			gone++;
 			continue;
 		}
+		if (gs.n > 0 && gs.by_kind[SNAPSHOT_GAP_KERNEL_THREAD] == gs.n) {
+			kernel++;
+			continue;
+		}
+		traced = traced || gs.by_kind[SNAPSHOT_GAP_TRACED] > 0;
 		denied = denied || gs.by_kind[SNAPSHOT_GAP_DENIED] > 0;
 		if (incomplete++ == 0)
 			fprintf(f, "Incomplete snapshot: what could not be read, and why:\n");
@@ -158,9 +163,13 @@ triage_print_gaps(const json_t *snap, FILE *f)
 	if (denied)
 		fprintf(f, "  Verdicts rest on what could be read. Run triage as root, or as the tree's user with "
 			   "ptrace allowed (CAP_SYS_PTRACE, kernel.yama.ptrace_scope), for stacks, fds and syscalls.\n");
+	if (traced)
+		fprintf(f, "  Another tracer (a debugger, strace) holds some of them: detach it for their stacks.\n");
 	if (gone)
 		fprintf(f, "%zu of %zu process%s exited or changed during the snapshot (recorded as partial).\n", gone, n,
 			n == 1 ? "" : "es");
+	if (kernel)
+		fprintf(f, "%zu kernel thread%s: no user space, no stacks to take.\n", kernel, kernel == 1 ? "" : "s");
 	return readable;
 }
 
