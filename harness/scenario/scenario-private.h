@@ -125,8 +125,7 @@ extern const char *const expect_keys[3];
 
 const struct setting *setting_find(const char *key);
 int setting_unknown_msg(char **ret_msg, const char *word, const char *where);
-int expect_apply(struct expectation *e, const struct setting *st, const char *text,
-		 char **ret_msg);
+int expect_apply(struct expectation *e, const struct setting *st, const char *text, char **ret_msg);
 /* Apply one setting. s is untouched on failure. */
 int setting_apply(struct scenario *s, const struct setting *st, const char *text, char **ret_msg);
 void scenario_set_defaults(struct scenario *s);
