@@ -328,7 +328,7 @@ def test_run_on_a_full_filesystem():
         assert r.returncode == 2, r.stderr
         assert f"write {out}/result.json: No space left on device" in r.stderr, r.stderr
         # each cell is an infrastructure error naming the file it could not write
-        assert re.search(r"^ERROR .*\n\s+could not run: cannot write " + re.escape(out) +
+        assert re.search(r"^(\[\d+/\d+\] )?ERROR .*\n\s+could not run: cannot write " + re.escape(out) +
                          r"/cells/[^ ]+/spec\.json: No space left on device", r.stderr, re.M), r.stderr
         assert not os.path.exists(os.path.join(out, "result.json"))
         files_whole(out)
