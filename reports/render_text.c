@@ -438,10 +438,117 @@ stdio_kinds(struct text *t, const json_t *stdio)
 }
 
 static void
+fd_target(struct text *t, const json_t *fd)
+{
+	put_clean(t, json_str(fd, "target", "?"));
+	render_put(&t->w, " (");
+	put_clean(t, json_str(fd, "kind", "?"));
+	if (json_str(fd, "detail", NULL)) {
+		render_put(&t->w, ", ");
+		put_clean(t, json_str(fd, "detail", ""));
+	}
+	render_put(&t->w, ")");
+}
+
+static bool
+same_fd(const json_t *a, const json_t *b)
+{
+	return json_int(a, "fd", -1) == json_int(b, "fd", -2) &&
+	       strcmp(json_str(a, "target", ""), json_str(b, "target", "?")) == 0;
+}
+
+/* An fd of the first process (the command, the root) that a later process
+ * still has under the same number: it came from the launcher. */
+static bool
+from_launcher(const json_t *launcher_fds, const json_t *fd)
+{
+	size_t i;
+	json_t *l;
+	json_array_foreach(launcher_fds, i, l)
+		if (same_fd(l, fd))
+			return true;
+	return false;
+}
+
+/* The inherited-fd notes, grouped: the fds the first process had from its
+ * launcher (a CI runner's, a shell's) once; every other inherited fd once
+ * per (number, target) with the processes that hold it. One Popen deadlock
+ * under a shim used to print ~300 lines of the same fd 251. */
+static void
+fd_notes(struct text *t, const json_t *actors)
+{
+	const json_t *first = json_array_get(actors, 0);
+	const json_t *launcher = first ? json_object_get(first, "fds_unexpected") : NULL;
+	size_t i, k;
+	json_t *fd;
+	if (json_array_size(launcher) > 0) {
+		render_put(&t->w, "    ");
+		color_on(t, C_YELLOW);
+		render_put(&t->w, "!");
+		color_off(t);
+		render_put(&t->w, " ");
+		put_clean(t, json_str(first, "name", "?"));
+		render_putf(&t->w, " (pid %lld) started with fds from its launcher, kept by its children:",
+			    (long long) json_int(first, "pid", 0));
+		json_array_foreach(launcher, k, fd) {
+			render_putf(&t->w, "%s fd %lld ", k ? "," : "", (long long) json_int(fd, "fd", -1));
+			fd_target(t, fd);
+		}
+		render_put(&t->w, "\n");
+	}
+	json_t *done = json_array();
+	json_t *a;
+	json_array_foreach(actors, i, a) {
+		if (i == 0)
+			continue;
+		json_array_foreach(json_object_get(a, "fds_unexpected"), k, fd) {
+			if (from_launcher(launcher, fd))
+				continue;
+			bool seen = false;
+			size_t d;
+			json_t *x;
+			json_array_foreach(done, d, x)
+				seen = seen || same_fd(x, fd);
+			if (seen)
+				continue;
+			json_array_append(done, fd);
+			/* Everyone holding this (number, target). */
+			size_t holders = 0, j, m;
+			json_t *b, *other;
+			render_put(&t->w, "    ");
+			color_on(t, C_YELLOW);
+			render_put(&t->w, "!");
+			color_off(t);
+			render_putf(&t->w, " inherited fd %lld ", (long long) json_int(fd, "fd", -1));
+			fd_target(t, fd);
+			render_put(&t->w, ":");
+			json_array_foreach(actors, j, b) {
+				if (j == 0)
+					continue;
+				json_array_foreach(json_object_get(b, "fds_unexpected"), m, other) {
+					if (!same_fd(other, fd))
+						continue;
+					if (holders < 6) {
+						render_put(&t->w, holders ? ", " : " ");
+						put_clean(t, json_str(b, "name", "?"));
+						render_putf(&t->w, " (pid %lld)", (long long) json_int(b, "pid", 0));
+					}
+					holders++;
+				}
+			}
+			if (holders > 6)
+				render_putf(&t->w, " and %zu more", holders - 6);
+			render_put(&t->w, "\n");
+		}
+	}
+	json_decref(done);
+}
+
+static void
 actor_table(struct text *t, const json_t *cell)
 {
 	const json_t *actors = json_object_get(cell, "actors");
-	size_t i, k;
+	size_t i;
 	json_t *a;
 	size_t name_width = 5, end_width = 12;
 	if (json_array_size(actors) == 0)
@@ -494,26 +601,8 @@ actor_table(struct text *t, const json_t *cell)
 		render_put(&t->w, "\n");
 	}
 	/* Highlights: what crossed the fork that should not have. */
+	fd_notes(t, actors);
 	json_array_foreach(actors, i, a) {
-		json_t *fd;
-		json_array_foreach(json_object_get(a, "fds_unexpected"), k, fd) {
-			render_put(&t->w, "    ");
-			color_on(t, C_YELLOW);
-			render_put(&t->w, "!");
-			color_off(t);
-			render_put(&t->w, " ");
-			put_clean(t, json_str(a, "name", "?"));
-			render_putf(&t->w, " (pid %lld) inherited fd %lld ", (long long) json_int(a, "pid", 0),
-			            (long long) json_int(fd, "fd", -1));
-			put_clean(t, json_str(fd, "target", "?"));
-			render_put(&t->w, " (");
-			put_clean(t, json_str(fd, "kind", "?"));
-			if (json_str(fd, "detail", NULL)) {
-				render_put(&t->w, ", ");
-				put_clean(t, json_str(fd, "detail", ""));
-			}
-			render_put(&t->w, ")\n");
-		}
 		const char *mask = json_str(a, "sigmask_blocked", NULL);
 		if (mask && *mask) {
 			render_put(&t->w, "    - ");
