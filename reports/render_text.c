@@ -544,15 +544,82 @@ fd_notes(struct text *t, const json_t *actors)
 	json_decref(done);
 }
 
+/* Signal masks a process started with, grouped by mask: a shell blocks
+ * SIGINT, SIGTERM and SIGCHLD around every fork, and a pyenv shim forks
+ * dozens of times. */
+static void
+mask_notes(struct text *t, const json_t *actors)
+{
+	json_t *done = json_array();
+	size_t i, j;
+	json_t *a, *b;
+	json_array_foreach(actors, i, a) {
+		const char *mask = json_str(a, "sigmask_blocked", NULL);
+		if (!mask || !*mask)
+			continue;
+		bool seen = false;
+		size_t d;
+		json_t *x;
+		json_array_foreach(done, d, x)
+			seen = seen || strcmp(json_string_value(x), mask) == 0;
+		if (seen)
+			continue;
+		json_array_append_new(done, json_string(mask));
+		size_t holders = 0;
+		render_put(&t->w, "    - started with signals blocked (");
+		put_clean(t, mask);
+		render_put(&t->w, "):");
+		json_array_foreach(actors, j, b) {
+			if (strcmp(json_str(b, "sigmask_blocked", ""), mask) != 0)
+				continue;
+			if (holders < 6) {
+				render_put(&t->w, holders ? ", " : " ");
+				put_clean(t, json_str(b, "name", "?"));
+				render_putf(&t->w, " (pid %lld)", (long long) json_int(b, "pid", 0));
+			}
+			holders++;
+		}
+		if (holders > 6)
+			render_putf(&t->w, " and %zu more", holders - 6);
+		render_put(&t->w, "\n");
+	}
+	json_decref(done);
+}
+
+static bool
+named_by_verdict(const json_t *cell, int64_t pid)
+{
+	size_t i, k;
+	json_t *v, *p;
+	json_array_foreach(json_object_get(cell, "verdicts"), i, v)
+		json_array_foreach(json_object_get(v, "pids"), k, p)
+			if (json_integer_value(p) == pid)
+				return true;
+	return false;
+}
+
 static void
 actor_table(struct text *t, const json_t *cell)
 {
-	const json_t *actors = json_object_get(cell, "actors");
+	const json_t *all = json_object_get(cell, "actors");
 	size_t i;
 	json_t *a;
 	size_t name_width = 5, end_width = 12;
-	if (json_array_size(actors) == 0)
+	if (json_array_size(all) == 0)
 		return;
+	/* A watched command's tree can hold dozens of short-lived processes (a
+	 * pyenv shim forks 40): without --verbose the table lists those still
+	 * there at the end, and counts the ones that ran and exited 0. */
+	json_t *actors = json_array();
+	size_t hidden = 0;
+	json_array_foreach(all, i, a) {
+		bool plain = strcmp(json_str(a, "kind", ""), "process") == 0;
+		if (!t->verbose && plain && json_array_size(all) > 12 && render_actor_end(a) == ACTOR_END_OK &&
+		    !named_by_verdict(cell, json_int(a, "pid", 0)))
+			hidden++;
+		else
+			json_array_append(actors, a);
+	}
 	json_array_foreach(actors, i, a) {
 		char label[64];
 		render_actor_end_label(a, label, sizeof(label));
@@ -600,18 +667,13 @@ actor_table(struct text *t, const json_t *cell)
 		stdio_kinds(t, json_object_get(a, "stdio"));
 		render_put(&t->w, "\n");
 	}
+	if (hidden > 0)
+		render_putf(&t->w, "    (and %zu process%s that ran and exited 0; --verbose lists them)\n", hidden,
+			    hidden == 1 ? "" : "es");
 	/* Highlights: what crossed the fork that should not have. */
 	fd_notes(t, actors);
-	json_array_foreach(actors, i, a) {
-		const char *mask = json_str(a, "sigmask_blocked", NULL);
-		if (mask && *mask) {
-			render_put(&t->w, "    - ");
-			put_clean(t, json_str(a, "name", "?"));
-			render_put(&t->w, " started with signals blocked: ");
-			put_clean(t, mask);
-			render_put(&t->w, "\n");
-		}
-	}
+	mask_notes(t, actors);
+	json_decref(actors);
 }
 
 static void

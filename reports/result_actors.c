@@ -1,5 +1,6 @@
 #include "reports/result.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,62 @@ set_name(struct wproc *p, const char *name)
 	p->name = strdup(name);
 }
 
+/* Interpreters whose process title says less than their first argument. */
+static bool
+is_interpreter(const char *name)
+{
+	static const char *const names[] = { "python", "bash", "sh", "dash", "zsh", "perl", "ruby", "node", "env" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+		/* python3, python3.11, bash5.2 ... */
+		if (strncmp(name, names[i], n) == 0 && (!name[n] || name[n] == '.' || (name[n] >= '0' && name[n] <= '9')))
+			return true;
+	}
+	return false;
+}
+
+/* The name of a process that exec'd: the program, or for an interpreter
+ * "python3 script.py" (its first argument that is not an option): comm is
+ * cut to 15 characters and says only "python3" for every script. */
+static void
+set_exec_name(struct wproc *p, const char *argv0, const json_t *argv)
+{
+	const char *prog = base_name(argv0);
+	if (!prog || !*prog)
+		return;
+	const char *script = NULL;
+	if (is_interpreter(prog)) {
+		size_t i;
+		const json_t *a;
+		json_array_foreach(argv, i, a) {
+			const char *arg = json_string_value(a);
+			if (i == 0 || !arg)
+				continue;
+			if (arg[0] == '-') {
+				/* -m module, -c code: the module name says it; code does not */
+				if (strcmp(arg, "-m") == 0) {
+					script = json_string_value(json_array_get(argv, i + 1));
+					break;
+				}
+				if (strcmp(arg, "-c") == 0)
+					break;
+				continue;
+			}
+			script = base_name(arg);
+			break;
+		}
+	}
+	if (!script || !*script) {
+		set_name(p, prog);
+		return;
+	}
+	char *name = NULL;
+	if (asprintf(&name, "%s %s", prog, script) < 0)
+		return;
+	set_name(p, name);
+	free(name);
+}
+
 static json_t *
 rel_ns(uint64_t ts, uint64_t start)
 {
@@ -119,7 +176,7 @@ collect_events(struct wprocs *psp, const json_t *events, uint64_t start_ns)
 			}
 			if (!self->ppid)
 				self->ppid = (pid_t) json_int(ev, "ppid", 0);
-			set_name(self, base_name(json_str(ev, "argv0", NULL)));
+			set_exec_name(self, json_str(ev, "argv0", NULL), json_object_get(ev, "argv"));
 			json_object_set(self->obj, "argv", json_object_get(ev, "argv"));
 			json_object_set_new(self->obj, "exe", json_string(json_str(ev, "exe", "")));
 		} else if (strcmp(name, "child_start") == 0 && self) {
