@@ -171,3 +171,14 @@ def test_runs_are_kept_under_the_state_dir_and_cleaned(tmp_path):
     assert r.returncode == 0, r.stderr
     left = sorted(p.name for p in base.iterdir())
     assert len(left) == 2 and "not-a-run" in left, left
+
+
+def test_watch_says_when_the_probe_cannot_be_loaded():
+    static = os.environ.get("STATIC_FIXTURE")
+    if not static:
+        pytest.skip("STATIC_FIXTURE is not set")
+    r = fs("watch", "--", static)
+    assert r.returncode == 0, r.stderr
+    assert "static hello" in r.stdout
+    assert "statically linked" in r.stderr, r.stderr
+    assert "probe was not loaded into the command" in r.stderr, r.stderr
