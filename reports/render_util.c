@@ -59,6 +59,29 @@ render_put_xml(struct render_writer *w, const char *s, size_t len, bool attr)
 }
 
 void
+render_put_xml_str(struct render_writer *w, const char *s)
+{
+	render_put_xml(w, s, s ? strlen(s) : 0, false);
+}
+
+void
+render_put_xml_short(struct render_writer *w, const char *s, size_t max_chars)
+{
+	struct strbuf clean = STRBUF_INIT;
+	if (w->r < 0 || !s)
+		return;
+	render_fail(w, render_clean(&clean, s, strlen(s), CLEAN_ONE_LINE));
+	size_t chars = 0, i = 0;
+	for (; clean.data && i < clean.len; i++)
+		if (((unsigned char) clean.data[i] & 0xc0) != 0x80 && chars++ == max_chars)
+			break;
+	render_put_xml(w, clean.data, i, false);
+	if (clean.data && i < clean.len)
+		render_put(w, "\xe2\x80\xa6");
+	strbuf_free(&clean);
+}
+
+void
 render_put_yaml(struct render_writer *w, const char *s, size_t len)
 {
 	if (w->r == 0)
