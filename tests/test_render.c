@@ -206,9 +206,45 @@ Test(render_junit, counts_and_cases)
 				     "skipped=\"0\" time=\"12.707\">"),
 			   "%s", x);
 	cr_expect_not_null(strstr(x, "<testcase classname=\"eof-never\" name=\"backend=mtf,fixes.fd_scrub=on#1\""));
-	cr_expect_not_null(strstr(x, "<failure type=\"hang\" message=\"expected outcome ok, got hang\">"));
+	/* The message says why: the mismatch, then the verdict. */
+	cr_expect_not_null(strstr(x, "<failure type=\"hang\" message=\"expected outcome ok, got hang; verdict pipe-full: "
+				     "worker-3 (pid 4343) waits for room in pipe:[77012]"));
 	cr_expect_not_null(strstr(x, "<error type=\"infra_error\""));
 	cr_expect_not_null(strstr(x, "time=\"3.430\""));
+	free(x);
+	json_decref(doc);
+}
+
+/* A watch run (issue 15): one stable classname, the command as the test name,
+ * the verdict in the failure message. */
+Test(render_junit, watch_names)
+{
+	json_t *doc = load_sample("watch");
+	char *x = render_or_die(doc, RENDER_JUNIT, 0);
+	cr_expect_not_null(strstr(x, "<testsuite name=\"forkscope watch\""), "%s", x);
+	cr_expect_not_null(strstr(x, "<testcase classname=\"forkscope.watch\" name=\"make check\""), "%s", x);
+	cr_expect_not_null(strstr(x, "message=\"expected outcome ok, got hang; verdict pipe-full: pytest (pid 5101)"), "%s", x);
+	free(x);
+	json_decref(doc);
+
+	/* A long command is cut, on a character, with an ellipsis. */
+	doc = load_sample("watch-flat");
+	struct strbuf longname = STRBUF_INIT;
+	for (int i = 0; i < 100; i++)
+		(void) strbuf_append(&longname, "\xc3\xa9" "ab ");
+	json_object_set_new(doc, "name", json_string(longname.data));
+	x = render_or_die(doc, RENDER_JUNIT, 0);
+	const char *name = strstr(x, "classname=\"forkscope.watch\" name=\"");
+	cr_assert_not_null(name, "%s", x);
+	name += strlen("classname=\"forkscope.watch\" name=\"");
+	const char *end = strchr(name, '"');
+	cr_assert_not_null(end);
+	size_t chars = 0;
+	for (const char *p = name; p < end; p++)
+		chars += ((unsigned char) *p & 0xc0) != 0x80;
+	cr_expect_eq(chars, 201, "200 code points and the ellipsis");
+	cr_expect_eq(strncmp(end - 3, "\xe2\x80\xa6", 3), 0);
+	strbuf_free(&longname);
 	free(x);
 	json_decref(doc);
 }
