@@ -436,11 +436,131 @@ stdio_kinds(struct text *t, const json_t *stdio)
 		render_put(&t->w, "-");
 }
 
+/* --- inherited fds: one note per fd, not one per process ------------------ */
+
+#define FD_NOTE_HOLDERS 3
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Same fd number and target: the same inherited descriptor. */
+static bool
+same_fd(const json_t *x, const json_t *y, bool with_kind)
+{
+	if (json_int(x, "fd", -1) != json_int(y, "fd", -1) || !same_str(json_str(x, "target", NULL), json_str(y, "target", NULL)))
+		return false;
+	return !with_kind || (same_str(json_str(x, "kind", NULL), json_str(y, "kind", NULL)) &&
+			      same_str(json_str(x, "detail", NULL), json_str(y, "detail", NULL)));
+}
+
+static void
+put_fd(struct text *t, const json_t *fd)
+{
+	render_putf(&t->w, "fd %lld ", (long long) json_int(fd, "fd", -1));
+	put_clean(t, json_str(fd, "target", "?"));
+	render_put(&t->w, " (");
+	put_clean(t, json_str(fd, "kind", "?"));
+	if (json_str(fd, "detail", NULL)) {
+		render_put(&t->w, ", ");
+		put_clean(t, json_str(fd, "detail", ""));
+	}
+	render_put(&t->w, ")");
+}
+
+static void
+put_bang(struct text *t)
+{
+	render_put(&t->w, "    ");
+	color_on(t, C_YELLOW);
+	render_put(&t->w, "!");
+	color_off(t);
+	render_put(&t->w, " ");
+}
+
+/* Whether a root actor (the command itself, in a watch run) already had fd:
+ * then it came from the launcher (a CI runner, a shell), not from the tree. */
+static bool
+from_launcher(const json_t *actors, const json_t *fd)
+{
+	size_t i, k;
+	json_t *a, *rfd;
+	json_array_foreach(actors, i, a) {
+		if (render_actor_parent_index(actors, i) >= 0)
+			continue;
+		json_array_foreach(json_object_get(a, "fds_unexpected"), k, rfd)
+			if (same_fd(rfd, fd, false))
+				return true;
+	}
+	return false;
+}
+
+/* What the roots inherited from their launcher, once per root; then every
+ * other unexpected fd once, with the processes that hold it ("inherited by
+ * a (pid 1), b (pid 2), c (pid 3) and 40 more"). */
+static void
+fd_notes(struct text *t, const json_t *actors)
+{
+	size_t i, k, i2, k2;
+	json_t *a, *fd, *a2, *fd2;
+	json_array_foreach(actors, i, a) {
+		const json_t *fds = json_object_get(a, "fds_unexpected");
+		if (render_actor_parent_index(actors, i) >= 0 || json_array_size(fds) == 0)
+			continue;
+		put_bang(t);
+		put_clean(t, json_str(a, "name", "?"));
+		render_putf(&t->w, " (pid %lld) inherited from its launcher: ", (long long) json_int(a, "pid", 0));
+		json_array_foreach(fds, k, fd) {
+			render_put(&t->w, k ? ", " : "");
+			put_fd(t, fd);
+		}
+		render_put(&t->w, "\n");
+	}
+	json_array_foreach(actors, i, a) {
+		if (render_actor_parent_index(actors, i) < 0)
+			continue;
+		json_array_foreach(json_object_get(a, "fds_unexpected"), k, fd) {
+			if (from_launcher(actors, fd))
+				continue;
+			/* Printed already with an earlier holder? */
+			bool seen = false;
+			json_array_foreach(actors, i2, a2) {
+				if (i2 >= i)
+					break;
+				json_array_foreach(json_object_get(a2, "fds_unexpected"), k2, fd2)
+					seen |= render_actor_parent_index(actors, i2) >= 0 && same_fd(fd, fd2, true);
+			}
+			if (seen)
+				continue;
+			put_bang(t);
+			put_fd(t, fd);
+			render_put(&t->w, " inherited by ");
+			size_t holders = 0;
+			for (i2 = i; i2 < json_array_size(actors); i2++) {
+				a2 = json_array_get(actors, i2);
+				bool holds = false;
+				json_array_foreach(json_object_get(a2, "fds_unexpected"), k2, fd2)
+					holds |= same_fd(fd, fd2, true);
+				if (!holds || holders++ >= FD_NOTE_HOLDERS)
+					continue;
+				render_put(&t->w, holders > 1 ? ", " : "");
+				put_clean(t, json_str(a2, "name", "?"));
+				render_putf(&t->w, " (pid %lld)", (long long) json_int(a2, "pid", 0));
+			}
+			if (holders > FD_NOTE_HOLDERS)
+				render_putf(&t->w, " and %zu more", holders - FD_NOTE_HOLDERS);
+			render_put(&t->w, "\n");
+		}
+	}
+}
+
 static void
 actor_table(struct text *t, const json_t *cell)
 {
 	const json_t *actors = json_object_get(cell, "actors");
-	size_t i, k;
+	size_t i;
 	json_t *a;
 	size_t name_width = 5, end_width = 12;
 	if (json_array_size(actors) == 0)
@@ -493,26 +613,8 @@ actor_table(struct text *t, const json_t *cell)
 		render_put(&t->w, "\n");
 	}
 	/* Highlights: what crossed the fork that should not have. */
+	fd_notes(t, actors);
 	json_array_foreach(actors, i, a) {
-		json_t *fd;
-		json_array_foreach(json_object_get(a, "fds_unexpected"), k, fd) {
-			render_put(&t->w, "    ");
-			color_on(t, C_YELLOW);
-			render_put(&t->w, "!");
-			color_off(t);
-			render_put(&t->w, " ");
-			put_clean(t, json_str(a, "name", "?"));
-			render_putf(&t->w, " (pid %lld) inherited fd %lld ", (long long) json_int(a, "pid", 0),
-			            (long long) json_int(fd, "fd", -1));
-			put_clean(t, json_str(fd, "target", "?"));
-			render_put(&t->w, " (");
-			put_clean(t, json_str(fd, "kind", "?"));
-			if (json_str(fd, "detail", NULL)) {
-				render_put(&t->w, ", ");
-				put_clean(t, json_str(fd, "detail", ""));
-			}
-			render_put(&t->w, ")\n");
-		}
 		const char *mask = json_str(a, "sigmask_blocked", NULL);
 		if (mask && *mask) {
 			render_put(&t->w, "    - ");

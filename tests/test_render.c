@@ -643,6 +643,37 @@ Test(render_util, shell_words)
 	}
 }
 
+/* Inherited-fd notes (issue 15): what the command inherited from its launcher
+ * is said once, and not again for every descendant that holds it too; other
+ * unexpected fds are said once each, with their holders (three, then a count). */
+Test(render_text, fd_notes_grouped)
+{
+	json_t *cell = json_pack("{s:s,s:s,s:b,s:[]}", "name", "make check", "outcome", "hang", "passed", 0, "actors");
+	json_t *actors = json_object_get(cell, "actors");
+	for (int i = 0; i < 8; i++) {
+		json_t *fds = json_array();
+		/* fd 9 comes from the launcher (the root has it too). */
+		json_array_append_new(fds, json_pack("{s:i,s:s,s:s}", "fd", 9, "target", "/ci/build.lock", "kind", "file"));
+		if (i > 0)
+			json_array_append_new(fds, json_pack("{s:i,s:s,s:s,s:s}", "fd", 251, "target", "pipe:[7001]", "kind",
+							     "pipe", "detail", "write end"));
+		json_array_append_new(actors, json_pack("{s:s,s:i,s:i,s:i,s:s,s:o}", "name", i ? "bash" : "make", "pid",
+							100 + i, "ppid", i ? 100 : 1, "depth", i ? 1 : 0, "kind", "process",
+							"fds_unexpected", fds));
+	}
+	json_t *doc = json_pack("{s:s,s:[o]}", "command", "watch", "scenarios", cell);
+	char *text = render_or_die(doc, RENDER_TEXT, 0);
+	cr_expect_not_null(strstr(text, "    ! make (pid 100) inherited from its launcher: fd 9 /ci/build.lock (file)\n"), "%s",
+			   text);
+	cr_expect_eq(count(text, "build.lock"), 1, "said once: %s", text);
+	cr_expect_not_null(strstr(text, "    ! fd 251 pipe:[7001] (pipe, write end) inherited by bash (pid 101), bash (pid 102), "
+					"bash (pid 103) and 4 more\n"),
+			   "%s", text);
+	cr_expect_eq(count(text, "pipe:[7001]"), 1, "%s", text);
+	free(text);
+	json_decref(doc);
+}
+
 /* --- hostile input ----------------------------------------------------------- */
 
 static void
