@@ -372,7 +372,7 @@ td_duration(struct render_writer *h, const json_t *obj, const char *key)
 static void
 td_int(struct render_writer *h, const json_t *obj, const char *key)
 {
-	if (json_is_integer(json_object_get(obj, key)))
+	if (json_has_int(obj, key))
 		render_putf(h, "<td class=\"num\">%lld</td>", (long long) json_int(obj, key, 0));
 	else
 		render_put(h, "<td class=\"num\">-</td>");
@@ -430,7 +430,7 @@ actors_table(struct render_writer *h, const json_t *cell)
 		td_duration(h, a, "reap_ns");
 		td_int(h, a, "fds_inherited");
 		render_put(h, "<td class=\"num\">");
-		if (json_is_integer(json_object_get(a, "threads_at_fork"))) {
+		if (json_has_int(a, "threads_at_fork")) {
 			render_putf(h, "%lld", (long long) json_int(a, "threads_at_fork", 0));
 			if (json_is_boolean(json_object_get(a, "forking_thread_is_main")))
 				render_put(h, json_bool(a, "forking_thread_is_main", 0) ? " (main)" : " (not main)");
@@ -519,10 +519,10 @@ actor_cards(struct render_writer *h, const json_t *cell)
 		if (json_int(a, "pid", -1) > 0)
 			render_putf(h, " <span class=\"meta\">pid %lld</span>", (long long) json_int(a, "pid", 0));
 		render_put(h, "</h4>\n");
-		if (json_is_integer(json_object_get(a, "fds_inherited")))
+		if (json_has_int(a, "fds_inherited"))
 			render_putf(h, "<div>%lld fds open at child start, %zu unexpected</div>\n",
 			            (long long) json_int(a, "fds_inherited", 0), json_array_size(unexpected));
-		if (json_is_integer(json_object_get(a, "threads_at_fork"))) {
+		if (json_has_int(a, "threads_at_fork")) {
 			render_putf(h, "<div>threads in the parent at fork: %lld", (long long) json_int(a, "threads_at_fork", 0));
 			if (json_is_boolean(json_object_get(a, "forking_thread_is_main")))
 				render_put(h, json_bool(a, "forking_thread_is_main", 0) ? ", forked from the main thread"
@@ -752,7 +752,7 @@ cell_section(struct render_writer *h, const json_t *cell, size_t index)
 			render_put(h, ", verdict ");
 			render_put_xml_str(h, json_str(expected, "verdict", ""));
 		}
-		if (json_is_integer(json_object_get(expected, "leaked")))
+		if (json_has_int(expected, "leaked"))
 			render_putf(h, ", leaked %lld", (long long) json_int(expected, "leaked", 0));
 		render_put(h, ")");
 	}
@@ -780,7 +780,7 @@ cell_section(struct render_writer *h, const json_t *cell, size_t index)
 		render_put(h, "</dd>\n");
 	}
 	render_putf(h, "<dt>duration</dt><dd>%s</dd>\n", render_duration_field(cell, "duration_ns", d, sizeof(d)));
-	if (json_is_integer(json_object_get(cell, "leaked")))
+	if (json_has_int(cell, "leaked"))
 		render_putf(h, "<dt>leaked</dt><dd>%lld</dd>\n", (long long) json_int(cell, "leaked", 0));
 	render_put(h, "</dl>\n");
 
@@ -961,7 +961,7 @@ render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf
 		render_put_xml_str(&h, json_str(host, "kernel", "?"));
 		render_put(&h, " ");
 		render_put_xml_str(&h, json_str(host, "machine", ""));
-		if (json_is_integer(json_object_get(host, "nproc")))
+		if (json_has_int(host, "nproc"))
 			render_putf(&h, ", %lld CPUs", (long long) json_int(host, "nproc", 0));
 	}
 	if (json_str(doc, "tool", NULL)) {

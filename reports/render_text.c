@@ -233,7 +233,7 @@ error_tree(struct text *t, const json_t *err, int level)
 		render_put(&t->w, " [");
 		put_clean(t, json_str(st, "signal", ""));
 		render_put(&t->w, "]");
-	} else if (json_is_integer(json_object_get(st, "code")))
+	} else if (json_has_int(st, "code"))
 		render_putf(&t->w, " [exit %lld]", (long long) json_int(st, "code", 0));
 	render_put(&t->w, "\n");
 	size_t i;
@@ -751,7 +751,7 @@ cell_details(struct text *t, const json_t *cell)
 			render_put(&t->w, ", verdict ");
 			put_clean(t, json_str(expected, "verdict", ""));
 		}
-		if (json_is_integer(json_object_get(expected, "leaked")))
+		if (json_has_int(expected, "leaked"))
 			render_putf(&t->w, ", leaked %lld", (long long) json_int(expected, "leaked", 0));
 		render_put(&t->w, ")");
 	}

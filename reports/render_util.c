@@ -227,7 +227,7 @@ render_actor_end(const json_t *actor)
 		return ACTOR_END_ZOMBIE;
 	if (sig)
 		return strcmp(sig, "SIGKILL") == 0 ? ACTOR_END_KILLED : ACTOR_END_SIGNAL;
-	if (json_is_integer(json_object_get(st, "code")))
+	if (json_has_int(st, "code"))
 		return json_int(st, "code", 0) == 0 ? ACTOR_END_OK : ACTOR_END_ERROR;
 	bool exited = json_ns(actor, "exit_ns", &t);
 	bool reaped = json_ns(actor, "reap_ns", &t);
@@ -278,7 +278,7 @@ render_actor_end_label(const json_t *actor, char *buf, size_t size)
 		return;
 	}
 	case ACTOR_END_ZOMBIE:
-		if (json_is_integer(json_object_get(st, "code")))
+		if (json_has_int(st, "code"))
 			(void) snprintf(buf, size, "zombie, exit %lld", (long long) json_int(st, "code", 0));
 		else if (json_str(st, "signal", NULL)) {
 			struct strbuf clean = STRBUF_INIT;
