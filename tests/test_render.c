@@ -1003,5 +1003,9 @@ Test(render_json_access, ns_and_strn)
 	cr_assert_str_eq(json_strn(o, "str", NULL), "12");
 	cr_assert_null(json_strn(o, "big", &len));
 	cr_assert_null(json_strn(o, "missing", &len));
+	cr_assert(json_has_int(o, "neg"));
+	cr_assert_not(json_has_int(o, "real"), "a real is not an integer");
+	cr_assert_not(json_has_int(o, "null"));
+	cr_assert_not(json_has_int(o, "missing"));
 	json_decref(o);
 }
