@@ -234,7 +234,7 @@ error_tree(struct text *t, const json_t *err, int level)
 		render_put(&t->w, " [");
 		put_clean(t, json_str(st, "signal", ""));
 		render_put(&t->w, "]");
-	} else if (json_is_integer(json_object_get(st, "code")))
+	} else if (json_has_int(st, "code"))
 		render_putf(&t->w, " [exit %lld]", (long long) json_int(st, "code", 0));
 	render_put(&t->w, "\n");
 	size_t i;
@@ -437,9 +437,30 @@ stdio_kinds(struct text *t, const json_t *stdio)
 		render_put(&t->w, "-");
 }
 
-static void
-fd_target(struct text *t, const json_t *fd)
+/* --- inherited fds: one note per fd, not one per process ------------------ */
+
+#define FD_NOTE_HOLDERS 3
+
+static bool
+same_str(const char *a, const char *b)
 {
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Same fd number and target: the same inherited descriptor. */
+static bool
+same_fd(const json_t *x, const json_t *y, bool with_kind)
+{
+	if (json_int(x, "fd", -1) != json_int(y, "fd", -1) || !same_str(json_str(x, "target", NULL), json_str(y, "target", NULL)))
+		return false;
+	return !with_kind || (same_str(json_str(x, "kind", NULL), json_str(y, "kind", NULL)) &&
+			      same_str(json_str(x, "detail", NULL), json_str(y, "detail", NULL)));
+}
+
+static void
+put_fd(struct text *t, const json_t *fd)
+{
+	render_putf(&t->w, "fd %lld ", (long long) json_int(fd, "fd", -1));
 	put_clean(t, json_str(fd, "target", "?"));
 	render_put(&t->w, " (");
 	put_clean(t, json_str(fd, "kind", "?"));
@@ -450,98 +471,90 @@ fd_target(struct text *t, const json_t *fd)
 	render_put(&t->w, ")");
 }
 
-static bool
-same_fd(const json_t *a, const json_t *b)
+static void
+put_bang(struct text *t)
 {
-	return json_int(a, "fd", -1) == json_int(b, "fd", -2) &&
-	       strcmp(json_str(a, "target", ""), json_str(b, "target", "?")) == 0;
+	render_put(&t->w, "    ");
+	color_on(t, C_YELLOW);
+	render_put(&t->w, "!");
+	color_off(t);
+	render_put(&t->w, " ");
 }
 
-/* An fd of the first process (the command, the root) that a later process
- * still has under the same number: it came from the launcher. */
+/* Whether a root actor (the command itself, in a watch run) already had fd:
+ * then it came from the launcher (a CI runner, a shell), not from the tree. */
 static bool
-from_launcher(const json_t *launcher_fds, const json_t *fd)
+from_launcher(const json_t *actors, const json_t *fd)
 {
-	size_t i;
-	json_t *l;
-	json_array_foreach(launcher_fds, i, l)
-		if (same_fd(l, fd))
-			return true;
+	size_t i, k;
+	json_t *a, *rfd;
+	json_array_foreach(actors, i, a) {
+		if (render_actor_parent_index(actors, i) >= 0)
+			continue;
+		json_array_foreach(json_object_get(a, "fds_unexpected"), k, rfd)
+			if (same_fd(rfd, fd, false))
+				return true;
+	}
 	return false;
 }
 
-/* The inherited-fd notes, grouped: the fds the first process had from its
- * launcher (a CI runner's, a shell's) once; every other inherited fd once
- * per (number, target) with the processes that hold it. One Popen deadlock
- * under a shim used to print ~300 lines of the same fd 251. */
+/* What the roots inherited from their launcher, once per root; then every
+ * other unexpected fd once, with the processes that hold it ("inherited by
+ * a (pid 1), b (pid 2), c (pid 3) and 40 more"). */
 static void
 fd_notes(struct text *t, const json_t *actors)
 {
-	const json_t *first = json_array_get(actors, 0);
-	const json_t *launcher = first ? json_object_get(first, "fds_unexpected") : NULL;
-	size_t i, k;
-	json_t *fd;
-	if (json_array_size(launcher) > 0) {
-		render_put(&t->w, "    ");
-		color_on(t, C_YELLOW);
-		render_put(&t->w, "!");
-		color_off(t);
-		render_put(&t->w, " ");
-		put_clean(t, json_str(first, "name", "?"));
-		render_putf(&t->w, " (pid %lld) started with fds from its launcher, kept by its children:",
-			    (long long) json_int(first, "pid", 0));
-		json_array_foreach(launcher, k, fd) {
-			render_putf(&t->w, "%s fd %lld ", k ? "," : "", (long long) json_int(fd, "fd", -1));
-			fd_target(t, fd);
+	size_t i, k, i2, k2;
+	json_t *a, *fd, *a2, *fd2;
+	json_array_foreach(actors, i, a) {
+		const json_t *fds = json_object_get(a, "fds_unexpected");
+		if (render_actor_parent_index(actors, i) >= 0 || json_array_size(fds) == 0)
+			continue;
+		put_bang(t);
+		put_clean(t, json_str(a, "name", "?"));
+		render_putf(&t->w, " (pid %lld) inherited from its launcher: ", (long long) json_int(a, "pid", 0));
+		json_array_foreach(fds, k, fd) {
+			render_put(&t->w, k ? ", " : "");
+			put_fd(t, fd);
 		}
 		render_put(&t->w, "\n");
 	}
-	json_t *done = json_array();
-	json_t *a;
 	json_array_foreach(actors, i, a) {
-		if (i == 0)
+		if (render_actor_parent_index(actors, i) < 0)
 			continue;
 		json_array_foreach(json_object_get(a, "fds_unexpected"), k, fd) {
-			if (from_launcher(launcher, fd))
+			if (from_launcher(actors, fd))
 				continue;
+			/* Printed already with an earlier holder? */
 			bool seen = false;
-			size_t d;
-			json_t *x;
-			json_array_foreach(done, d, x)
-				seen = seen || same_fd(x, fd);
+			json_array_foreach(actors, i2, a2) {
+				if (i2 >= i)
+					break;
+				json_array_foreach(json_object_get(a2, "fds_unexpected"), k2, fd2)
+					seen |= render_actor_parent_index(actors, i2) >= 0 && same_fd(fd, fd2, true);
+			}
 			if (seen)
 				continue;
-			json_array_append(done, fd);
-			/* Everyone holding this (number, target). */
-			size_t holders = 0, j, m;
-			json_t *b, *other;
-			render_put(&t->w, "    ");
-			color_on(t, C_YELLOW);
-			render_put(&t->w, "!");
-			color_off(t);
-			render_putf(&t->w, " inherited fd %lld ", (long long) json_int(fd, "fd", -1));
-			fd_target(t, fd);
-			render_put(&t->w, ":");
-			json_array_foreach(actors, j, b) {
-				if (j == 0)
+			put_bang(t);
+			put_fd(t, fd);
+			render_put(&t->w, " inherited by ");
+			size_t holders = 0;
+			for (i2 = i; i2 < json_array_size(actors); i2++) {
+				a2 = json_array_get(actors, i2);
+				bool holds = false;
+				json_array_foreach(json_object_get(a2, "fds_unexpected"), k2, fd2)
+					holds |= same_fd(fd, fd2, true);
+				if (!holds || holders++ >= FD_NOTE_HOLDERS)
 					continue;
-				json_array_foreach(json_object_get(b, "fds_unexpected"), m, other) {
-					if (!same_fd(other, fd))
-						continue;
-					if (holders < 6) {
-						render_put(&t->w, holders ? ", " : " ");
-						put_clean(t, json_str(b, "name", "?"));
-						render_putf(&t->w, " (pid %lld)", (long long) json_int(b, "pid", 0));
-					}
-					holders++;
-				}
+				render_put(&t->w, holders > 1 ? ", " : "");
+				put_clean(t, json_str(a2, "name", "?"));
+				render_putf(&t->w, " (pid %lld)", (long long) json_int(a2, "pid", 0));
 			}
-			if (holders > 6)
-				render_putf(&t->w, " and %zu more", holders - 6);
+			if (holders > FD_NOTE_HOLDERS)
+				render_putf(&t->w, " and %zu more", holders - FD_NOTE_HOLDERS);
 			render_put(&t->w, "\n");
 		}
 	}
-	json_decref(done);
 }
 
 /* Signal masks a process started with, grouped by mask: a shell blocks
@@ -801,7 +814,7 @@ cell_details(struct text *t, const json_t *cell)
 			render_put(&t->w, ", verdict ");
 			put_clean(t, json_str(expected, "verdict", ""));
 		}
-		if (json_is_integer(json_object_get(expected, "leaked")))
+		if (json_has_int(expected, "leaked"))
 			render_putf(&t->w, ", leaked %lld", (long long) json_int(expected, "leaked", 0));
 		render_put(&t->w, ")");
 	}
