@@ -501,14 +501,27 @@ from_launcher(const json_t *actors, const json_t *fd)
 /* What the roots inherited from their launcher, once per root; then every
  * other unexpected fd once, with the processes that hold it ("inherited by
  * a (pid 1), b (pid 2), c (pid 3) and 40 more"). */
+/* shown: the actors listed in the table (the notes speak of those only);
+ * the tree's shape comes from all of them. */
+static bool
+is_shown(const json_t *shown, const json_t *a)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(shown, i, x)
+		if (x == a)
+			return true;
+	return false;
+}
+
 static void
-fd_notes(struct text *t, const json_t *actors)
+fd_notes(struct text *t, const json_t *actors, const json_t *shown)
 {
 	size_t i, k, i2, k2;
 	json_t *a, *fd, *a2, *fd2;
 	json_array_foreach(actors, i, a) {
 		const json_t *fds = json_object_get(a, "fds_unexpected");
-		if (render_actor_parent_index(actors, i) >= 0 || json_array_size(fds) == 0)
+		if (render_actor_parent_index(actors, i) >= 0 || json_array_size(fds) == 0 || !is_shown(shown, a))
 			continue;
 		put_bang(t);
 		put_clean(t, json_str(a, "name", "?"));
@@ -520,7 +533,7 @@ fd_notes(struct text *t, const json_t *actors)
 		render_put(&t->w, "\n");
 	}
 	json_array_foreach(actors, i, a) {
-		if (render_actor_parent_index(actors, i) < 0)
+		if (render_actor_parent_index(actors, i) < 0 || !is_shown(shown, a))
 			continue;
 		json_array_foreach(json_object_get(a, "fds_unexpected"), k, fd) {
 			if (from_launcher(actors, fd))
@@ -530,6 +543,8 @@ fd_notes(struct text *t, const json_t *actors)
 			json_array_foreach(actors, i2, a2) {
 				if (i2 >= i)
 					break;
+				if (!is_shown(shown, a2))
+					continue;
 				json_array_foreach(json_object_get(a2, "fds_unexpected"), k2, fd2)
 					seen |= render_actor_parent_index(actors, i2) >= 0 && same_fd(fd, fd2, true);
 			}
@@ -544,7 +559,7 @@ fd_notes(struct text *t, const json_t *actors)
 				bool holds = false;
 				json_array_foreach(json_object_get(a2, "fds_unexpected"), k2, fd2)
 					holds |= same_fd(fd, fd2, true);
-				if (!holds || holders++ >= FD_NOTE_HOLDERS)
+				if (!holds || !is_shown(shown, a2) || holders++ >= FD_NOTE_HOLDERS)
 					continue;
 				render_put(&t->w, holders > 1 ? ", " : "");
 				put_clean(t, json_str(a2, "name", "?"));
@@ -684,7 +699,7 @@ actor_table(struct text *t, const json_t *cell)
 		render_putf(&t->w, "    (and %zu process%s that ran and exited 0; --verbose lists them)\n", hidden,
 			    hidden == 1 ? "" : "es");
 	/* Highlights: what crossed the fork that should not have. */
-	fd_notes(t, actors);
+	fd_notes(t, all, actors);
 	mask_notes(t, actors);
 	json_decref(actors);
 }
