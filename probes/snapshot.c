@@ -54,6 +54,7 @@ thread_clear(struct snapshot_thread *t)
 	free(t->histogram);
 	free(t->sampling_error);
 	free(t->partial_reason);
+	free(t->wait_path);
 }
 
 static void
@@ -64,6 +65,7 @@ fd_clear(struct snapshot_fd *f)
 	free(f->pipe_fill_error);
 	free(f->sock_protocol);
 	unix_sock_info_clear(&f->unix_sock);
+	free(f->locks);
 	free(f->error);
 }
 
@@ -442,6 +444,9 @@ read_thread(int pid_dirfd, pid_t pid, struct snapshot_thread *t)
 		if (futex_inspect(pid, &t->wait, &t->futex) == 0)
 			t->has_futex = true;
 	}
+	int path_arg;
+	if (t->syscall.kind == PROC_SYSCALL_IN && syscall_opens_path(t->syscall.nr, &path_arg))
+		(void) wait_path_read(t->tid, t->syscall.args[path_arg], &t->wait_path);
 }
 
 static int
@@ -534,6 +539,8 @@ read_fd(struct take_ctx *ctx, int dirfd, pid_t pid, struct snapshot_fd *f)
 		f->timerfd_interval_ns = fi.timerfd_interval_ns;
 		f->timerfd_ticks = fi.timerfd_ticks;
 	}
+	if (f->kind == FD_KIND_FILE)
+		(void) fd_locks_read(pid, f->fd, &f->locks, &f->n_locks);
 	if (f->kind == FD_KIND_PIPE) {
 		r = pipe_cached(ctx, pid, f->fd, f->ino, &f->pipe_fill);
 		if (r == 0) {
