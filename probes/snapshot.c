@@ -1091,6 +1091,12 @@ capture_stacks(struct take_ctx *ctx, struct snapshot_process *p)
 		for (size_t k = 0; k < n; k++)
 			if (stacks[k].tid == p->threads[i].tid)
 				p->threads[i].stack = &stacks[k];
+	for (size_t i = 0; i < p->n_threads; i++) {
+		struct snapshot_thread *t = &p->threads[i];
+		if (t->stack && t->stack->n_frames)
+			(void) syscall_resolve_restart_by_frame(p->pid, t->stack->frames[0].function, &t->syscall,
+								&t->wait);
+	}
 }
 
 /* ---- futex owners across processes ---- */

@@ -202,3 +202,31 @@ syscall_opens_path(long nr, int *ret_arg)
 	}
 	return false;
 }
+
+bool
+syscall_resolve_restart_by_frame(pid_t pid, const char *frame0, struct proc_syscall *sc, struct syscall_wait *w)
+{
+	if (sc->kind != PROC_SYSCALL_IN || sc->nr != SYS_restart_syscall || !frame0)
+		return false;
+	static const struct {
+		const char *frame;
+		long nr;
+	} map[] = {
+		{"clock_nanosleep", SYS_clock_nanosleep}, {"nanosleep", SYS_nanosleep},
+		{"epoll_pwait", SYS_epoll_pwait},	  {"epoll_wait", SYS_epoll_wait},
+		{"ppoll", SYS_ppoll},			  {"poll", SYS_poll},
+		{"pselect", SYS_pselect6},		  {"select", SYS_select},
+		{"futex", SYS_futex},
+	};
+	long nr = -1;
+	for (size_t i = 0; i < ARRAY_SIZE(map) && nr < 0; i++)
+		if (strstr(frame0, map[i].frame))
+			nr = map[i].nr;
+	if (nr < 0)
+		return false;
+	sc->nr = nr;
+	syscall_wait_decode(sc, w);
+	if (w->timeout_kind == SYSCALL_TIMEOUT_POINTER)
+		(void) syscall_wait_read_timeout(pid, w);
+	return true;
+}

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "probes/procfs.h"
+
 struct fd_lock {
 	char kind[16];	 /* "FLOCK", "POSIX", "OFDLCK", "LEASE", "DELEG" */
 	bool write;	 /* WRITE (exclusive) or READ (shared) */
@@ -36,3 +38,11 @@ int wait_path_read(pid_t tid, uint64_t addr, char **ret);
 
 /* Whether syscall nr opens a path, and the index of its path argument. */
 bool syscall_opens_path(long nr, int *ret_arg);
+
+/* A call interrupted by our own ptrace stop comes back as restart_syscall
+ * (nanosleep and friends), whose wchan often names only do_syscall_64. The
+ * registers still hold the original arguments: name the call from the
+ * innermost stack frame (the libc wrapper), then decode and read its timeout
+ * again. Returns true when sc was rewritten. */
+bool syscall_resolve_restart_by_frame(pid_t pid, const char *frame0, struct proc_syscall *sc,
+				      struct syscall_wait *w);

@@ -299,7 +299,11 @@ lock_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, pid_t
 bool
 wf_released_by_anyone(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 {
-	return t->wait == WF_WAIT_OPEN;
+	if (t->wait == WF_WAIT_OPEN)
+		return true;
+	/* a process-shared futex (a multiprocessing lock in shared memory) can be
+	 * released by any process mapping it: we cannot see which */
+	return t->wait == WF_WAIT_FUTEX && t->syscall && strcmp(t->syscall, "futex") == 0 && !(t->args[1] & 128);
 }
 
 size_t
@@ -408,14 +412,14 @@ wf_analyze(struct wf_graph *g)
 				if (!t->stuck)
 					continue;
 				if (wf_released_by_anyone(g, p, t)) {
-					for (size_t j = 0; j < g->n_procs; j++)
+					for (size_t j = 0; j < g->n_procs && t->stuck; j++)
 						if (&g->procs[j] != p && g->procs[j].live) {
 							t->stuck = false;
 							p->live = true;
 							changed = true;
-							break;
 						}
-					continue;
+					if (!t->stuck)
+						continue;
 				}
 				pid_t rel[256];
 				size_t n = wf_releasers(g, p, t, rel, ARRAY_SIZE(rel));
@@ -612,7 +616,7 @@ wf_describe_wait(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 		(void) strbuf_printf(&sb, "%s", t->syscall ? t->syscall : "?");
 	}
 	if (t->timeout_ms >= 0 && t->wait != WF_WAIT_NONE && t->wait != WF_WAIT_STOPPED)
-		(void) strbuf_printf(&sb, " [timeout %lld.%03llds left%s]", (long long) (t->timeout_ms / 1000),
+		(void) strbuf_printf(&sb, " [timeout %lld.%03llds%s]", (long long) (t->timeout_ms / 1000),
 				     (long long) (t->timeout_ms % 1000), t->blocking ? ", beyond the window" : "");
 	return strbuf_steal(&sb);
 }
