@@ -906,7 +906,7 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 		struct match *b = &m[best];
 		const char *cls = b->rule->class_name;
 		const struct verdict_class_info *info = verdict_class_lookup(cls);
-		const char *title = info ? info->title : b->rule->title ? b->rule->title : cls;
+		const char *title = info ? verdict_class_title(info, g->from_scenario) : b->rule->title ? b->rule->title : cls;
 		const char *remedy = info ? verdict_class_remedy(info, g->from_scenario)
 				   : b->rule->remedy ? b->rule->remedy : "(no remedy given)";
 

@@ -11,7 +11,8 @@ static const struct verdict_class_info classes[] = {
 	  "close the other end in every process that does not write to it: open pipes O_CLOEXEC / close_fds=True, do not leave background jobs holding the capture pipe (redirect their output), and bound the read with a timeout" },
 	{ "mutual-wait", "each level waits for the level below, which waits for a cancel from above",
 	  "send cancel to children before joining them (fixes.cancel_first); bound peer waits (fixes.peer_wait_bound)", true,
-	  "tell the child to stop before waiting for it, and give every wait on a peer a timeout" },
+	  "tell the child to stop before waiting for it, and give every wait on a peer a timeout",
+	  "processes wait on each other in a cycle: each waits for something only the next one can provide" },
 	{ "uncancellable-wait",
 	  "a blocking waitpid in a helper thread keeps a process from acting on its cancel request",
 	  "wait for children through a pidfd in the event loop (fixes.wait: pidfd)", true,
@@ -83,4 +84,12 @@ verdict_class_remedy(const struct verdict_class_info *info, bool scenario)
 	if (!info)
 		return NULL;
 	return scenario || !info->remedy_program ? info->remedy : info->remedy_program;
+}
+
+const char *
+verdict_class_title(const struct verdict_class_info *info, bool scenario)
+{
+	if (!info)
+		return NULL;
+	return scenario || !info->title_program ? info->title : info->title_program;
 }

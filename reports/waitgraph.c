@@ -478,6 +478,11 @@ describe_fd_wait(struct strbuf *sb, struct wf_graph *g, struct wf_proc *p, struc
 		}
 		(void) strbuf_printf(sb, "%s socket:[%llu] (fd %d", for_write ? "room in" : "a message or EOF on",
 				     (unsigned long long) f->ino, f->fd);
+		if (f->inet)
+			(void) strbuf_printf(sb, ", %s %s -> %s", f->inet_protocol == 17 ? "UDP" : "TCP", f->local, f->remote);
+		if (f->has_tcp_info)
+			(void) strbuf_printf(sb, ", last data in %.1f s ago, out %.1f s ago", f->last_data_recv_ms / 1000.0,
+					     f->last_data_sent_ms / 1000.0);
 		if (f->peer_ino)
 			(void) strbuf_printf(sb, ", peer socket:[%llu]", (unsigned long long) f->peer_ino);
 		(void) strbuf_printf(sb, ")");
