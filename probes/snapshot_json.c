@@ -58,46 +58,6 @@ set_mask(json_t *obj, const char *key, uint64_t mask)
 	set(obj, names_key, names);
 }
 
-/* ---- small readers ---- */
-
-static uint64_t
-get_hex(const json_t *obj, const char *key)
-{
-	const json_t *v = json_object_get(obj, key);
-	uint64_t out = 0;
-	if (json_is_string(v))
-		(void) as_parse_hex(json_string_value(v), &out);
-	else if (json_is_integer(v))
-		out = (uint64_t) json_integer_value(v);
-	return out;
-}
-
-static char
-get_char(const json_t *obj, const char *key)
-{
-	const char *s = json_str(obj, key, NULL);
-	return s && s[0] ? s[0] : '\0';
-}
-
-/* strdup of an optional string; *ok cleared on allocation failure. */
-static char *
-get_strdup(const json_t *obj, const char *key, bool *ok)
-{
-	const char *s = json_str(obj, key, NULL);
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
-	if (!d)
-		*ok = false;
-	return d;
-}
-
-static bool
-get_bool(const json_t *obj, const char *key)
-{
-	return json_bool(obj, key, 0) != 0;
-}
-
 /* ---- enums ---- */
 
 static const char *const syscall_kind_names[] = {
@@ -552,8 +512,8 @@ syscall_from_json(const json_t *o, struct proc_syscall *sc)
 			(void) as_parse_hex(json_string_value(a), &v);
 		sc->args[i] = v;
 	}
-	sc->sp = get_hex(o, "sp");
-	sc->pc = get_hex(o, "pc");
+	sc->sp = json_hex(o, "sp", 0);
+	sc->pc = json_hex(o, "pc", 0);
 }
 
 static bool
@@ -591,11 +551,11 @@ static void
 futex_from_json(const json_t *o, struct futex_info *f)
 {
 	*f = (struct futex_info){0};
-	f->uaddr = get_hex(o, "uaddr");
+	f->uaddr = json_hex(o, "uaddr", 0);
 	f->op = (int) json_int(o, "op", 0);
 	f->cmd = f->op & 0x7f;
-	f->private_flag = get_bool(o, "private");
-	f->clock_realtime = get_bool(o, "clock_realtime");
+	f->private_flag = json_bool(o, "private", 0);
+	f->clock_realtime = json_bool(o, "clock_realtime", 0);
 	f->val = (uint32_t) json_int(o, "val", 0);
 	const json_t *w = json_object_get(o, "word");
 	f->word_read = json_is_integer(w);
@@ -616,8 +576,8 @@ stack_from_json(const json_t *o, struct thread_stack *s)
 	bool ok = true;
 	*s = (struct thread_stack){0};
 	s->tid = (pid_t) json_int(o, "tid", 0);
-	s->partial = get_bool(o, "partial");
-	s->error = get_strdup(o, "error", &ok);
+	s->partial = json_bool(o, "partial", 0);
+	s->error = json_strdup(o, "error", &ok);
 	const json_t *frames = json_object_get(o, "frames");
 	size_t n = json_array_size(frames);
 	if (n) {
@@ -628,14 +588,14 @@ stack_from_json(const json_t *o, struct thread_stack *s)
 		for (size_t i = 0; i < n; i++) {
 			const json_t *fo = json_array_get(frames, i);
 			struct frame *f = &s->frames[i];
-			f->pc = get_hex(fo, "pc");
-			f->function = get_strdup(fo, "function", &ok);
+			f->pc = json_hex(fo, "pc", 0);
+			f->function = json_strdup(fo, "function", &ok);
 			f->offset = (uint64_t) json_int(fo, "offset", 0);
-			f->module = get_strdup(fo, "module", &ok);
-			f->file = get_strdup(fo, "file", &ok);
+			f->module = json_strdup(fo, "module", &ok);
+			f->file = json_strdup(fo, "file", &ok);
 			f->line = (int) json_int(fo, "line", 0);
-			f->inlined = get_bool(fo, "inlined");
-			f->python = get_strdup(fo, "python", &ok);
+			f->inlined = json_bool(fo, "inlined", 0);
+			f->python = json_strdup(fo, "python", &ok);
 		}
 	}
 	return ok;
@@ -644,9 +604,9 @@ stack_from_json(const json_t *o, struct thread_stack *s)
 static void
 sample_from_json(const json_t *o, struct snapshot_thread_sample *s)
 {
-	s->valid = get_bool(o, "valid");
+	s->valid = json_bool(o, "valid", 0);
 	s->at_ns = (uint64_t) json_int(o, "at_ns", 0);
-	s->state = get_char(o, "state");
+	s->state = json_char(o, "state", '\0');
 	s->utime = (uint64_t) json_int(o, "utime", 0);
 	s->stime = (uint64_t) json_int(o, "stime", 0);
 	s->voluntary_ctxt_switches = (uint64_t) json_int(o, "voluntary_ctxt_switches", 0);
@@ -659,15 +619,15 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 {
 	bool ok = true;
 	t->tid = (pid_t) json_int(o, "tid", 0);
-	t->name = get_strdup(o, "name", &ok);
-	t->state = get_char(o, "state");
-	t->wchan = get_strdup(o, "wchan", &ok);
+	t->name = json_strdup(o, "name", &ok);
+	t->state = json_char(o, "state", '\0');
+	t->wchan = json_strdup(o, "wchan", &ok);
 	syscall_from_json(json_object_get(o, "syscall"), &t->syscall);
-	t->wait_path = get_strdup(o, "wait_path", &ok);
+	t->wait_path = json_strdup(o, "wait_path", &ok);
 	if (!wait_from_json(json_object_get(o, "wait"), t))
 		return false;
-	t->sig_pending = get_hex(o, "sig_pending");
-	t->sig_blocked = get_hex(o, "sig_blocked");
+	t->sig_pending = json_hex(o, "sig_pending", 0);
+	t->sig_blocked = json_hex(o, "sig_blocked", 0);
 	t->utime = (uint64_t) json_int(o, "utime", 0);
 	t->stime = (uint64_t) json_int(o, "stime", 0);
 	t->voluntary_ctxt_switches = (uint64_t) json_int(o, "voluntary_ctxt_switches", 0);
@@ -677,7 +637,7 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 		sample_from_json(json_array_get(samples, i), &t->samples[i]);
 	const json_t *ss = json_object_get(o, "syscall_samples");
 	t->n_syscall_samples = (unsigned) json_int(ss, "taken", 0);
-	t->sampling_error = get_strdup(ss, "error", &ok);
+	t->sampling_error = json_strdup(ss, "error", &ok);
 	const json_t *hist = json_object_get(ss, "histogram");
 	size_t n = json_array_size(hist);
 	if (n) {
@@ -692,7 +652,7 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 			h->kind = strcmp(kind, "user") == 0 ? SYSCALL_SAMPLE_USER
 							    : SYSCALL_SAMPLE_SYSCALL;
 			h->nr = (long) json_int(e, "nr", -1);
-			h->arg0 = get_hex(e, "arg0");
+			h->arg0 = json_hex(e, "arg0", 0);
 			h->has_result = json_is_integer(json_object_get(e, "result"));
 			h->result = json_int(e, "result", 0);
 			h->count = (unsigned) json_int(e, "count", 0);
@@ -703,8 +663,8 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 		t->has_futex = true;
 		futex_from_json(fx, &t->futex);
 	}
-	t->partial = get_bool(o, "partial");
-	t->partial_reason = get_strdup(o, "partial_reason", &ok);
+	t->partial = json_bool(o, "partial", 0);
+	t->partial_reason = json_strdup(o, "partial_reason", &ok);
 	return ok;
 }
 
@@ -734,7 +694,7 @@ unix_from_json(const json_t *o, struct unix_sock_info *u)
 		for (size_t i = 0; i < n; i++)
 			u->icons[i] = (uint32_t) json_integer_value(json_array_get(icons, i));
 	}
-	u->name = get_strdup(o, "name", &ok);
+	u->name = json_strdup(o, "name", &ok);
 	u->has_vfs = json_is_integer(json_object_get(o, "vfs_ino"));
 	u->vfs_ino = (uint64_t) json_int(o, "vfs_ino", 0);
 	u->vfs_dev = (uint32_t) json_int(o, "vfs_dev", 0);
@@ -774,18 +734,18 @@ fd_from_json(const json_t *o, struct snapshot_fd *f)
 {
 	bool ok = true;
 	f->fd = (int) json_int(o, "fd", -1);
-	f->target = get_strdup(o, "target", &ok);
+	f->target = json_strdup(o, "target", &ok);
 	int kind = fd_kind_from_name(json_str(o, "kind", "other"));
 	f->kind = kind < 0 ? FD_KIND_OTHER : (enum fd_kind) kind;
 	f->ino = (uint64_t) json_int(o, "ino", 0);
-	f->deleted = get_bool(o, "deleted");
-	f->has_fdinfo = get_bool(o, "has_fdinfo");
+	f->deleted = json_bool(o, "deleted", 0);
+	f->has_fdinfo = json_bool(o, "has_fdinfo", 0);
 	const char *flags = json_str(o, "flags", NULL);
 	if (flags)
 		f->flags = (uint32_t) strtoul(flags, NULL, 8);
 	f->access = access_from_name(json_str(o, "access", NULL));
-	f->nonblock = get_bool(o, "nonblock");
-	f->cloexec = get_bool(o, "cloexec");
+	f->nonblock = json_bool(o, "nonblock", 0);
+	f->cloexec = json_bool(o, "cloexec", 0);
 	f->pos = json_int(o, "pos", 0);
 	f->mnt_id = (int) json_int(o, "mnt_id", 0);
 	const json_t *targets = json_object_get(o, "epoll_targets");
@@ -799,15 +759,15 @@ fd_from_json(const json_t *o, struct snapshot_fd *f)
 			const json_t *e = json_array_get(targets, i);
 			struct epoll_target *t = &f->epoll_targets[i];
 			t->tfd = (int) json_int(e, "tfd", -1);
-			t->events = (uint32_t) get_hex(e, "events");
-			t->data = get_hex(e, "data");
+			t->events = (uint32_t) json_hex(e, "events", 0);
+			t->data = json_hex(e, "data", 0);
 			t->ino = (uint64_t) json_int(e, "ino", 0);
 			t->sdev = (uint32_t) json_int(e, "sdev", 0);
 		}
 	}
 	f->pidfd_pid = (pid_t) json_int(o, "pidfd_pid", 0);
-	f->eventfd_count = get_hex(o, "eventfd_count");
-	f->signalfd_mask = get_hex(o, "signalfd_mask");
+	f->eventfd_count = json_hex(o, "eventfd_count", 0);
+	f->signalfd_mask = json_hex(o, "signalfd_mask", 0);
 	f->timerfd_clockid = (int) json_int(o, "timerfd_clockid", 0);
 	f->timerfd_value_ns = json_int(o, "timerfd_value_ns", 0);
 	f->timerfd_interval_ns = json_int(o, "timerfd_interval_ns", 0);
@@ -819,10 +779,10 @@ fd_from_json(const json_t *o, struct snapshot_fd *f)
 		f->pipe_fill.capacity = (int) json_int(pipe, "capacity", 0);
 		f->pipe_fill.ino = (uint64_t) json_int(pipe, "ino", 0);
 	}
-	f->pipe_fill_error = get_strdup(o, "pipe_error", &ok);
+	f->pipe_fill_error = json_strdup(o, "pipe_error", &ok);
 	const json_t *so = json_object_get(o, "socket");
 	if (json_is_object(so)) {
-		f->sock_protocol = get_strdup(so, "protocol", &ok);
+		f->sock_protocol = json_strdup(so, "protocol", &ok);
 		const json_t *u = json_object_get(so, "unix");
 		if (json_is_object(u)) {
 			f->has_unix = true;
@@ -837,7 +797,7 @@ fd_from_json(const json_t *o, struct snapshot_fd *f)
 	}
 	if (fd_locks_from_json(json_object_get(o, "locks"), &f->locks, &f->n_locks) < 0)
 		ok = false;
-	f->error = get_strdup(o, "error", &ok);
+	f->error = json_strdup(o, "error", &ok);
 	return ok;
 }
 
@@ -895,16 +855,16 @@ process_from_json(const json_t *o, struct snapshot_process *p)
 	p->euid = (uid_t) json_int(o, "euid", 0);
 	p->gid = (gid_t) json_int(o, "gid", 0);
 	p->egid = (gid_t) json_int(o, "egid", 0);
-	p->comm = get_strdup(o, "comm", &ok);
+	p->comm = json_strdup(o, "comm", &ok);
 	if (!argv_from_json(json_object_get(o, "argv"), p))
 		return false;
-	p->exe = get_strdup(o, "exe", &ok);
-	p->state = get_char(o, "state");
-	p->zombie = get_bool(o, "zombie");
-	p->stopped = get_bool(o, "stopped");
-	p->is_traced = get_bool(o, "is_traced");
+	p->exe = json_strdup(o, "exe", &ok);
+	p->state = json_char(o, "state", '\0');
+	p->zombie = json_bool(o, "zombie", 0);
+	p->stopped = json_bool(o, "stopped", 0);
+	p->is_traced = json_bool(o, "is_traced", 0);
 	p->tracer_pid = (pid_t) json_int(o, "tracer_pid", 0);
-	p->orphan_hint = get_bool(o, "orphan_hint");
+	p->orphan_hint = json_bool(o, "orphan_hint", 0);
 	const json_t *via = json_object_get(o, "found_via");
 	for (size_t i = 0; i < json_array_size(via); i++) {
 		int k = name_index(via_names, ARRAY_SIZE(via_names),
@@ -916,9 +876,9 @@ process_from_json(const json_t *o, struct snapshot_process *p)
 	p->utime = (uint64_t) json_int(o, "utime", 0);
 	p->stime = (uint64_t) json_int(o, "stime", 0);
 	p->num_threads = json_int(o, "num_threads", 0);
-	p->shd_pending = get_hex(o, "shd_pending");
-	p->sig_ignored = get_hex(o, "sig_ignored");
-	p->sig_caught = get_hex(o, "sig_caught");
+	p->shd_pending = json_hex(o, "shd_pending", 0);
+	p->sig_ignored = json_hex(o, "sig_ignored", 0);
+	p->sig_caught = json_hex(o, "sig_caught", 0);
 	p->sigq_queued = (uint64_t) json_int(o, "sigq_queued", 0);
 	p->sigq_limit = (uint64_t) json_int(o, "sigq_limit", 0);
 	const json_t *io = json_object_get(o, "io");
@@ -957,7 +917,7 @@ process_from_json(const json_t *o, struct snapshot_process *p)
 	for (size_t i = 0; i < json_array_size(extra); i++)
 		if (!stack_from_json(json_array_get(extra, i), &p->stacks[p->n_stacks++]))
 			ok = false;
-	p->stacks_error = get_strdup(o, "stacks_error", &ok);
+	p->stacks_error = json_strdup(o, "stacks_error", &ok);
 
 	const json_t *fds = json_object_get(o, "fds");
 	size_t nf = json_array_size(fds);
@@ -970,8 +930,8 @@ process_from_json(const json_t *o, struct snapshot_process *p)
 			if (!fd_from_json(json_array_get(fds, i), &p->fds[i]))
 				ok = false;
 	}
-	p->partial = get_bool(o, "partial");
-	p->partial_reason = get_strdup(o, "partial_reason", &ok);
+	p->partial = json_bool(o, "partial", 0);
+	p->partial_reason = json_strdup(o, "partial_reason", &ok);
 	return ok;
 }
 
@@ -992,7 +952,7 @@ snapshot_from_json(const json_t *doc, struct snapshot **ret)
 	snap->sample_interval_ns = (uint64_t) json_int(doc, "sample_interval_ns", 0);
 	snap->clock_ticks = (long) json_int(doc, "clock_ticks", 100);
 	snap->taken_by = (pid_t) json_int(doc, "taken_by", 0);
-	snap->kernel = get_strdup(doc, "kernel", &ok);
+	snap->kernel = json_strdup(doc, "kernel", &ok);
 	const json_t *roots = json_object_get(doc, "roots");
 	size_t nr = json_array_size(roots);
 	if (nr) {
@@ -1007,8 +967,8 @@ snapshot_from_json(const json_t *doc, struct snapshot **ret)
 	snap->subreaper = (pid_t) json_int(doc, "subreaper", 0);
 	snap->pgid = (pid_t) json_int(doc, "pgid", 0);
 	snap->sid = (pid_t) json_int(doc, "sid", 0);
-	snap->truncated = get_bool(doc, "truncated");
-	snap->sockdiag_error = get_strdup(doc, "sockdiag_error", &ok);
+	snap->truncated = json_bool(doc, "truncated", 0);
+	snap->sockdiag_error = json_strdup(doc, "sockdiag_error", &ok);
 	const json_t *procs = json_object_get(doc, "processes");
 	size_t np = json_array_size(procs);
 	if (ok && np) {
