@@ -444,9 +444,7 @@ read_thread(int pid_dirfd, pid_t pid, struct snapshot_thread *t)
 		if (futex_inspect(pid, &t->wait, &t->futex) == 0)
 			t->has_futex = true;
 	}
-	int path_arg;
-	if (t->syscall.kind == PROC_SYSCALL_IN && syscall_opens_path(t->syscall.nr, &path_arg))
-		(void) wait_path_read(t->tid, t->syscall.args[path_arg], &t->wait_path);
+	(void) open_wait_path(t->tid, &t->syscall, &t->wait_path);
 }
 
 static int

@@ -230,3 +230,34 @@ syscall_resolve_restart_by_frame(pid_t pid, const char *frame0, struct proc_sysc
 		(void) syscall_wait_read_timeout(pid, w);
 	return true;
 }
+
+int
+open_wait_path(pid_t tid, const struct proc_syscall *sc, char **ret)
+{
+	int arg;
+	if (sc->kind != PROC_SYSCALL_IN || !syscall_opens_path(sc->nr, &arg))
+		return -ENOENT;
+	char *path = NULL;
+	int r = wait_path_read(tid, sc->args[arg], &path);
+	if (r < 0)
+		return r;
+	if (path[0] != '/') {
+		char link[64], dir[PATH_MAX];
+		int dirfd = arg == 1 ? (int) (int32_t) sc->args[0] : AT_FDCWD;
+		if (dirfd == AT_FDCWD)
+			(void) snprintf(link, sizeof(link), "/proc/%d/cwd", (int) tid);
+		else
+			(void) snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int) tid, dirfd);
+		ssize_t n = readlink(link, dir, sizeof(dir) - 1);
+		if (n > 0) {
+			dir[n] = '\0';
+			char *abs = NULL;
+			if (asprintf(&abs, "%s/%s", dir, path) >= 0) {
+				free(path);
+				path = abs;
+			}
+		}
+	}
+	*ret = path;
+	return 0;
+}

@@ -39,6 +39,11 @@ int wait_path_read(pid_t tid, uint64_t addr, char **ret);
 /* Whether syscall nr opens a path, and the index of its path argument. */
 bool syscall_opens_path(long nr, int *ret_arg);
 
+/* For a thread blocked in open/openat/openat2: the path it opens, made
+ * absolute through /proc/TID/cwd or the dirfd's link when relative. Returns
+ * 0, -ENOENT when the call opens no path, -errno. */
+int open_wait_path(pid_t tid, const struct proc_syscall *sc, char **ret);
+
 /* A call interrupted by our own ptrace stop comes back as restart_syscall
  * (nanosleep and friends), whose wchan often names only do_syscall_64. The
  * registers still hold the original arguments: name the call from the

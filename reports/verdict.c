@@ -987,7 +987,79 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 	free(m);
 	free(cx.in_cycle);
 	free(cx.component);
+	if (verdicts_count_hangs(out) == 0) {
+		json_t *moving = verdict_progress(g);
+		if (moving)
+			json_array_append_new(out, moving);
+	}
 	return out;
+}
+
+/* CPU comes in clock ticks: two ticks is work, not the wake-up of our interrupt. */
+#define PROGRESS_CPU_NS 20000000ULL
+#define PROGRESS_BYTES 4096
+
+json_t *
+verdict_progress(struct wf_graph *g)
+{
+	struct strbuf sb = STRBUF_INIT;
+	json_t *moved = json_array();
+	pid_t pids[256];
+	size_t np = 0;
+	char lab[128];
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *p = &g->procs[i];
+		if (p->zombie)
+			continue;
+		uint64_t cpu = 0, interval = 0;
+		for (size_t k = 0; k < p->n_threads; k++) {
+			struct wf_thread *t = &p->threads[k];
+			if (t->restarted_same && t->wait != WF_WAIT_NONE)
+				continue; /* blocked at both samples: its ticks are not work */
+			cpu += t->cpu_delta_ns;
+			interval = MAX(interval, t->sample_interval_ns);
+		}
+		int64_t bytes = (p->rchar_delta > 0 ? p->rchar_delta : 0) + (p->wchar_delta > 0 ? p->wchar_delta : 0);
+		uint32_t tcp_ms = UINT32_MAX;
+		for (size_t k = 0; k < p->n_fds; k++)
+			if (p->fds[k].has_tcp_info && !p->fds[k].listening)
+				tcp_ms = MIN(tcp_ms, MIN(p->fds[k].last_data_recv_ms, p->fds[k].last_data_sent_ms));
+		uint64_t recent_ms = MAX(1000, interval / 1000000 * 2);
+		bool by_cpu = cpu >= PROGRESS_CPU_NS, by_io = bytes >= PROGRESS_BYTES, by_tcp = tcp_ms < recent_ms;
+		if (!by_cpu && !by_io && !by_tcp)
+			continue;
+		(void) strbuf_printf(&sb, "    %s:", wf_proc_label(p, lab, sizeof(lab)));
+		if (by_cpu)
+			(void) strbuf_printf(&sb, " cpu %.0f ms in %.0f ms;", (double) cpu / 1e6, (double) interval / 1e6);
+		if (by_io)
+			(void) strbuf_printf(&sb, " %lld bytes read/written;", (long long) bytes);
+		if (by_tcp)
+			(void) strbuf_printf(&sb, " TCP data %u ms ago;", tcp_ms);
+		(void) strbuf_printf(&sb, "\n");
+		json_array_append_new(moved, json_pack("{s:i,s:I,s:I,s:I,s:o}", "pid", (int) p->pid, "cpu_ns", (json_int_t) cpu,
+						       "interval_ns", (json_int_t) interval, "io_bytes", (json_int_t) bytes,
+						       "tcp_last_data_ms", tcp_ms == UINT32_MAX ? json_null() : json_integer(tcp_ms)));
+		if (np < ARRAY_SIZE(pids))
+			pids[np++] = p->pid;
+	}
+	if (np == 0) {
+		json_decref(moved);
+		strbuf_free(&sb);
+		return NULL;
+	}
+	const struct verdict_class_info *info = verdict_class_lookup("slow-not-stuck");
+	struct strbuf text = STRBUF_INIT;
+	(void) strbuf_printf(&text, "Finding: slow-not-stuck — %s\n  What moved between the two samples:\n%s  Remedy: %s.\n",
+			     info->title, sb.data, verdict_class_remedy(info, g->from_scenario));
+	char summary[256];
+	(void) snprintf(summary, sizeof(summary), "no knot: %zu process%s moved between the two samples", np,
+			np == 1 ? "" : "es");
+	json_t *v = json_pack("{s:s,s:s,s:o,s:n,s:[],s:{s:o},s:{},s:s,s:s,s:s}", "class", "slow-not-stuck", "summary", summary,
+			      "pids", pids_json(pids, np), "resource", "chain", "evidence", "moved", moved, "stacks",
+			      "remedy", verdict_class_remedy(info, g->from_scenario), "rule", "progress", "text", text.data);
+	strbuf_free(&sb);
+	strbuf_free(&text);
+	return v;
 }
 
 size_t

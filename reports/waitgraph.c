@@ -670,3 +670,74 @@ wf_explain(struct wf_graph *g)
 	}
 	return strbuf_steal(&sb);
 }
+
+/* ---- the "no hang found" summary ---- */
+
+static void
+thread_summary(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, struct strbuf *sb, json_t *threads)
+{
+	char *what = t->wait == WF_WAIT_NONE ? NULL : wf_describe_wait(g, p, t);
+	pid_t rel[32];
+	size_t n = t->wait == WF_WAIT_NONE ? 0 : wf_releasers(g, p, t, rel, ARRAY_SIZE(rel));
+	const char *doing = t->state == 'R' || (t->syscall && strcmp(t->syscall, "running") == 0) ? "running" :
+			    t->wait == WF_WAIT_NONE ? "not in a wait" : wf_wait_name(t->wait);
+	(void) strbuf_printf(sb, "    %d %-15s %c %s", (int) t->tid, t->name ? t->name : "?", t->state ? t->state : '?', doing);
+	if (what)
+		(void) strbuf_printf(sb, ": %s", what);
+	if (t->stuck)
+		(void) strbuf_printf(sb, " — STUCK");
+	else if (t->blocking && n)
+		(void) strbuf_printf(sb, " — can be released");
+	if (t->cpu_delta_ns >= 10000000ULL)
+		(void) strbuf_printf(sb, " (cpu %.0f ms in %.0f ms)", (double) t->cpu_delta_ns / 1e6,
+				     (double) t->sample_interval_ns / 1e6);
+	(void) strbuf_printf(sb, "\n");
+	json_t *rj = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(rj, json_integer(rel[i]));
+	json_array_append_new(threads, json_pack("{s:i,s:s?,s:s#,s:s,s:s?,s:s?,s:s?,s:I,s:b,s:b,s:I,s:o}", "tid", (int) t->tid,
+						 "name", t->name, "state", &t->state, t->state ? 1 : 0, "wait", doing,
+						 "waits_for", what, "syscall", t->syscall, "wchan", t->wchan,
+						 "timeout_ms", (json_int_t) t->timeout_ms, "blocking", t->blocking, "stuck",
+						 t->stuck, "cpu_ns", (json_int_t) t->cpu_delta_ns, "released_by", rj));
+	free(what);
+}
+
+static char *
+summary_build(struct wf_graph *g, json_t **ret_json)
+{
+	struct strbuf sb = STRBUF_INIT;
+	json_t *out = json_array();
+	char lab[128];
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *p = &g->procs[i];
+		(void) strbuf_printf(&sb, "  %s ppid %d, state %c%s%s\n", wf_proc_label(p, lab, sizeof(lab)), (int) p->ppid,
+				     p->state ? p->state : '?', p->zombie ? " (zombie, not reaped)" : "",
+				     p->stuck ? ", stuck" : "");
+		json_t *threads = json_array();
+		for (size_t k = 0; k < p->n_threads && !p->zombie; k++)
+			thread_summary(g, p, &p->threads[k], &sb, threads);
+		json_array_append_new(out, json_pack("{s:i,s:i,s:s?,s:s#,s:b,s:b,s:o}", "pid", (int) p->pid, "ppid", (int) p->ppid,
+						     "comm", p->comm, "state", &p->state, p->state ? 1 : 0, "zombie", p->zombie,
+						     "stuck", p->stuck, "threads", threads));
+	}
+	if (ret_json)
+		*ret_json = out;
+	else
+		json_decref(out);
+	return strbuf_steal(&sb);
+}
+
+char *
+wf_summary_text(struct wf_graph *g)
+{
+	return summary_build(g, NULL);
+}
+
+json_t *
+wf_summary_json(struct wf_graph *g)
+{
+	json_t *j = NULL;
+	free(summary_build(g, &j));
+	return j;
+}
