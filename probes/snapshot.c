@@ -1069,7 +1069,14 @@ capture_stacks(struct take_ctx *ctx, struct snapshot_process *p)
 		sopts.while_frozen = python_stacks_frozen;
 		sopts.userdata = &py;
 	}
-	int r = stacks_capture(ctx->stack_cache, p->pid, &sopts, &stacks, &n, &reason);
+	int r = 0;
+	for (size_t i = 0; i < p->n_threads && r == 0; i++)
+		if (wait_breaks_on_interrupt(p->threads[i].wchan, &p->threads[i].syscall)) {
+			reason = strdup("not stopped for stacks: a blocked write would return short if interrupted");
+			r = -EBUSY;
+		}
+	if (r == 0)
+		r = stacks_capture(ctx->stack_cache, p->pid, &sopts, &stacks, &n, &reason);
 	if (r < 0) {
 		py_process_free(py);
 		if (reason)

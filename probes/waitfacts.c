@@ -261,3 +261,16 @@ open_wait_path(pid_t tid, const struct proc_syscall *sc, char **ret)
 	*ret = path;
 	return 0;
 }
+
+bool
+wait_breaks_on_interrupt(const char *wchan, const struct proc_syscall *sc)
+{
+	if (sc->kind != PROC_SYSCALL_IN || !wchan)
+		return false;
+	long nr = sc->nr;
+	if (nr != SYS_write && nr != SYS_writev && nr != SYS_pwrite64 && nr != SYS_pwritev && nr != SYS_sendto &&
+	    nr != SYS_sendmsg && nr != SYS_sendmmsg && nr != SYS_splice)
+		return false;
+	return strstr(wchan, "pipe_w") || strstr(wchan, "pipe_wait") || strstr(wchan, "unix_stream") ||
+	       strstr(wchan, "sock_alloc_send") || strstr(wchan, "sk_stream_wait") || strstr(wchan, "wait_woken");
+}

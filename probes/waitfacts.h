@@ -51,3 +51,10 @@ int open_wait_path(pid_t tid, const struct proc_syscall *sc, char **ret);
  * again. Returns true when sc was rewritten. */
 bool syscall_resolve_restart_by_frame(pid_t pid, const char *frame0, struct proc_syscall *sc,
 				      struct syscall_wait *w);
+
+/* Would a ptrace stop change what this blocked thread does? A write or send
+ * blocked after part of its data went into a pipe or stream socket returns
+ * the short count when interrupted (pipe_write checks signal_pending), and
+ * many programs then exit or lose data: such a process must not be frozen
+ * for stacks. */
+bool wait_breaks_on_interrupt(const char *wchan, const struct proc_syscall *sc);
