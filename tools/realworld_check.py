@@ -58,10 +58,12 @@ srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
 port = srv.getsockname()[1]
 pid = os.fork()
 if pid == 0:
+    srv.close()
+    own = socket.socket(); own.bind(("127.0.0.1", 0)); own.listen()  # its own listener, like an actor
     c = socket.create_connection(("127.0.0.1", port))
     sel = selectors.DefaultSelector()
     sel.register(c, selectors.EVENT_READ)
-    sel.register(srv, selectors.EVENT_READ)
+    sel.register(own, selectors.EVENT_READ)
     sel.select()
     os._exit(0)
 conn, _ = srv.accept()
