@@ -393,6 +393,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 		p->sig_blocked = sp->n_threads ? ~0ULL : 0;
 		p->sig_caught = sp->sig_caught;
 		p->tracer_pid = sp->tracer_pid;
+		p->sid = sp->sid;
 		p->sig_ignored = sp->sig_ignored;
 		for (size_t r = 0; r < s->n_roots; r++)
 			if (s->roots[r] == sp->pid)

@@ -36,15 +36,17 @@ thread_waits_on_listener(struct wf_graph *g, struct wf_proc *p, struct wf_thread
 {
 	if (!t->blocking)
 		return false;
-	if (t->wait == WF_WAIT_ACCEPT)
-		return true;
+	if (t->wait == WF_WAIT_ACCEPT) {
+		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
+		return !f || !f->inet;
+	}
 	if (t->wait != WF_WAIT_POLL)
 		return false;
 	struct wf_fd *ep = t->poll_fds ? NULL : wf_find_fd(p, t->wait_fd);
 	size_t n = t->poll_fds ? t->n_poll_fds : ep ? ep->n_epoll_targets : 0;
 	for (size_t i = 0; i < n; i++) {
 		struct wf_fd *f = wf_find_fd(p, t->poll_fds ? t->poll_fds[i] : ep->epoll_targets[i]);
-		if (f && f->kind == WF_FD_SOCKET && f->listening)
+		if (f && f->kind == WF_FD_SOCKET && f->listening && !f->inet)
 			return true;
 	}
 	return false;
@@ -226,8 +228,12 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 		return p->zombie;
 	if (strcmp(name, "cancel_pending") == 0)
 		return p->cancel_received;
-	if (strcmp(name, "orphaned") == 0)
-		return !p->is_top && (p->ppid == 1 || (g->subreaper > 0 && p->ppid == g->subreaper));
+	if (strcmp(name, "orphaned") == 0) {
+		/* a root the user pointed at is an orphan too, unless it leads its
+		 * own session (a daemon, started that way on purpose) */
+		bool adopted = p->ppid == 1 || (g->subreaper > 0 && p->ppid == g->subreaper);
+		return adopted && (!p->is_top || (p->sid && p->sid != p->pid));
+	}
 	if (strcmp(name, "terminating_signal_pending_blocked") == 0)
 		return (p->sig_pending & p->sig_blocked & terminating_signals) && !p->zombie &&
 		       (p->stuck || proc_all_blocked(p));
@@ -241,6 +247,9 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 			return true;
 		if (p->has_events)
 			return false;
+		/* without probe events, a connect-back handshake is guessed from
+		 * a parent waiting on a unix listener; a TCP server in accept()
+		 * with an unreaped child is just that */
 		for (size_t k = 0; k < q->n_threads; k++)
 			if (thread_waits_on_listener(g, q, &q->threads[k]))
 				return true;
@@ -283,9 +292,10 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 	if (strcmp(name, "blocking_child_wait_in_helper") == 0) {
 		if (t->wait != WF_WAIT_CHILD || !t->blocking || t->wait_pid <= 0)
 			return false;
-		/* With probe events, the evidence is a cancel request it has not
-		 * acted on; without, a helper thread (not the main one) doing it. */
-		if (p->has_events ? !p->cancel_received : t->tid == p->pid)
+		/* The evidence is a cancel request it has not acted on (probe
+		 * events). Without events nobody asked it to cancel: a helper
+		 * thread in waitpid is how asyncio watches children, not a cause. */
+		if (!p->has_events || !p->cancel_received)
 			return false;
 		struct wf_proc *c = wf_find_proc(g, t->wait_pid);
 		return c && child_waits_on(g, c, p);
@@ -997,7 +1007,7 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 
 /* CPU comes in clock ticks: two ticks is work, not the wake-up of our interrupt. */
 #define PROGRESS_CPU_NS 20000000ULL
-#define PROGRESS_BYTES 4096
+#define PROGRESS_BYTES 1 /* any byte: a blocked or spinning-on-EOF thread moves none */
 
 json_t *
 verdict_progress(struct wf_graph *g)

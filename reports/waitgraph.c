@@ -353,12 +353,17 @@ wf_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, pid_t *
 		if (t->futex_owner && !t->futex_owner_in_process)
 			return n; /* the owner does not exist here: nobody will unlock */
 		return add_pid(out, n, max, p->pid);
-	case WF_WAIT_SIGNAL:
-		/* a shell's `wait` is a sigsuspend for SIGCHLD: its children's exits */
+	case WF_WAIT_SIGNAL: {
+		/* a shell's `wait` is a sigsuspend for SIGCHLD: its children's exits;
+		 * sigwait and pause wait for a signal a parent usually sends */
 		for (size_t i = 0; i < g->n_procs; i++)
 			if (g->procs[i].ppid == p->pid && !g->procs[i].zombie)
 				n = add_pid(out, n, max, g->procs[i].pid);
+		struct wf_proc *par = wf_find_proc(g, p->ppid);
+		if (par && !par->zombie && strcmp(t->syscall, "rt_sigsuspend") != 0)
+			n = add_pid(out, n, max, par->pid);
 		return n;
+	}
 	case WF_WAIT_SLEEP:
 	case WF_WAIT_OPEN:
 		return n;
@@ -394,8 +399,14 @@ wf_analyze(struct wf_graph *g)
 			t->stuck = false;
 			bool acts = !p->zombie && (!t->blocking || t->wait == WF_WAIT_UNKNOWN || t->wait == WF_WAIT_NONE ||
 						   t->wait == WF_WAIT_CONNECT);
+			/* A helper thread in a timed lock wait (an idle pool worker: trio's
+			 * thread cache, concurrent.futures) wakes itself when the time is
+			 * up; that wakes nobody else, so it does not make its process able
+			 * to release the others. */
+			bool self_timer = acts && t->wait == WF_WAIT_FUTEX && t->timeout_ms >= 0 && t->tid != p->pid &&
+					  p->n_threads > 1;
 			/* A spinning thread is live as far as waits go; busy-loop is judged apart. */
-			if (acts)
+			if (acts && !self_timer)
 				p->live = true;
 			else if (!p->zombie)
 				t->stuck = true;

@@ -142,6 +142,7 @@ struct wf_proc {
 	uint64_t *inherited_inos; /* inodes it had at child_start (inherited across fork) */
 	bool is_top;		  /* a root the caller asked about */
 	pid_t tracer_pid;	  /* TracerPid, 0 none */
+	pid_t sid;		  /* session id */
 	pid_t forking_tid;	  /* fork event: the parent thread that forked it, 0 unknown */
 	char *fork_threads;	  /* fork event: the parent's threads at the fork, "tid name, ..." */
 	/* analysis */
