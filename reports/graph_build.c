@@ -315,8 +315,9 @@ apply_events(struct wf_graph *g, const json_t *events)
 			p->actor = strdup("daemon");
 		else if (strcmp(name, "capture_start") == 0 && p && !p->actor)
 			p->actor = strdup("capture");
-		if (strcmp(name, "ready") == 0 || strcmp(name, "spawn") == 0 || strcmp(name, "cancel_recv") == 0 ||
-		    json_object_get(ev, "actor_id"))
+		/* scenario actors announce themselves; the watch probe's events
+		 * (exec, fork, spawn of any program) carry no actor id */
+		if (strcmp(name, "ready") == 0 || strcmp(name, "cancel_recv") == 0 || json_object_get(ev, "actor_id"))
 			g->from_scenario = true;
 		if (strcmp(name, "fork") == 0)
 			apply_fork_event(g, ev);

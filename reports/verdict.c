@@ -627,6 +627,74 @@ fmt_mask(uint64_t mask)
 	return strdup(sigmask_format(mask, buf, sizeof(buf)));
 }
 
+/* Evidence for the waits beyond pipes and sockets (docs/verdicts.md):
+ * locks without an owner field, file locks, FIFO opens, stopped processes.
+ * Returns false when cls is none of these. */
+static bool
+describe_evidence_waits(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_thread *t, struct strbuf *sb,
+			json_t *evidence, char *res, size_t res_size)
+{
+	struct wf_graph *g = cx->g;
+	char lab[128];
+	if (strcmp(cls, "lost-wakeup-futex") == 0 && t && !t->futex_owner) {
+		/* no owner field (a semaphore, a CPython lock): the evidence is that
+		 * the process has no other thread */
+		struct wf_proc *par = wf_find_proc(g, p->ppid);
+		char plab[128];
+		(void) snprintf(res, res_size, "futex 0x%llx", (unsigned long long) t->futex_addr);
+		(void) strbuf_printf(sb, "  Resource: %s; %s has a single thread, and it waits on this lock: no thread of this process can ever release it. The lock was held by another thread of its parent %s at fork() and came over locked%s%s%s\n",
+				     res, wf_proc_label(p, lab, sizeof(lab)),
+				     par ? wf_proc_label(par, plab, sizeof(plab)) : "(gone)",
+				     p->fork_threads ? "; the parent's threads at the fork: " : "",
+				     p->fork_threads ? p->fork_threads : "", p->fork_threads ? "" : " (fork not observed by the probe: run it under `forkscope watch` to name the threads)");
+		json_object_set_new(evidence, "futex", json_pack("{s:s,s:b,s:i,s:i,s:s?}", "addr", res + 6, "single_threaded", true,
+								  "parent", (int) p->ppid, "forking_tid", (int) p->forking_tid,
+								  "parent_threads_at_fork", p->fork_threads));
+	} else if (strcmp(cls, "file-lock") == 0 && t) {
+		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
+		(void) snprintf(res, res_size, "%s lock on %s", strcmp(t->syscall, "flock") == 0 ? "flock" : "fcntl",
+				f && f->target ? f->target : "?");
+		json_t *holders = json_array();
+		(void) strbuf_printf(sb, "  Resource: %s (inode %llu); held through:\n", res, (unsigned long long) (f ? f->ino : 0));
+		for (size_t i = 0; f && i < g->n_procs; i++)
+			for (size_t k = 0; k < g->procs[i].n_fds; k++)
+				for (size_t l = 0; l < g->procs[i].fds[k].n_locks; l++) {
+					const struct fd_lock *lk = &g->procs[i].fds[k].locks[l];
+					if (lk->ino != f->ino || lk->waiter)
+						continue;
+					struct wf_thread *ht = pick_thread(&g->procs[i]);
+					char *doing = ht ? wf_describe_wait(g, &g->procs[i], ht) : strdup("?");
+					(void) strbuf_printf(sb, "    %s fd %d: %s %s lock taken by pid %d; it waits for %s\n",
+							     wf_proc_label(&g->procs[i], lab, sizeof(lab)), g->procs[i].fds[k].fd, lk->kind,
+							     lk->write ? "WRITE" : "READ", (int) lk->pid, doing);
+					json_array_append_new(holders, json_pack("{s:i,s:i,s:s,s:b,s:i,s:s}", "pid", (int) g->procs[i].pid,
+										 "fd", g->procs[i].fds[k].fd, "kind", lk->kind, "write", lk->write,
+										 "taken_by", (int) lk->pid, "waits_for", doing));
+					free(doing);
+				}
+		json_object_set_new(evidence, "lock", json_pack("{s:s?,s:I,s:i}", "path", f ? f->target : NULL, "ino",
+								 (json_int_t) (f ? f->ino : 0), "fd", t->wait_fd));
+		json_object_set_new(evidence, "holders", holders);
+	} else if (strcmp(cls, "fifo-no-partner") == 0 && t) {
+		(void) snprintf(res, res_size, "FIFO %s", t->wait_path ? t->wait_path : "?");
+		(void) strbuf_printf(sb, "  Resource: %s; %s blocks in %s until another process opens the other side, and every other process in the tree is stuck\n",
+				     res, wf_proc_label(p, lab, sizeof(lab)), t->syscall);
+		json_object_set_new(evidence, "path", t->wait_path ? json_string(t->wait_path) : json_null());
+		json_object_set_new(evidence, "flags", json_integer((json_int_t) t->args[2]));
+	} else if (strcmp(cls, "stopped") == 0) {
+		(void) snprintf(res, res_size, "pid %d stopped", (int) p->pid);
+		struct wf_proc *tr = p->tracer_pid ? wf_find_proc(g, p->tracer_pid) : NULL;
+		(void) strbuf_printf(sb, "  Resource: %s is stopped (state %c%s%s); nothing in the tree will %s\n",
+				     wf_proc_label(p, lab, sizeof(lab)), t ? t->state : p->state,
+				     p->tracer_pid ? ", traced by " : "", p->tracer_pid ? (tr ? tr->comm : "a process outside the tree") : "",
+				     p->tracer_pid ? "resume it" : "send SIGCONT");
+		json_object_set_new(evidence, "state", json_sprintf("%c", t ? t->state : p->state));
+		json_object_set_new(evidence, "tracer", json_integer(p->tracer_pid));
+	} else
+		return false;
+	return true;
+}
+
 /* Class-specific resource line and evidence, from the subject that matched. */
 static void
 describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_thread *t, struct strbuf *sb,
@@ -634,7 +702,9 @@ describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_
 {
 	struct wf_graph *g = cx->g;
 	char lab[128], res[256] = "";
-	if (strcmp(cls, "pipe-full") == 0 && t) {
+	if (describe_evidence_waits(cx, cls, p, t, sb, evidence, res, sizeof(res))) {
+		/* done */
+	} else if (strcmp(cls, "pipe-full") == 0 && t) {
 		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
 		if (f) {
 			(void) snprintf(res, sizeof(res), "pipe:[%llu] %lld/%lld", (unsigned long long) f->ino,
@@ -691,60 +761,6 @@ describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_
 									  "other_end", (json_int_t) other));
 			json_object_set_new(evidence, "holders", holders);
 		}
-	} else if (strcmp(cls, "lost-wakeup-futex") == 0 && t && !t->futex_owner) {
-		/* no owner field (a semaphore, a CPython lock): the evidence is that
-		 * the process has no other thread */
-		struct wf_proc *par = wf_find_proc(g, p->ppid);
-		char plab[128];
-		(void) snprintf(res, sizeof(res), "futex 0x%llx", (unsigned long long) t->futex_addr);
-		(void) strbuf_printf(sb, "  Resource: %s; %s has a single thread, and it waits on this lock: no thread of this process can ever release it. The lock was held by another thread of its parent %s at fork() and came over locked%s%s%s\n",
-				     res, wf_proc_label(p, lab, sizeof(lab)),
-				     par ? wf_proc_label(par, plab, sizeof(plab)) : "(gone)",
-				     p->fork_threads ? "; the parent's threads at the fork: " : "",
-				     p->fork_threads ? p->fork_threads : "", p->fork_threads ? "" : " (fork not observed by the probe: run it under `forkscope watch` to name the threads)");
-		json_object_set_new(evidence, "futex", json_pack("{s:s,s:b,s:i,s:i,s:s?}", "addr", res + 6, "single_threaded", true,
-								  "parent", (int) p->ppid, "forking_tid", (int) p->forking_tid,
-								  "parent_threads_at_fork", p->fork_threads));
-	} else if (strcmp(cls, "file-lock") == 0 && t) {
-		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
-		(void) snprintf(res, sizeof(res), "%s lock on %s", strcmp(t->syscall, "flock") == 0 ? "flock" : "fcntl",
-				f && f->target ? f->target : "?");
-		json_t *holders = json_array();
-		(void) strbuf_printf(sb, "  Resource: %s (inode %llu); held through:\n", res, (unsigned long long) (f ? f->ino : 0));
-		for (size_t i = 0; f && i < g->n_procs; i++)
-			for (size_t k = 0; k < g->procs[i].n_fds; k++)
-				for (size_t l = 0; l < g->procs[i].fds[k].n_locks; l++) {
-					const struct fd_lock *lk = &g->procs[i].fds[k].locks[l];
-					if (lk->ino != f->ino || lk->waiter)
-						continue;
-					struct wf_thread *ht = pick_thread(&g->procs[i]);
-					char *doing = ht ? wf_describe_wait(g, &g->procs[i], ht) : strdup("?");
-					(void) strbuf_printf(sb, "    %s fd %d: %s %s lock taken by pid %d; it waits for %s\n",
-							     wf_proc_label(&g->procs[i], lab, sizeof(lab)), g->procs[i].fds[k].fd, lk->kind,
-							     lk->write ? "WRITE" : "READ", (int) lk->pid, doing);
-					json_array_append_new(holders, json_pack("{s:i,s:i,s:s,s:b,s:i,s:s}", "pid", (int) g->procs[i].pid,
-										 "fd", g->procs[i].fds[k].fd, "kind", lk->kind, "write", lk->write,
-										 "taken_by", (int) lk->pid, "waits_for", doing));
-					free(doing);
-				}
-		json_object_set_new(evidence, "lock", json_pack("{s:s?,s:I,s:i}", "path", f ? f->target : NULL, "ino",
-								 (json_int_t) (f ? f->ino : 0), "fd", t->wait_fd));
-		json_object_set_new(evidence, "holders", holders);
-	} else if (strcmp(cls, "fifo-no-partner") == 0 && t) {
-		(void) snprintf(res, sizeof(res), "FIFO %s", t->wait_path ? t->wait_path : "?");
-		(void) strbuf_printf(sb, "  Resource: %s; %s blocks in %s until another process opens the other side, and every other process in the tree is stuck\n",
-				     res, wf_proc_label(p, lab, sizeof(lab)), t->syscall);
-		json_object_set_new(evidence, "path", t->wait_path ? json_string(t->wait_path) : json_null());
-		json_object_set_new(evidence, "flags", json_integer((json_int_t) t->args[2]));
-	} else if (strcmp(cls, "stopped") == 0) {
-		(void) snprintf(res, sizeof(res), "pid %d stopped", (int) p->pid);
-		struct wf_proc *tr = p->tracer_pid ? wf_find_proc(g, p->tracer_pid) : NULL;
-		(void) strbuf_printf(sb, "  Resource: %s is stopped (state %c%s%s); nothing in the tree will %s\n",
-				     wf_proc_label(p, lab, sizeof(lab)), t ? t->state : p->state,
-				     p->tracer_pid ? ", traced by " : "", p->tracer_pid ? (tr ? tr->comm : "a process outside the tree") : "",
-				     p->tracer_pid ? "resume it" : "send SIGCONT");
-		json_object_set_new(evidence, "state", json_sprintf("%c", t ? t->state : p->state));
-		json_object_set_new(evidence, "tracer", json_integer(p->tracer_pid));
 	} else if (strcmp(cls, "lost-wakeup-futex") == 0 && t) {
 		(void) snprintf(res, sizeof(res), "futex 0x%llx owner tid %d", (unsigned long long) t->futex_addr,
 				(int) t->futex_owner);
