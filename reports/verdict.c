@@ -231,8 +231,9 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 	if (strcmp(name, "orphaned") == 0) {
 		/* a root the user pointed at is an orphan too, unless it leads its
 		 * own session (a daemon, started that way on purpose) */
-		bool adopted = p->ppid == 1 || (g->subreaper > 0 && p->ppid == g->subreaper);
-		return adopted && (!p->is_top || (p->sid && p->sid != p->pid));
+		if (g->subreaper > 0 && p->ppid == g->subreaper)
+			return !p->is_top; /* a root is the subreaper's own child */
+		return p->ppid == 1 && (!p->is_top || (p->sid && p->sid != p->pid));
 	}
 	if (strcmp(name, "terminating_signal_pending_blocked") == 0)
 		return (p->sig_pending & p->sig_blocked & terminating_signals) && !p->zombie &&
