@@ -116,7 +116,7 @@ classify_thread(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 		t->wait = WF_WAIT_LOCK;
 		t->wait_fd = (int) t->args[0];
 		timeout = -1;
-	} else if (is_one_of(sc, open_calls) && t->wchan && strstr(t->wchan, "partner")) {
+	} else if (is_one_of(sc, open_calls) && t->wchan && (strstr(t->wchan, "partner") || strstr(t->wchan, "fifo_open"))) {
 		t->wait = WF_WAIT_OPEN;
 		timeout = -1;
 	} else if (strcmp(sc, "connect") == 0) {
