@@ -119,6 +119,7 @@ struct wf_thread {
 struct wf_proc {
 	pid_t pid, ppid, pgid;
 	char *comm;
+	char *display;	/* from the command line when comm says little (process_display_name) */
 	char *actor;	  /* actor name from probe events, or NULL */
 	char state;
 	bool zombie;
