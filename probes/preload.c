@@ -47,6 +47,8 @@
 
 #include "probes/census.h"
 #include "probes/eventlog.h"
+#include "probes/fdtrack.h"
+#include "probes/preload_fd.h"
 #include "probes/selfdump.h"
 #include "util/asfmt.h"
 #include "util/fdutil.h"
@@ -247,6 +249,7 @@ emit_child_start(void)
 	_cleanup_event_ struct event *e = event_map();
 	uint64_t since = now_ns() - fork_started_ns;
 	eventlog_note_fork_time(fork_started_ns);
+	fdtrack_after_fork();
 	if (!e)
 		return;
 	event_begin(e, "child_start");
@@ -716,6 +719,7 @@ pidfd_open(pid_t pid, unsigned int flags)
 	}
 	int r = fn(pid, flags);
 	int saved_errno = errno;
+	preload_fd_created(r, "pidfd_open", __builtin_return_address(0));
 	if (probe_on()) {
 		_cleanup_event_ struct event *e = event_map();
 		if (e) {
@@ -820,10 +824,12 @@ probe_init(int argc, char **argv, char **envp)
 {
 	int saved_errno = errno;
 	resolve_all();
+	preload_fd_init();
 	real.libc_start_main = (start_main_fn) dlsym(RTLD_NEXT, "__libc_start_main");
 	const char *path = getenv("FORKSCOPE_EVENTS");
 	if (path && *path && eventlog_open(path) == 0) {
 		active = true;
+		fdtrack_init();
 		(void) pthread_atfork(NULL, NULL, atfork_child);
 		const char *sd = getenv(SELFDUMP_ENV);
 		int sig = sd && *sd ? selfdump_signal_parse(sd) : -EINVAL;
