@@ -540,24 +540,36 @@ claim_site(struct reuse_rec *r, uintptr_t site, uint32_t *ret_index)
 	return false;
 }
 
-/* Bytes as JSON: printable ASCII kept, the rest \u00XX (Latin-1), so any
- * byte string is a valid JSON string. */
+/* Bytes for people and for JSON: printable ASCII kept, backslash doubled,
+ * the rest as the text \xNN (JSON readers refuse \u0000). */
 static void
 put_bytes(struct asbuf *b, const unsigned char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	asbuf_putc(b, '"');
+	char tmp[FDT_SAMPLE_BYTES * 4 + 1];
+	struct asbuf t = ASBUF_INIT(tmp);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];
-		if (c == '"' || c == '\\') {
-			asbuf_putc(b, '\\');
-			asbuf_putc(b, (char) c);
-		} else if (c >= 0x20 && c < 0x7f)
-			asbuf_putc(b, (char) c);
+		if (c == '\\')
+			asbuf_puts(&t, "\\\\");
+		else if (c >= 0x20 && c < 0x7f)
+			asbuf_putc(&t, (char) c);
 		else {
-			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf] };
-			asbuf_putn(b, esc, sizeof(esc));
+			char esc[4] = { '\\', 'x', hex[c >> 4], hex[c & 0xf] };
+			asbuf_putn(&t, esc, sizeof(esc));
 		}
+	}
+	asbuf_json_str(b, tmp);
+}
+
+static void
+put_hex(struct asbuf *b, const unsigned char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	asbuf_putc(b, '"');
+	for (size_t i = 0; i < n; i++) {
+		asbuf_putc(b, hex[s[i] >> 4]);
+		asbuf_putc(b, hex[s[i] & 0xf]);
 	}
 	asbuf_putc(b, '"');
 }
@@ -595,6 +607,8 @@ emit_sample(int fd, const char *via, uintptr_t site, uint32_t index, uint32_t nt
 	event_int(e, "ret", ret);
 	event_key(e, "bytes");
 	put_bytes(&e->b, head, head_len);
+	event_key(e, "hex");
+	put_hex(&e->b, head, head_len);
 	(void) event_emit(e);
 	event_unmap(e);
 }

@@ -334,6 +334,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 	}
 	if (events)
 		apply_events(g, events);
+	g->events = events;
 	*ret = g;
 	return 0;
 }

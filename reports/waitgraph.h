@@ -132,6 +132,7 @@ struct wf_graph {
 	size_t n_procs;
 	pid_t subreaper;
 	uint64_t window_ms; /* a wait with a longer (or no) timeout counts as permanent */
+	const json_t *events; /* the probe events it was built with (borrowed), or NULL */
 };
 
 /* Build from a snapshot document (docs/snapshot.md) and, optionally, the
