@@ -204,6 +204,20 @@ scenario_load_string(const char *name, const char *text, size_t len, struct scen
 	return load_text(name, text, len, ret, ret_error);
 }
 
+static const char *
+file_type_name(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "an unknown file type";
+}
+
 int
 scenario_load(const char *path, struct scenario **ret, char **ret_error)
 {
@@ -213,7 +227,8 @@ scenario_load(const char *path, struct scenario **ret, char **ret_error)
 	ssize_t n;
 	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		r = -errno;
 		goto io_error;
@@ -222,7 +237,13 @@ scenario_load(const char *path, struct scenario **ret, char **ret_error)
 		r = -EISDIR;
 		goto io_error;
 	}
-	/* Bounded read: a FIFO or /dev/zero must not make us allocate forever. */
+	if (!S_ISREG(st.st_mode)) {
+		if (asprintf(ret_error, "%s: not a regular file (%s); a scenario must be a regular file",
+			     path, file_type_name(st.st_mode)) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+	/* Bounded read: the file may still grow while we read it. */
 	data = malloc(SCENARIO_MAX_FILE_BYTES + 2);
 	if (!data)
 		return -ENOMEM;

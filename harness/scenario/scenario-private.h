@@ -11,6 +11,7 @@
  *   actors.c     the actor tree, `count` expansion, spawn/await references
  *   matrix.c     expect, matrix and cells; matrix expansion into cells
  *   load.c       the top level and the file/string entry points
+ *   collect.c    the directory walk that finds scenario files
  *   json_write.c, json_read.c   the canonical JSON form */
 #include <stdbool.h>
 #include <stddef.h>
