@@ -49,103 +49,26 @@ on_interrupt(int sig)
 
 /* ---- collecting scenario files ---- */
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-static bool
-has_yaml_suffix(const char *name)
-{
-	size_t n = strlen(name);
-	return (n > 5 && strcmp(name + n - 5, ".yaml") == 0) || (n > 4 && strcmp(name + n - 4, ".yml") == 0);
-}
-
-static int
-collect_dir(const char *dir, char ***files, size_t *n, size_t *cap)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return -errno;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char *path = NULL;
-		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
-			continue;
-		struct stat st;
-		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			(void) collect_dir(path, files, n, cap);
-			free(path);
-			continue;
-		}
-		if (!has_yaml_suffix(de->d_name)) {
-			free(path);
-			continue;
-		}
-		if (*n == *cap) {
-			*cap = *cap ? *cap * 2 : 32;
-			*files = realloc(*files, *cap * sizeof(char *));
-		}
-		(*files)[(*n)++] = path;
-	}
-	(void) closedir(d);
-	return 0;
-}
-
 int
 runner_collect(char **paths, size_t n_paths, struct scenario ***ret, size_t *ret_n)
 {
-	char **files = NULL;
-	size_t n = 0, cap = 0;
-	int bad = 0;
-	for (size_t i = 0; i < n_paths; i++) {
-		struct stat st;
-		if (stat(paths[i], &st) < 0) {
-			fprintf(stderr, "%s: %s\n", paths[i], strerror(errno));
-			bad = 1;
-			continue;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			size_t before = n;
-			(void) collect_dir(paths[i], &files, &n, &cap);
-			qsort(files + before, n - before, sizeof(char *), cmp_str);
-			if (n == before) {
-				fprintf(stderr, "%s: no scenario files (*.yaml) found\n", paths[i]);
-				bad = 1;
-			}
-		} else {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 32;
-				files = realloc(files, cap * sizeof(char *));
-			}
-			files[n++] = strdup(paths[i]);
-		}
+	struct scenario_collection c;
+	int r = scenario_collect(paths, n_paths, &c);
+	if (r < 0) {
+		fprintf(stderr, "forkscope: collecting scenarios: %s\n", strerror(-r));
+		return r;
 	}
-	struct scenario **out = calloc(n ? n : 1, sizeof(*out));
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		char *err = NULL;
-		struct scenario *s = NULL;
-		if (scenario_load(files[i], &s, &err) < 0) {
-			fprintf(stderr, "%s\n", err ? err : files[i]);
-			free(err);
-			bad = 1;
-		} else
-			out[k++] = s;
-		free(files[i]);
-	}
-	free(files);
-	if (bad) {
-		for (size_t i = 0; i < k; i++)
-			scenario_free(out[i]);
-		free(out);
+	for (size_t i = 0; i < c.n_notes; i++)
+		fprintf(stderr, "%s%s\n", c.notes[i].error ? "" : "forkscope: warning: ", c.notes[i].message);
+	if (c.n_errors > 0) {
+		scenario_collection_clear(&c);
 		return -EINVAL;
 	}
-	*ret = out;
-	*ret_n = k;
+	*ret = c.scenarios;
+	*ret_n = c.n_scenarios;
+	c.scenarios = NULL;
+	c.n_scenarios = 0;
+	scenario_collection_clear(&c);
 	return 0;
 }
 
