@@ -247,8 +247,8 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
-void
-fdtrack_after_fork(void)
+static void
+reset_tables(void)
 {
 	memset(fdt_inherited, 0, sizeof(fdt_inherited));
 	memset(fdt_pending, 0, sizeof(fdt_pending));
@@ -258,6 +258,19 @@ fdtrack_after_fork(void)
 	for (size_t i = 0; i < FDT_REUSE_SLOTS; i++)
 		reuses[i].fd = -1;
 	inherited_from = getppid();
+}
+
+void
+fdtrack_watch_only(int fd)
+{
+	reset_tables();
+	set_bit(fdt_inherited, fd, true);
+}
+
+void
+fdtrack_after_fork(void)
+{
+	reset_tables();
 	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return;

@@ -36,6 +36,9 @@ fdt_bit(const uint64_t *map, int fd)
 	return fd >= 0 && fd < FDT_MAX && (__atomic_load_n(&map[fd >> 6], __ATOMIC_RELAXED) >> (fd & 63) & 1);
 }
 
+/* Watch only fd across this fork (the actor runtime knows which of its fds
+ * have owners that outlive the scrub); -1: nothing. */
+void fdtrack_watch_only(int fd);
 /* Constructor: learn the probe's own text range (its internal calls are not the program's). */
 void fdtrack_init(void);
 /* Child side of a fork, before the program runs: the fds that crossed it. */

@@ -310,7 +310,26 @@ stall_by_reader(struct wf_graph *g, struct wf_proc *w, pid_t writer, struct stal
 	return false;
 }
 
-/* Who waits for the stalled process to exit, level by level. */
+/* Does thread t of q wait (wait4/waitid, or a poll over its pidfd) for c to exit? */
+static bool
+waits_for_exit(struct wf_proc *q, struct wf_thread *t, struct wf_proc *c)
+{
+	if (t->wait == WF_WAIT_CHILD)
+		return t->wait_pid == c->pid || (t->wait_pid <= 0 && c->ppid == q->pid);
+	if (t->wait != WF_WAIT_POLL)
+		return false;
+	struct wf_fd *ep = t->poll_fds ? NULL : wf_find_fd(q, t->wait_fd);
+	size_t n = t->poll_fds ? t->n_poll_fds : ep ? ep->n_epoll_targets : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct wf_fd *f = wf_find_fd(q, t->poll_fds ? t->poll_fds[i] : ep->epoll_targets[i]);
+		if (f && f->kind == WF_FD_PIDFD && f->pidfd_pid == c->pid)
+			return true;
+	}
+	return false;
+}
+
+/* Who waits for the stalled process to exit, level by level (a wait with a
+ * ladder timer pending counts too: the chain is what the reader sees). */
 static size_t
 waiters_chain(struct wf_graph *g, struct wf_proc *s, struct wf_proc **out, size_t max)
 {
@@ -320,14 +339,11 @@ waiters_chain(struct wf_graph *g, struct wf_proc *s, struct wf_proc **out, size_
 		struct wf_proc *next = NULL;
 		for (size_t i = 0; i < g->n_procs && !next; i++) {
 			struct wf_proc *q = &g->procs[i];
-			for (size_t k = 0; k < q->n_threads; k++) {
-				struct wf_thread *t = &q->threads[k];
-				if (t->blocking && t->wait == WF_WAIT_CHILD &&
-				    (t->wait_pid == cur->pid || (t->wait_pid <= 0 && cur->ppid == q->pid))) {
+			for (size_t k = 0; k < q->n_threads; k++)
+				if (q != cur && waits_for_exit(q, &q->threads[k], cur)) {
 					next = q;
 					break;
 				}
-			}
 		}
 		bool seen = next == s;
 		for (size_t i = 0; i < n && next; i++)
