@@ -5,7 +5,9 @@
  * `exec` when an image loads (constructor), `fork` in the parent and
  * `child_start` in the child, `spawn` for posix_spawn, `reaped` for waits,
  * `signal_sent`, `pidfd_open` and `exit`. With FORKSCOPE_SELFDUMP_SIGNAL set
- * it also installs the self-dump handler (probes/selfdump.h).
+ * it also installs the self-dump handler (probes/selfdump.h). Its fd
+ * wrappers (probes/preload_fd.c) follow, in fork children, the numbers that
+ * crossed the fork: `fd_close`, `fd_reuse`, `fd_write_sample` (fd-alias).
  *
  * Rules the wrappers keep, so the program behaves as without the probe:
  * - errno is what the real call left, on every path;
