@@ -147,6 +147,12 @@ probe_on(void)
 	return active && !in_vfork;
 }
 
+bool
+preload_fd_paused(void)
+{
+	return in_vfork;
+}
+
 static pid_t
 gettid_raw(void)
 {

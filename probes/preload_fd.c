@@ -137,7 +137,7 @@ tid_raw(void)
 static void
 created(int fd, const char *via, const void *caller)
 {
-	if (fd >= 0 && fdt_bit(fdt_pending, fd) && !fdtrack_from_probe(caller))
+	if (fd >= 0 && fdt_bit(fdt_pending, fd) && !fdtrack_from_probe(caller) && !preload_fd_paused())
 		fdtrack_reused(fd, via, tid_raw());
 }
 
@@ -162,7 +162,7 @@ close(int fd)
 {
 	close_fn fn = RF(close);
 	NOSYS_IF_NULL(fn);
-	if (!close_watched(fd) || fdtrack_from_probe(CALLER))
+	if (!close_watched(fd) || fdtrack_from_probe(CALLER) || preload_fd_paused())
 		return fn(fd);
 	struct fdt_closing c;
 	fdtrack_close_prepare(fd, &c);
@@ -180,7 +180,7 @@ close_range(unsigned int first, unsigned int last, int flags)
 {
 	close_range_fn fn = RF(close_range);
 	NOSYS_IF_NULL(fn);
-	if ((flags & CLOSE_RANGE_CLOEXEC) || fdtrack_from_probe(CALLER))
+	if ((flags & CLOSE_RANGE_CLOEXEC) || fdtrack_from_probe(CALLER) || preload_fd_paused())
 		return fn(first, last, flags);
 	/* Describe the watched fds of the range before they go. */
 	struct fdt_closing *list = NULL;
@@ -404,7 +404,7 @@ static int
 traced_dup_onto(int oldfd, int newfd, int flags, bool three, const void *caller)
 {
 	const char *via = three ? "dup3" : "dup2";
-	bool watched = oldfd != newfd && close_watched(newfd) && !fdtrack_from_probe(caller);
+	bool watched = oldfd != newfd && close_watched(newfd) && !fdtrack_from_probe(caller) && !preload_fd_paused();
 	struct fdt_closing c;
 	if (watched)
 		fdtrack_close_prepare(newfd, &c);
@@ -516,7 +516,7 @@ write(int fd, const void *buf, size_t len)
 		return fn(fd, buf, len);
 	ssize_t r = fn(fd, buf, len);
 	int saved = errno;
-	if (!fdtrack_from_probe(CALLER))
+	if (!fdtrack_from_probe(CALLER) && !preload_fd_paused())
 		fdtrack_write(fd, "write", CALLER, buf, len, r);
 	errno = saved;
 	return r;
@@ -531,7 +531,8 @@ send(int fd, const void *buf, size_t len, int flags)
 		return fn(fd, buf, len, flags);
 	ssize_t r = fn(fd, buf, len, flags);
 	int saved = errno;
-	fdtrack_write(fd, "send", CALLER, buf, len, r);
+	if (!preload_fd_paused())
+		fdtrack_write(fd, "send", CALLER, buf, len, r);
 	errno = saved;
 	return r;
 }
@@ -545,7 +546,8 @@ sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *ad
 		return fn(fd, buf, len, flags, addr, alen);
 	ssize_t r = fn(fd, buf, len, flags, addr, alen);
 	int saved = errno;
-	fdtrack_write(fd, "sendto", CALLER, buf, len, r);
+	if (!preload_fd_paused())
+		fdtrack_write(fd, "sendto", CALLER, buf, len, r);
 	errno = saved;
 	return r;
 }
@@ -559,7 +561,8 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 		return fn(fd, msg, flags);
 	ssize_t r = fn(fd, msg, flags);
 	int saved = errno;
-	fdtrack_writev(fd, "sendmsg", CALLER, msg ? msg->msg_iov : NULL, msg ? (int) msg->msg_iovlen : 0, r);
+	if (!preload_fd_paused())
+		fdtrack_writev(fd, "sendmsg", CALLER, msg ? msg->msg_iov : NULL, msg ? (int) msg->msg_iovlen : 0, r);
 	errno = saved;
 	return r;
 }
@@ -573,7 +576,8 @@ writev(int fd, const struct iovec *iov, int iovcnt)
 		return fn(fd, iov, iovcnt);
 	ssize_t r = fn(fd, iov, iovcnt);
 	int saved = errno;
-	fdtrack_writev(fd, "writev", CALLER, iov, iovcnt, r);
+	if (!preload_fd_paused())
+		fdtrack_writev(fd, "writev", CALLER, iov, iovcnt, r);
 	errno = saved;
 	return r;
 }

@@ -57,9 +57,39 @@ def descendants():
     return out
 
 
+def group_alive(pgid):
+    descendants()  # reaps what has become a zombie of ours
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+def end_group(pgid):
+    """SIGKILL a process group we created and wait until every member is gone
+    (a killed process is still running its exit for a moment)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + GENEROUS
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 @pytest.fixture(autouse=True)
 def nothing_left_behind():
     yield
+    # What the test ended may still be exiting: wait for it, within reason.
+    deadline = time.monotonic() + GENEROUS
+    while descendants() and time.monotonic() < deadline:
+        time.sleep(0.05)
     left = descendants()
     for pid in left:
         try:
@@ -133,7 +163,7 @@ def test_reproduction_hangs_on_the_aliased_fd(tmp_path):
                  else proc_syscall(doc["spawner"])[:1] not in ([], ["running"]), "the spawner to wait")
         assert p.poll() is None
     finally:
-        os.killpg(p.pid, signal.SIGKILL)
+        end_group(p.pid)
         p.wait()
 
 
@@ -301,3 +331,32 @@ def test_probe_keeps_errno_and_ignores_the_parent(tmp_path):
     events = load_events(run)
     # No fork: nothing crossed one, nothing to record.
     assert not of(events, "fd_close") and not of(events, "fd_reuse")
+
+
+def test_probe_stays_out_of_vfork_children(tmp_path):
+    # subprocess (vfork + close_range of every fd >= 3 in the vfork child,
+    # which shares the forked parent's memory) must neither write events as
+    # the vfork child nor clear the parent's watch on its inherited fds.
+    prog = textwrap.dedent("""
+        import os, subprocess, sys
+        held = os.open(os.devnull, os.O_RDONLY)
+        assert held == 3, held
+        pid = os.fork()
+        if pid == 0:
+            subprocess.run(["/bin/true"], close_fds=True, check=True)
+            os.close(held)
+            os._exit(0)
+        _, st = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(st))
+    """)
+    proc, run = watch(tmp_path, [PY, "-c", prog], "--timeout", "120")
+    assert proc.returncode == 0, proc.stderr.decode()
+    events = load_events(run)
+    root = of(events, "exec")[0]["pid"]
+    child = [e["pid"] for e in of(events, "child_start") if e["ppid"] == root]
+    assert len(child) == 1
+    vforked = [e["child_pid"] for e in of(events, "fork", pid=child[0]) if e.get("via") == "vfork"]
+    assert vforked, "subprocess did not vfork here"
+    closes = of(events, "fd_close")
+    assert [(e["pid"], e["fd"]) for e in closes if e["fd"] == 3] == [(child[0], 3)], closes
+    assert not [e for e in closes if e["pid"] in vforked]
