@@ -25,6 +25,7 @@
 #include "harness/backend.h"
 #include "harness/channel.h"
 #include "harness/registry.h"
+#include "harness/fdsink.h"
 #include "harness/loop.h"
 #include "probes/census.h"
 #include "probes/eventlog.h"
@@ -410,6 +411,7 @@ close_child_channel(struct child *ch)
 static void
 on_child_error(struct actor *a, struct child *ch, json_t *error)
 {
+	fdsink_child_error(a->spec->name, ch->spec->name, error); /* tractor: an ERROR record */
 	if (ch->error)
 		json_decref(ch->error);
 	ch->error = json_incref(error);
@@ -567,6 +569,7 @@ on_listener(struct loop *l, int fd, uint32_t events, void *userdata)
 			(void) fd_limit_hit(a, "accept4", errno);
 			return;
 		}
+		fdsink_created(c, "accept4");
 		if (a->n_pending == a->cap_pending) {
 			size_t cap = a->cap_pending ? a->cap_pending * 2 : 8;
 			struct channel *p = realloc(a->pending, cap * sizeof(*p));
@@ -590,6 +593,7 @@ open_listener(struct actor *a)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
+	fdsink_created(fd, "socket");
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	size_t n = strlen(a->listener_name);
 	memcpy(sun.sun_path + 1, a->listener_name, n);
@@ -671,6 +675,7 @@ on_spawn_done(struct spawn_request *req, void *userdata)
 	ch->pidfd = pidfd_open(ch->pid, 0);
 	if (ch->pidfd < 0)
 		(void) fd_limit_hit(a, "pidfd_open", errno);
+	fdsink_created(ch->pidfd, "pidfd_open");
 	/* fixes.boot_race: wait for the handshake and for the child's death together. */
 	if (a->sc->fixes.boot_race)
 		watch_pidfd(ch);
@@ -1155,6 +1160,9 @@ run_steps(struct actor *a)
 		}
 		case STEP_EXIT:
 			actor_exit(a, s->value, "exit step");
+		case STEP_LOG_SINK:
+			(void) fdsink_open(s->value);
+			break;
 		case STEP_IGNORE_CANCEL:
 			a->ignore_cancel = true;
 			break;
@@ -1235,6 +1243,9 @@ run_boot_steps(struct actor *a)
 		}
 		case STEP_EXIT:
 			actor_exit(a, s->value, "exit during boot");
+		case STEP_LOG_SINK:
+			(void) fdsink_open(s->value);
+			break;
 		case STEP_RAISE: {
 			/* An exception escaping the child entry: status 2, like the forkserver's. */
 			char msg[512];
@@ -1277,6 +1288,7 @@ connect_parent(struct actor *a, const char *name)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	fdsink_created(fd, "socket");
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	size_t n = strlen(name);
 	if (n + 1 > sizeof(sun.sun_path)) {

@@ -423,6 +423,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 	match_inet_peers(g);
 	if (events)
 		apply_events(g, events);
+	g->events = events;
 	*ret = g;
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "reports/verdict_class.h"
+#include "reports/verdict_fdalias.h"
 #include "util/macro.h"
 #include "util/signames.h"
 #include "util/strbuf.h"
@@ -1038,6 +1039,7 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 	free(m);
 	free(cx.in_cycle);
 	free(cx.component);
+	verdict_fdalias_apply(g, g->events, out);
 	if (verdicts_count_hangs(out) == 0) {
 		json_t *moving = verdict_progress(g);
 		if (moving)

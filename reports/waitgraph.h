@@ -158,6 +158,7 @@ struct wf_graph {
 	uint64_t window_ms; /* a wait with a longer (or no) timeout counts as permanent */
 	pid_t taken_by;	    /* the snapshotting process: its ptrace stops are not waits */
 	bool from_scenario; /* the events come from a forkscope scenario (remedies may name fixes.*) */
+	const json_t *events; /* the probe events it was built with (borrowed), or NULL */
 };
 
 /* Build from a snapshot document (docs/snapshot.md) and, optionally, the
