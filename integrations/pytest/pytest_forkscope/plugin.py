@@ -1,0 +1,316 @@
+"""pytest-forkscope: triage a test's process tree at its deadline, before
+its fixtures tear the evidence down (docs/pytest.md)."""
+import os
+import re
+import shutil
+import signal
+import threading
+
+import pytest
+
+from . import triage
+from .watch import INTERRUPT_SIGNAL, Watch
+
+WATCH_KEY = pytest.StashKey()
+
+
+class Settings:
+    def __init__(self, config):
+        self.config = config
+        self.timeout = _float(config.getoption("forkscope_timeout"), config.getini("forkscope_timeout"),
+                              "forkscope timeout")
+        self.grace = _float(config.getoption("forkscope_grace"), config.getini("forkscope_grace"),
+                            "forkscope grace")
+        if self.grace is None:
+            self.grace = 2.0
+        self.probe = bool(config.getoption("forkscope_probe") or _true(config.getini("forkscope_probe")))
+        self.binary = triage.find_forkscope(config.getoption("forkscope_bin"))
+        self.probe_lib = triage.find_probe(self.binary) if self.probe else None
+        self.dir = config.getoption("forkscope_dir") or config.getini("forkscope_dir") or None
+        self.session_enabled = bool(self.timeout) or self.probe
+        self._used = set()
+        self.triaged = []  # (nodeid, verdict, run dir), filled from reports (xdist: on the controller)
+
+    def base_dir(self):
+        if self.dir:
+            return os.path.abspath(self.dir)
+        factory = getattr(self.config, "_tmp_path_factory", None)
+        if factory is not None:
+            return str(factory.getbasetemp() / "forkscope")
+        state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+        return os.path.join(state, "forkscope", "pytest")
+
+    def run_dir_for(self, item):
+        name = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", item.nodeid).strip("_")[:200] or "test"
+        base = self.base_dir()
+        path, n = os.path.join(base, name), 1
+        while path in self._used or os.path.exists(path):
+            n += 1
+            path = os.path.join(base, f"{name}-{n}")
+        self._used.add(path)
+        return path
+
+
+def _true(v):
+    return str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _float(opt, ini, what):
+    v = opt if opt is not None else (ini or None)
+    if v is None or v == "":
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        raise pytest.UsageError(f"{what}: not a number of seconds: {v!r}")
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("forkscope", "forkscope: triage of hung process trees")
+    g.addoption("--forkscope-timeout", dest="forkscope_timeout", metavar="S", default=None,
+                help="deadline of each test in seconds: at it, triage the test's process tree, end the "
+                     "processes it started (SIGINT first) and fail the test. 0: off")
+    g.addoption("--forkscope-dir", dest="forkscope_dir", metavar="DIR", default=None,
+                help="where the per-test run directories go (default: <basetemp>/forkscope)")
+    g.addoption("--forkscope-probe", dest="forkscope_probe", action="store_true", default=None,
+                help="run the processes tests start with libforkscope-probe.so (events.ndjson per test)")
+    g.addoption("--forkscope-grace", dest="forkscope_grace", metavar="S", default=None,
+                help="seconds between SIGINT, SIGTERM and SIGKILL when ending a test's processes (2)")
+    g.addoption("--forkscope-bin", dest="forkscope_bin", metavar="PATH", default=None,
+                help="the forkscope binary (default: $FORKSCOPE, then forkscope on PATH)")
+    parser.addini("forkscope_timeout", "deadline of each test in seconds (see --forkscope-timeout)")
+    parser.addini("forkscope_dir", "where the per-test run directories go")
+    parser.addini("forkscope_probe", "run the processes tests start with the probe (true/false)")
+    parser.addini("forkscope_grace", "seconds between the signals of the SIGINT-first ladder")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "forkscope(timeout=S): this test's forkscope deadline in seconds "
+                                       "(0: none); overrides --forkscope-timeout and the timeout marker")
+    settings = Settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    if settings.session_enabled and not settings.binary:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            "forkscope: no forkscope binary (FORKSCOPE, --forkscope-bin, PATH): deadlines end the test's "
+            "processes but cannot triage them"), stacklevel=2)
+    if settings.probe and not settings.probe_lib:
+        raise pytest.UsageError("--forkscope-probe: libforkscope-probe.so not found (set FORKSCOPE_PROBE)")
+
+
+SETTINGS_KEY = pytest.StashKey()
+
+
+def _marker_timeout(marker):
+    if marker is None:
+        return None
+    v = marker.kwargs.get("timeout", marker.args[0] if marker.args else None)
+    return None if v is None else float(v)
+
+
+def deadline_of(item, settings):
+    """forkscope marker, then pytest-timeout's marker, then --forkscope-timeout
+    (or its ini), then pytest-timeout's own --timeout when forkscope is on."""
+    fs = item.get_closest_marker("forkscope")
+    if fs is not None and _marker_timeout(fs) is not None:
+        return _marker_timeout(fs)
+    if fs is None and not settings.session_enabled:
+        return None
+    t = _marker_timeout(item.get_closest_marker("timeout"))
+    if t is not None:
+        return t
+    if settings.timeout is not None:
+        return settings.timeout
+    return getattr(item.config, "_env_timeout", None)
+
+
+def _on_interrupt_signal(signum, frame):
+    w = _current.watch
+    if w is not None and w.claim_interrupt(by_signal=True):
+        __tracebackhide__ = True
+        pytest.fail(w.message())
+
+
+class _Current:
+    watch = None
+
+
+_current = _Current()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    settings = item.config.stash[SETTINGS_KEY]
+    deadline = deadline_of(item, settings)
+    if not deadline or deadline <= 0:
+        deadline = None
+    if deadline is None and not (settings.probe and _wants(item, settings)):
+        yield
+        return
+    w = Watch(item, deadline, settings, settings.run_dir_for)
+    item.stash[WATCH_KEY] = w
+    restore_env = _probe_env(w, settings) if settings.probe else None
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(INTERRUPT_SIGNAL, _on_interrupt_signal)
+    _current.watch = w
+    original_runtest = item.runtest
+    item.runtest = _runtest_wrapper(w, original_runtest)
+    if deadline is not None:
+        w.start()
+    try:
+        yield
+    finally:
+        w.stop()
+        _current.watch = None
+        del item.runtest  # back to the class's method
+        if old_handler is not None:
+            signal.signal(INTERRUPT_SIGNAL, old_handler)
+        if restore_env:
+            restore_env()
+        if w.run_dir and not w.fired and not item.stash.get(_FAILED_KEY, False):
+            shutil.rmtree(w.run_dir, ignore_errors=True)
+
+
+_FAILED_KEY = pytest.StashKey()
+
+
+def _wants(item, settings):
+    fs = item.get_closest_marker("forkscope")
+    return settings.session_enabled or fs is not None
+
+
+def _probe_env(w, settings):
+    """Children the test starts (exec'ed, environment inherited) load the
+    probe and append to this test's events.ndjson."""
+    w.run_dir = settings.run_dir_for(w.item)
+    os.makedirs(w.run_dir, exist_ok=True)
+    w.events = os.path.join(w.run_dir, "events.ndjson")
+    saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "FORKSCOPE_EVENTS")}
+    old = saved["LD_PRELOAD"]
+    os.environ["LD_PRELOAD"] = settings.probe_lib + (":" + old if old else "")
+    os.environ["FORKSCOPE_EVENTS"] = w.events
+
+    def restore():
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return restore
+
+
+def _runtest_wrapper(w, original):
+    def runtest():
+        __tracebackhide__ = True
+        try:
+            original()
+        except BaseException as e:
+            # e.g. the assertion on the returncode of a child that was ended;
+            # claimed before settle() so that no interrupt lands in it
+            claimed = w.claim_interrupt()
+            w.settle()
+            if claimed:
+                raise pytest.fail.Exception(
+                    f"{w.message()}\nthen, once its processes were ended, the test raised "
+                    f"{type(e).__name__}: {e}", pytrace=False) from None
+            raise
+        claimed = w.claim_interrupt()
+        w.settle()
+        # The test returned because its children were ended: it still ran
+        # past its deadline. Raised here, in the call, so xfail sees it.
+        if claimed:
+            pytest.fail(w.message(), pytrace=False)
+    return runtest
+
+
+def _phase_wrapper(when):
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def hook(item):
+        w = item.stash.get(WATCH_KEY, None)
+        if w is not None:
+            w.set_phase(when)
+        try:
+            yield
+        finally:
+            if w is not None:
+                w.settle()
+                w.set_phase(None)
+    return hook
+
+
+pytest_runtest_setup = _phase_wrapper("setup")
+pytest_runtest_call = _phase_wrapper("call")
+pytest_runtest_teardown = _phase_wrapper("teardown")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    w = item.stash.get(WATCH_KEY, None)
+    if w is not None and w.fired and w.fired_phase == call.when:
+        w.settle()
+        if not any(k == "forkscope_verdict" for k, _ in item.user_properties):
+            verdict = w.triage.verdict_property() if w.triage else "none"
+            item.user_properties.append(("forkscope_verdict", verdict))
+            item.user_properties.append(("forkscope_run_dir", w.run_dir))
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        item.stash[_FAILED_KEY] = True
+    if w is None or not w.fired or w.fired_phase != call.when:
+        return
+    rep.sections.append(("forkscope", w.section()))
+    if call.when != "call" and rep.passed:
+        # setup or teardown came back once the children were ended, yet
+        # ran past the deadline
+        rep.outcome = "failed"
+        rep.longrepr = w.message()
+        item.stash[_FAILED_KEY] = True
+
+
+def pytest_runtest_logreport(report):
+    props = dict(p for p in getattr(report, "user_properties", ()) if isinstance(p, tuple) and len(p) == 2)
+    if report.when == "teardown" and "forkscope_verdict" in props:
+        settings = _settings_of(report)
+        if settings is not None:
+            settings.triaged.append((report.nodeid, props["forkscope_verdict"], props.get("forkscope_run_dir")))
+
+
+_config = None
+
+
+def _settings_of(report):
+    return _config.stash.get(SETTINGS_KEY, None) if _config is not None else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    global _config
+    _config = session.config
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if not settings or not settings.triaged:
+        return
+    tr = terminalreporter
+    tr.section("forkscope")
+    for nodeid, verdict, run_dir in settings.triaged:
+        tr.write_line(f"{nodeid}: deadline passed; verdict {verdict}; {run_dir}")
+
+
+# pytest-timeout: when forkscope is on for a test, the timeout (its marker or
+# --timeout) is forkscope's deadline, and pytest-timeout arms no timer of its
+# own (its documented hooks for alternative timeout implementations).
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_timeout_set_timer(item, settings):
+    return True if _has_deadline(item) else None
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_timeout_cancel_timer(item):
+    return True if _has_deadline(item) else None
+
+
+def _has_deadline(item):
+    w = item.stash.get(WATCH_KEY, None)
+    return w is not None and w.deadline is not None

@@ -1,0 +1,198 @@
+"""Running `forkscope triage` on the test's tree and keeping what it said."""
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+PROBE_NAME = "libforkscope-probe.so"
+# Where `forkscope watch` looks for the probe, relative to its binary.
+PROBE_DIRS = (
+    "../probes",  # the build tree
+    "../lib/forkscope",
+    "../lib64/forkscope",
+    "../lib/x86_64-linux-gnu/forkscope",
+    "../lib/aarch64-linux-gnu/forkscope",
+)
+# Bound on one triage: a snapshot of a few hundred processes takes well under
+# a second; this only keeps a wedged triage from wedging the session.
+TRIAGE_BOUND_S = 120
+
+RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_runner.py")
+# Wakes the watchdog thread from pause(2); a Python handler is installed for
+# it while a test runs (watch.py: INTERRUPT_SIGNAL, which it is).
+WAKE_SIGNAL = signal.SIGRTMIN + 6
+
+PR_SET_PTRACER = 0x59616D61
+PR_SET_PTRACER_ANY = ctypes.c_ulong(-1).value
+
+
+def find_forkscope(explicit=None):
+    for cand in (explicit, os.environ.get("FORKSCOPE"), shutil.which("forkscope")):
+        if cand and os.access(cand, os.X_OK):
+            return os.path.abspath(cand)
+    return None
+
+
+def find_probe(binary, explicit=None):
+    for cand in (explicit, os.environ.get("FORKSCOPE_PROBE")):
+        if cand and os.path.isfile(cand):
+            return os.path.abspath(cand)
+    if binary:
+        here = os.path.dirname(os.path.realpath(binary))
+        for d in PROBE_DIRS:
+            cand = os.path.normpath(os.path.join(here, d, PROBE_NAME))
+            if os.path.isfile(cand):
+                return cand
+    return None
+
+
+def _allow_ptrace_by_children(on):
+    """Under Yama ptrace_scope=1 a child may not trace its parent; triage is
+    our child and must trace us. Without Yama prctl fails: nothing to do."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PTRACER, ctypes.c_ulong(PR_SET_PTRACER_ANY if on else 0), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Triage:
+    """What one deadline's triage found. verdicts is the list of verdict
+    objects of `forkscope triage --json`; error is set when there was no
+    usable answer."""
+
+    def __init__(self):
+        self.verdicts = []
+        self.gaps = ""
+        self.error = None
+        self.rc = None
+        self.with_events = False
+
+    @property
+    def classes(self):
+        return [v.get("class", "?") for v in self.verdicts]
+
+    def verdict_property(self):
+        """The forkscope_verdict JUnit property: the verdict classes, 'none'
+        when triage named nothing, 'error: ...' when it did not run."""
+        if self.error:
+            return "error: " + self.error
+        return ",".join(self.classes) or "none"
+
+    def text(self):
+        if self.error:
+            return f"forkscope triage did not run: {self.error}"
+        parts = [v.get("text", "").rstrip() for v in self.verdicts]
+        hangs = sum(1 for v in self.verdicts if v.get("class") not in ("slow-teardown", "escaped"))
+        if self.gaps.strip():
+            parts.append(self.gaps.rstrip())
+        parts.append(f"Found {hangs} hang{'s' if hangs != 1 else ''}." if hangs else "No hang found.")
+        return "\n".join(p for p in parts if p)
+
+
+def _clean_env(env):
+    """The triage process itself must not load the probe."""
+    env = dict(env)
+    env.pop("FORKSCOPE_EVENTS", None)
+    pre = [p for p in env.get("LD_PRELOAD", "").replace(" ", ":").split(":")
+           if p and os.path.basename(p) != PROBE_NAME]
+    if pre:
+        env["LD_PRELOAD"] = ":".join(pre)
+    else:
+        env.pop("LD_PRELOAD", None)
+    return env
+
+
+def run(binary, root, run_dir, env, events=None):
+    """Triage the live tree of root (its threads and every descendant) and
+    write snapshot.json, verdicts.json and verdict.txt into run_dir. With an
+    events file the verdicts are recomputed from the snapshot with the probe
+    events (`triage --from SNAPSHOT --events EVENTS`). Returns a Triage."""
+    t = Triage()
+    if not binary:
+        t.error = "no forkscope binary (set FORKSCOPE, --forkscope-bin, or put forkscope on PATH)"
+        return t
+    env = _clean_env(env)
+    out_path = os.path.join(run_dir, "triage.json")
+    err_path = os.path.join(run_dir, "triage.stderr")
+    _allow_ptrace_by_children(True)
+    try:
+        status = _run_paused(env, out_path, err_path, [binary, "triage", "--json", str(root)])
+    except OSError as e:
+        t.error = f"{binary} triage: {e}"
+        return t
+    finally:
+        _allow_ptrace_by_children(False)
+    if status == "timeout":
+        t.error = f"forkscope triage did not finish within {TRIAGE_BOUND_S}s"
+        return t
+    t.rc = int(status) if status.lstrip("-").isdigit() else None
+    with open(err_path, encoding="utf-8", errors="replace") as f:
+        t.gaps = f.read()
+    try:
+        with open(out_path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        t.error = f"forkscope triage exited {t.rc}: {t.gaps.strip() or 'no JSON on stdout'}"
+        return t
+    snap_path = os.path.join(run_dir, "snapshot.json")
+    _write_json(snap_path, doc.get("snapshot", {}))
+    os.unlink(out_path)
+    t.verdicts = doc.get("verdicts", [])
+    if events and os.path.isfile(events) and os.path.getsize(events) > 0:
+        _with_events(t, binary, snap_path, events, env)
+    _write_json(os.path.join(run_dir, "verdicts.json"),
+                {"verdicts": t.verdicts, "with_events": t.with_events, "triage_status": t.rc})
+    with open(os.path.join(run_dir, "verdict.txt"), "w", encoding="utf-8") as f:
+        f.write(t.text() + "\n")
+    return t
+
+
+def _run_paused(env, out_path, err_path, cmd):
+    """Run cmd through _runner.py and wait in pause(2) until it says it is
+    done; returns its status line (the exit status, "timeout", "error ...")."""
+    done = out_path + ".done"
+    ack_r, ack_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        runner = subprocess.Popen(
+            [sys.executable, RUNNER, done, str(ack_r), str(os.getpid()), str(threading.get_native_id()),
+             str(int(WAKE_SIGNAL)), str(TRIAGE_BOUND_S), out_path, err_path, "--"] + cmd,
+            stdin=subprocess.DEVNULL, env=env, pass_fds=(ack_r,))
+    finally:
+        os.close(ack_r)
+    try:
+        while not os.path.exists(done):
+            if runner.poll() is not None and not os.path.exists(done):
+                return "error: the triage runner exited " + str(runner.returncode)
+            signal.pause()
+    finally:
+        os.close(ack_w)
+        runner.wait()
+    with open(done, encoding="utf-8") as f:
+        status = f.read().strip()
+    os.unlink(done)
+    return status
+
+
+def _with_events(t, binary, snap_path, events, env):
+    try:
+        r = subprocess.run([binary, "triage", "--from", snap_path, "--events", events, "--json"],
+                           stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=TRIAGE_BOUND_S)
+        doc = json.loads(r.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return  # the live verdicts stand
+    if r.returncode in (0, 1) and isinstance(doc.get("verdicts"), list):
+        t.verdicts = doc["verdicts"]
+        t.with_events = True
+
+
+def _write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
