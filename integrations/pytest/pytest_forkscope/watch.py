@@ -145,7 +145,7 @@ class Watch:
         self._interrupt()
 
     def _on_deadline(self):
-        self.run_dir = self._run_dir_for(self.item)
+        self.run_dir = self.run_dir or self._run_dir_for(self.item)
         os.makedirs(self.run_dir, exist_ok=True)
         self.triage = triage.run(self.settings.binary, self._root, self.run_dir, self._env, self.events)
         self.steps = procs.end_tree(self._root, self._baseline, self.settings.grace)
