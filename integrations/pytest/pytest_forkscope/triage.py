@@ -2,6 +2,7 @@
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -94,6 +95,40 @@ class Triage:
         return "\n".join(p for p in parts if p)
 
 
+_FRAME = re.compile(r"^(\s+)#\d+ ")
+_WATCHDOG_THREAD = re.compile(r'^\s+\S.* thread \d+ "forkscope-wd":$')
+_HARNESS_FRAME = re.compile(r"/(_pytest|pluggy|xdist|execnet)/")
+
+
+def shorten_stacks(text):
+    """Stacks of the test process run down through pytest's own machinery
+    (some 90 frames): in the report, cut each stack at its first pytest or
+    pluggy frame, and leave out the plugin's own watchdog thread (waiting
+    in pause for the triage). verdict.txt in the run directory keeps all."""
+    out, cut, indent, skipping = [], 0, "", False
+    for line in text.splitlines():
+        m = _FRAME.match(line)
+        if skipping and m:
+            continue
+        skipping = False
+        if m and cut:
+            cut += 1
+            continue
+        if cut:
+            out.append(f"{indent}... {cut} more frames (pytest, the interpreter; whole in verdict.txt)")
+            cut = 0
+        if _WATCHDOG_THREAD.search(line):
+            skipping = True
+            continue
+        if m and _HARNESS_FRAME.search(line):
+            cut, indent = 1, m.group(1)
+            continue
+        out.append(line)
+    if cut:
+        out.append(f"{indent}... {cut} more frames (pytest, the interpreter; whole in verdict.txt)")
+    return "\n".join(out)
+
+
 def _clean_env(env):
     """The triage process itself must not load the probe."""
     env = dict(env)
@@ -120,8 +155,12 @@ def run(binary, root, run_dir, env, events=None):
     out_path = os.path.join(run_dir, "triage.json")
     err_path = os.path.join(run_dir, "triage.stderr")
     _allow_ptrace_by_children(True)
+    cmd = [binary, "triage", "--json", str(root)]
     try:
-        status = _run_paused(env, out_path, err_path, [binary, "triage", "--json", str(root)])
+        if callable(signal.getsignal(WAKE_SIGNAL)):
+            status = _run_paused(env, out_path, err_path, cmd)
+        else:
+            status = _run_waiting(env, out_path, err_path, cmd)
     except OSError as e:
         t.error = f"{binary} triage: {e}"
         return t
@@ -150,6 +189,18 @@ def run(binary, root, run_dir, env, events=None):
     with open(os.path.join(run_dir, "verdict.txt"), "w", encoding="utf-8") as f:
         f.write(t.text() + "\n")
     return t
+
+
+def _run_waiting(env, out_path, err_path, cmd):
+    """Without a handler for WAKE_SIGNAL (the test does not run in the main
+    thread) pause(2) cannot be woken safely: a plain wait, which forkscope
+    counts as able to act, so a knot through this process goes unnamed."""
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        try:
+            return str(subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                      timeout=TRIAGE_BOUND_S).returncode)
+        except subprocess.TimeoutExpired:
+            return "timeout"
 
 
 def _run_paused(env, out_path, err_path, cmd):

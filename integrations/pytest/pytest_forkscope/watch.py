@@ -64,8 +64,9 @@ class Watch:
         self._main = threading.main_thread().ident
         self._test_thread = threading.get_ident()
         self._env = dict(os.environ)
-        self._baseline = procs.descendants(self._root)
-        self._baseline_all = procs.descendants(self._root, live_only=False)
+        table = procs.proc_table()
+        self._baseline = procs.descendants(self._root, table)
+        self._baseline_all = procs.descendants(self._root, table, live_only=False)
 
     # ---- main thread side ----
 
@@ -121,7 +122,7 @@ class Watch:
         if self.triage:
             if self.triage.with_events:
                 parts.append("Verdicts use the probe events (events.ndjson).")
-            parts.append(self.triage.text())
+            parts.append(triage.shorten_stacks(self.triage.text()))
         parts.append(_ladder_text(self.steps))
         return "\n\n".join(parts)
 

@@ -266,3 +266,29 @@ def test_probe_events_feed_the_verdict(inner, pytester):
     assert any(e.get("ev") == "exec" and e.get("pid") == child for e in events)
     assert json.loads(open(os.path.join(run_dir, "verdicts.json")).read())["with_events"] is True
     assert "Verdicts use the probe events" in section(r, "test_pipe_deadlock")
+
+
+def test_report_stacks_are_cut_at_pytest_and_leave_the_watchdog_out():
+    from pytest_forkscope.triage import shorten_stacks
+    text = "\n".join([
+        "Hang: pipe-full — writers blocked",
+        "  Stacks of the threads involved:",
+        '    python3 (pid 10) thread 10 "python3":',
+        "      #0  wait4 (wait4.c:30)",
+        "      #1  test_pipe (/t/test_x.py:6)",
+        "      #2  pytest_pyfunc_call (/usr/lib/python3/dist-packages/_pytest/python.py:195)",
+        "      #3  _multicall (/usr/lib/python3/dist-packages/pluggy/_callers.py:39)",
+        "      #4  _start+0x21 (python3.11)",
+        '    python3 (pid 10) thread 12 "forkscope-wd":',
+        "      #0  pause (pause.c:29)",
+        "  Remedy: drain the pipe.",
+    ])
+    assert shorten_stacks(text).splitlines() == [
+        "Hang: pipe-full — writers blocked",
+        "  Stacks of the threads involved:",
+        '    python3 (pid 10) thread 10 "python3":',
+        "      #0  wait4 (wait4.c:30)",
+        "      #1  test_pipe (/t/test_x.py:6)",
+        "      ... 3 more frames (pytest, the interpreter; whole in verdict.txt)",
+        "  Remedy: drain the pipe.",
+    ]
