@@ -5,6 +5,7 @@ import re
 import shutil
 import signal
 import threading
+import time
 
 import pytest
 
@@ -29,16 +30,21 @@ class Settings:
         self.dir = config.getoption("forkscope_dir") or config.getini("forkscope_dir") or None
         self.session_enabled = bool(self.timeout) or self.probe
         self._used = set()
+        self._session_dir = None
         self.triaged = []  # (nodeid, verdict, run dir), filled from reports (xdist: on the controller)
 
     def base_dir(self):
+        """--forkscope-dir, else one directory per session under
+        $XDG_STATE_HOME/forkscope/pytest: evidence outlives pytest's basetemp
+        (only the last three are kept). xdist workers share their session's."""
         if self.dir:
             return os.path.abspath(self.dir)
-        factory = getattr(self.config, "_tmp_path_factory", None)
-        if factory is not None:
-            return str(factory.getbasetemp() / "forkscope")
-        state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-        return os.path.join(state, "forkscope", "pytest")
+        if self._session_dir is None:
+            state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+            run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+            name = f"xdist-{run[:12]}" if run else time.strftime("%Y%m%d-%H%M%S-") + str(os.getpid())
+            self._session_dir = os.path.join(state, "forkscope", "pytest", name)
+        return self._session_dir
 
     def run_dir_for(self, item):
         name = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", item.nodeid).strip("_")[:200] or "test"
@@ -71,7 +77,8 @@ def pytest_addoption(parser):
                 help="deadline of each test in seconds: at it, triage the test's process tree, end the "
                      "processes it started (SIGINT first) and fail the test. 0: off")
     g.addoption("--forkscope-dir", dest="forkscope_dir", metavar="DIR", default=None,
-                help="where the per-test run directories go (default: <basetemp>/forkscope)")
+                help="where the per-test run directories go (default: one directory per session "
+                     "under $XDG_STATE_HOME/forkscope/pytest)")
     g.addoption("--forkscope-probe", dest="forkscope_probe", action="store_true", default=None,
                 help="run the processes tests start with libforkscope-probe.so (events.ndjson per test)")
     g.addoption("--forkscope-grace", dest="forkscope_grace", metavar="S", default=None,
@@ -210,9 +217,11 @@ def _runtest_wrapper(w, original):
             claimed = w.claim_interrupt()
             w.settle()
             if claimed:
+                first = (str(e).splitlines() or [""])[0]
+                first = first if len(first) <= 200 else first[:200] + "..."
                 raise pytest.fail.Exception(
                     f"{w.message()}\nthen, once its processes were ended, the test raised "
-                    f"{type(e).__name__}: {e}", pytrace=False) from None
+                    f"{type(e).__name__}: {first}", pytrace=False) from None
             raise
         claimed = w.claim_interrupt()
         w.settle()

@@ -172,6 +172,8 @@ def run(binary, root, run_dir, env, events=None):
     t.rc = int(status) if status.lstrip("-").isdigit() else None
     with open(err_path, encoding="utf-8", errors="replace") as f:
         t.gaps = f.read()
+    if not t.gaps:
+        os.unlink(err_path)
     try:
         with open(out_path, encoding="utf-8") as f:
             doc = json.load(f)

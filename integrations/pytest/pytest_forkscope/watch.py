@@ -59,6 +59,7 @@ class Watch:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._done = threading.Event()
+        self._left_phase = threading.Event()
         self._thread = None
         self._root = os.getpid()
         self._main = threading.main_thread().ident
@@ -94,6 +95,8 @@ class Watch:
         with self._lock:
             if phase:
                 self.last_phase = phase
+            elif self.fired:
+                self._left_phase.set()
             self.phase = phase
 
     def claim_interrupt(self, by_signal=False):
@@ -106,6 +109,7 @@ class Watch:
             if by_signal and not self.interrupt_requested:
                 return False
             self.delivered = True
+            self._left_phase.set()
             return True
 
     def message(self):
@@ -154,8 +158,10 @@ class Watch:
             f.write(_ladder_text(self.steps) + "\n")
 
     def _interrupt(self):
-        """The test's thread may have moved on once its children died; if it
-        is still in the phase that passed the deadline, interrupt it."""
+        """The test's thread may move on once its children died: give it the
+        grace to leave the phase by itself (it then fails with the deadline
+        message where it returned); if it does not, interrupt it."""
+        self._left_phase.wait(self.settings.grace)
         for _ in range(INTERRUPT_TRIES):
             with self._lock:
                 if self.delivered or self.phase != self.fired_phase or self._stop.is_set():

@@ -87,6 +87,8 @@ class Inner:
 
     def run(self, *args):
         self.pytester._monkeypatch.setenv("FS_PIDS", str(self.pids_file))
+        # the default run directories go under it: keep them in the test's tmp
+        self.pytester._monkeypatch.setenv("XDG_STATE_HOME", str(self.pytester.path / "state"))
         return self.pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider",
                                                   "--forkscope-grace=1", *args, timeout=600)
 
