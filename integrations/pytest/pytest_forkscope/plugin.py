@@ -25,7 +25,10 @@ class Settings:
         if self.grace is None:
             self.grace = 2.0
         self.probe = bool(config.getoption("forkscope_probe") or _true(config.getini("forkscope_probe")))
-        self.binary = triage.find_forkscope(config.getoption("forkscope_bin"))
+        explicit = config.getoption("forkscope_bin")
+        if explicit and not os.access(explicit, os.X_OK):
+            raise pytest.UsageError(f"--forkscope-bin: {explicit}: not an executable")
+        self.binary = triage.find_forkscope(explicit)
         self.probe_lib = triage.find_probe(self.binary) if self.probe else None
         self.dir = config.getoption("forkscope_dir") or config.getini("forkscope_dir") or None
         self.session_enabled = bool(self.timeout) or self.probe

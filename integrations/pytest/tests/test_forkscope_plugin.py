@@ -292,3 +292,46 @@ def test_report_stacks_are_cut_at_pytest_and_leave_the_watchdog_out():
         "      ... 3 more frames (pytest, the interpreter; whole in verdict.txt)",
         "  Remedy: drain the pipe.",
     ]
+
+
+def test_without_forkscope_the_deadline_still_ends_and_fails(inner, pytester):
+    pytester.makepyfile(test_nofs=PIPE_DEADLOCK)
+    pytester._monkeypatch.setenv("FORKSCOPE", str(pytester.path / "no-such-forkscope"))
+    pytester._monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no forkscope on it
+    xml = pytester.path / "junit.xml"
+    r = inner.run("--forkscope-timeout=3", f"--junitxml={xml}")
+    r.assert_outcomes(failed=1, passed=1, warnings=1)
+    props = junit(xml)["test_pipe_deadlock"][1]
+    assert props["forkscope_verdict"].startswith("error: no forkscope binary")
+    sec = section(r, "test_pipe_deadlock")
+    assert "forkscope triage did not run" in sec
+    assert re.search(rf"SIGINT -> \S+ \({inner.recorded_pids()[0]}\)", sec)
+
+
+def test_triage_sees_the_tree_before_the_fixture_tears_it_down(inner, pytester):
+    pytester.makepyfile(test_td=f'''
+import os, subprocess, sys, pytest
+from conftest import record
+
+@pytest.fixture
+def producer():
+    p = subprocess.Popen([sys.executable, "-c", "{WRITER}"], stdout=subprocess.PIPE)
+    record(p.pid)
+    yield p
+    p.kill()  # the teardown that would take the evidence away
+    p.wait()
+    with open(os.environ["FS_PIDS"] + ".teardown", "w") as f:
+        f.write("ran")
+
+def test_reads_too_late(producer):
+    producer.wait()
+''')
+    xml = pytester.path / "junit.xml"
+    r = inner.run("--forkscope-timeout=3", f"--junitxml={xml}")
+    r.assert_outcomes(failed=1)
+    props = junit(xml)["test_reads_too_late"][1]
+    assert props["forkscope_verdict"] == "pipe-full"
+    snap = json.loads(open(os.path.join(props["forkscope_run_dir"], "snapshot.json")).read())
+    child = [p for p in snap["processes"] if p.get("pid") == inner.recorded_pids()[0]]
+    assert child and child[0].get("state") not in (None, "Z", "X")  # alive when triaged
+    assert open(str(inner.pids_file) + ".teardown").read() == "ran"  # and torn down after
