@@ -179,15 +179,27 @@ class Watch:
     def _last_resort(self):
         """The test's thread never came back (blocked in C code that ignores
         EINTR): say why on stderr and end this process, as pytest-timeout's
-        thread method does; pytest-xdist replaces a worker that died."""
+        thread method does; pytest-xdist replaces a worker that died. The
+        run directory keeps the evidence either way."""
         with self._lock:
             if self.delivered or self.phase != self.fired_phase or self._stop.is_set():
                 return
-        out = sys.__stderr__
         try:
-            out.write(f"\n{'+' * 20} forkscope: {self.item.nodeid} {'+' * 20}\n")
+            captured = ("", "")
+            capman = self.item.config.pluginmanager.getplugin("capturemanager")
+            if capman is not None:
+                # fd 1 and 2 are pytest's capture files: give them back
+                capman.suspend_global_capture(in_=True)
+                captured = capman.read_global_capture()
+            out = sys.stderr
+            bar = "+" * 20
+            for name, text in zip(("stdout", "stderr"), captured):
+                if text:
+                    out.write(f"\n{bar} captured {name} of {self.item.nodeid} {bar}\n{text}")
+            out.write(f"\n{bar} forkscope: {self.item.nodeid} {bar}\n")
             out.write(self.message() + "\n\n" + self.section() + "\n")
-            out.write("forkscope: the test's thread does not respond to interruption; ending this process.\n")
+            out.write("forkscope: the test's thread does not respond to interruption "
+                      "(blocked in code that retries on EINTR); ending this process.\n")
             out.flush()
         finally:
             os._exit(1)

@@ -335,3 +335,21 @@ def test_reads_too_late(producer):
     child = [p for p in snap["processes"] if p.get("pid") == inner.recorded_pids()[0]]
     assert child and child[0].get("state") not in (None, "Z", "X")  # alive when triaged
     assert open(str(inner.pids_file) + ".teardown").read() == "ran"  # and torn down after
+
+
+def test_thread_that_cannot_be_interrupted_ends_the_session_with_the_report(inner, pytester):
+    pytester.makepyfile(test_c='''
+import ctypes
+
+def test_c_deadlock():
+    libc = ctypes.CDLL(None)
+    m = ctypes.create_string_buffer(64)  # a default mutex: all zeros
+    libc.pthread_mutex_lock(m)
+    libc.pthread_mutex_lock(m)  # its futex wait restarts after every signal
+''')
+    r = inner.run("--forkscope-timeout=3")
+    assert r.ret == 1
+    err = r.stderr.str()
+    assert "forkscope: deadline of 3s passed during call" in err
+    assert "Run directory: " in err and "Found " in err
+    assert "does not respond to interruption" in err
