@@ -13,6 +13,8 @@ from . import triage
 from .watch import INTERRUPT_SIGNAL, Watch
 
 WATCH_KEY = pytest.StashKey()
+SETTINGS_KEY = pytest.StashKey()
+_FAILED_KEY = pytest.StashKey()
 
 
 class Settings:
@@ -99,6 +101,7 @@ def pytest_configure(config):
                                        "(0: none); overrides --forkscope-timeout and the timeout marker")
     settings = Settings(config)
     config.stash[SETTINGS_KEY] = settings
+    config.pluginmanager.register(_Summary(settings), "forkscope-summary")
     if settings.session_enabled and not settings.binary:
         config.issue_config_time_warning(pytest.PytestConfigWarning(
             "forkscope: no forkscope binary (FORKSCOPE, --forkscope-bin, PATH): deadlines end the test's "
@@ -106,8 +109,6 @@ def pytest_configure(config):
     if settings.probe and not settings.probe_lib:
         raise pytest.UsageError("--forkscope-probe: libforkscope-probe.so not found (set FORKSCOPE_PROBE)")
 
-
-SETTINGS_KEY = pytest.StashKey()
 
 
 def _marker_timeout(marker):
@@ -153,7 +154,7 @@ def pytest_runtest_protocol(item, nextitem):
     deadline = deadline_of(item, settings)
     if not deadline or deadline <= 0:
         deadline = None
-    if deadline is None and not (settings.probe and _wants(item, settings)):
+    if deadline is None and not settings.probe:
         yield
         return
     w = Watch(item, deadline, settings, settings.run_dir_for)
@@ -179,14 +180,6 @@ def pytest_runtest_protocol(item, nextitem):
             restore_env()
         if w.run_dir and not w.fired and not item.stash.get(_FAILED_KEY, False):
             shutil.rmtree(w.run_dir, ignore_errors=True)
-
-
-_FAILED_KEY = pytest.StashKey()
-
-
-def _wants(item, settings):
-    fs = item.get_closest_marker("forkscope")
-    return settings.session_enabled or fs is not None
 
 
 def _probe_env(w, settings):
@@ -279,35 +272,24 @@ def pytest_runtest_makereport(item, call):
         item.stash[_FAILED_KEY] = True
 
 
-def pytest_runtest_logreport(report):
-    props = dict(p for p in getattr(report, "user_properties", ()) if isinstance(p, tuple) and len(p) == 2)
-    if report.when == "teardown" and "forkscope_verdict" in props:
-        settings = _settings_of(report)
-        if settings is not None:
-            settings.triaged.append((report.nodeid, props["forkscope_verdict"], props.get("forkscope_run_dir")))
+class _Summary:
+    """Tests that passed their deadline, from their reports: under xdist
+    the controller gets them from the workers."""
 
+    def __init__(self, settings):
+        self.settings = settings
 
-_config = None
+    def pytest_runtest_logreport(self, report):
+        props = dict(p for p in report.user_properties if isinstance(p, tuple) and len(p) == 2)
+        if report.when == "teardown" and "forkscope_verdict" in props:
+            self.settings.triaged.append((report.nodeid, props["forkscope_verdict"],
+                                          props.get("forkscope_run_dir")))
 
-
-def _settings_of(report):
-    return _config.stash.get(SETTINGS_KEY, None) if _config is not None else None
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionstart(session):
-    global _config
-    _config = session.config
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    settings = config.stash.get(SETTINGS_KEY, None)
-    if not settings or not settings.triaged:
-        return
-    tr = terminalreporter
-    tr.section("forkscope")
-    for nodeid, verdict, run_dir in settings.triaged:
-        tr.write_line(f"{nodeid}: deadline passed; verdict {verdict}; {run_dir}")
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.settings.triaged:
+            terminalreporter.section("forkscope")
+            for nodeid, verdict, run_dir in self.settings.triaged:
+                terminalreporter.write_line(f"{nodeid}: deadline passed; verdict {verdict}; {run_dir}")
 
 
 # pytest-timeout: when forkscope is on for a test, the timeout (its marker or
