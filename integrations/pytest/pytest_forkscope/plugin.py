@@ -32,6 +32,8 @@ class Settings:
             raise pytest.UsageError(f"--forkscope-bin: {explicit}: not an executable")
         self.binary = triage.find_forkscope(explicit)
         self.probe_lib = triage.find_probe(self.binary) if self.probe else None
+        # pytest itself runs with the probe: every test's events are in its log
+        self.session_events = triage.session_events()
         self.dir = config.getoption("forkscope_dir") or config.getini("forkscope_dir") or None
         self.session_enabled = bool(self.timeout) or self.probe
         self._used = set()
@@ -106,7 +108,7 @@ def pytest_configure(config):
         config.issue_config_time_warning(pytest.PytestConfigWarning(
             "forkscope: no forkscope binary (FORKSCOPE, --forkscope-bin, PATH): deadlines end the test's "
             "processes but cannot triage them"), stacklevel=2)
-    if settings.probe and not settings.probe_lib:
+    if settings.probe and not settings.probe_lib and not settings.session_events:
         raise pytest.UsageError("--forkscope-probe: libforkscope-probe.so not found (set FORKSCOPE_PROBE)")
 
 
@@ -159,7 +161,12 @@ def pytest_runtest_protocol(item, nextitem):
         return
     w = Watch(item, deadline, settings, settings.run_dir_for)
     item.stash[WATCH_KEY] = w
-    restore_env = _probe_env(w, settings) if settings.probe else None
+    restore_env = None
+    if settings.session_events and deadline is not None:
+        path = settings.session_events
+        w.session_events = (path, os.path.getsize(path) if os.path.exists(path) else 0)
+    elif settings.probe:
+        restore_env = _probe_env(w, settings)
     old_handler = None
     if threading.current_thread() is threading.main_thread():
         old_handler = signal.signal(INTERRUPT_SIGNAL, _on_interrupt_signal)

@@ -51,6 +51,32 @@ def find_probe(binary, explicit=None):
     return None
 
 
+def session_events():
+    """The events log of this process when it runs with the probe (under
+    `forkscope watch`, or LD_PRELOAD and FORKSCOPE_EVENTS set by hand): its
+    own forks, and those of everything it starts, are written there."""
+    path = os.environ.get("FORKSCOPE_EVENTS")
+    if not path or not os.path.isabs(path):
+        return None
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            loaded = any(line.rstrip().endswith("/" + PROBE_NAME) for line in f)
+    except OSError:
+        return None
+    return path if loaded else None
+
+
+def copy_events_since(src, offset, dst):
+    """The lines appended to src since offset (whole lines only) into dst."""
+    with open(src, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    data = data[:data.rfind(b"\n") + 1]
+    with open(dst, "wb") as f:
+        f.write(data)
+    return dst
+
+
 def _allow_ptrace_by_children(on):
     """Under Yama ptrace_scope=1 a child may not trace its parent; triage is
     our child and must trace us. Without Yama prctl fails: nothing to do."""

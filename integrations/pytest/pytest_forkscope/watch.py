@@ -47,6 +47,7 @@ class Watch:
         self._run_dir_for = run_dir_for
         self.run_dir = None
         self.events = None
+        self.session_events = None  # (path, offset at the start of the test)
         self.phase = None  # "setup", "call", "teardown" or None between them
         self.last_phase = None
         self.fired_phase = None
@@ -152,6 +153,12 @@ class Watch:
     def _on_deadline(self):
         self.run_dir = self.run_dir or self._run_dir_for(self.item)
         os.makedirs(self.run_dir, exist_ok=True)
+        if self.session_events:
+            try:
+                self.events = triage.copy_events_since(*self.session_events,
+                                                       os.path.join(self.run_dir, "events.ndjson"))
+            except OSError:
+                self.events = None
         self.triage = triage.run(self.settings.binary, self._root, self.run_dir, self._env, self.events)
         self.steps = procs.end_tree(self._root, self._baseline, self.settings.grace)
         with open(os.path.join(self.run_dir, "teardown.txt"), "w", encoding="utf-8") as f:

@@ -353,3 +353,40 @@ def test_c_deadlock():
     assert "forkscope: deadline of 3s passed during call" in err
     assert "Run directory: " in err and "Found " in err
     assert "does not respond to interruption" in err
+
+
+def test_probed_pytest_keeps_the_forks_of_the_test_process(inner, pytester):
+    """pytest itself run with the probe (as under `forkscope watch`): the
+    test's slice of the session's events goes into its run directory,
+    os.fork() of the test body included."""
+    probe = os.environ.get("FORKSCOPE_PROBE")
+    if not probe:
+        pytest.skip("FORKSCOPE_PROBE is not set")
+    pytester.makepyfile(test_fork='''
+import os, select
+from conftest import record
+
+def test_forked_child_waits_for_eof():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(w)  # the parent's copy still keeps EOF away
+            select.select([r], [], [])
+        finally:
+            os._exit(0)
+    record(pid)
+    os.waitpid(pid, 0)
+''')
+    session = pytester.path / "session-events.ndjson"
+    pytester._monkeypatch.setenv("LD_PRELOAD", probe)
+    pytester._monkeypatch.setenv("FORKSCOPE_EVENTS", str(session))
+    xml = pytester.path / "junit.xml"
+    r = inner.run("--forkscope-timeout=3", f"--junitxml={xml}")
+    r.assert_outcomes(failed=1)
+    run_dir = junit(xml)["test_forked_child_waits_for_eof"][1]["forkscope_run_dir"]
+    events = [json.loads(line) for line in open(os.path.join(run_dir, "events.ndjson"))]
+    child = inner.recorded_pids()[0]
+    assert any(e.get("ev") == "fork" and e.get("child_pid") == child for e in events)
+    assert any(e.get("ev") == "child_start" and e.get("pid") == child for e in events)
+    assert json.loads(open(os.path.join(run_dir, "verdicts.json")).read())["with_events"] is True
