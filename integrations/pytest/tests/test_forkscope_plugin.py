@@ -14,6 +14,10 @@ import pytest
 HANG_CLASSES = {"pipe-full", "eof-never", "mutual-wait", "uncancellable-wait", "lost-wakeup-futex",
                 "lock-deadlock", "signal-blocked", "orphan", "unreaped-zombie", "boot-death", "busy-loop"}
 
+# The deadline of the hanging inner tests: far more than the hang takes to
+# form (a python child filling a pipe), also on a loaded machine.
+D = 5
+
 WRITER = "import os\\nb = b'x' * 200000\\nwhile b:\\n    b = b[os.write(1, b):]\\n"
 
 PIPE_DEADLOCK = f'''
@@ -62,9 +66,9 @@ def section(result, test):
 def test_pipe_deadlock_gets_pipe_full_and_the_session_goes_on(inner, pytester):
     pytester.makepyfile(test_hang=PIPE_DEADLOCK)
     xml = pytester.path / "junit.xml"
-    r = inner.run("--forkscope-timeout=3", f"--junitxml={xml}")
+    r = inner.run(f"--forkscope-timeout={D}", f"--junitxml={xml}")
     r.assert_outcomes(failed=1, passed=1)
-    r.stdout.fnmatch_lines(["*forkscope: deadline of 3s passed during call (pipe-full)*"])
+    r.stdout.fnmatch_lines([f"*forkscope: deadline of {D}s passed during call (pipe-full)*"])
     sec = section(r, "test_pipe_deadlock")
     assert "Hang: pipe-full" in sec
     assert "Popen.wait" in sec  # the test's own stack, taken before anything was ended
@@ -114,7 +118,7 @@ def test_after():
     pass
 ''')
     xml = pytester.path / "junit.xml"
-    r = inner.run("--forkscope-timeout=3", f"--junitxml={xml}")
+    r = inner.run(f"--forkscope-timeout={D}", f"--junitxml={xml}")
     r.assert_outcomes(failed=1, passed=1)
     outcome, props = junit(xml)["test_child_blocks_on_inherited_lock"]
     assert outcome == "failure"
@@ -141,7 +145,7 @@ def test_child_never_exits():
 def test_after():
     pass
 ''')
-    r = inner.run("--forkscope-timeout=3")
+    r = inner.run(f"--forkscope-timeout={D}")
     r.assert_outcomes(failed=1, passed=1)
     sec = section(r, "test_child_never_exits")
     pid = inner.recorded_pids()[0]
@@ -172,7 +176,7 @@ def test_xfail_is_honoured_and_the_evidence_kept(inner, pytester):
     pytester.makepyfile(test_xf=PIPE_DEADLOCK.replace(
         "def test_pipe_deadlock", "import pytest\n@pytest.mark.xfail(reason='known deadlock')\ndef test_pipe_deadlock"))
     xml = pytester.path / "junit.xml"
-    r = inner.run("--forkscope-timeout=3", f"--junitxml={xml}")
+    r = inner.run(f"--forkscope-timeout={D}", f"--junitxml={xml}")
     r.assert_outcomes(xfailed=1, passed=1)
     outcome, props = junit(xml)["test_pipe_deadlock"]
     assert outcome == "skipped"
@@ -192,15 +196,15 @@ def test_self_deadlock():
 def test_after():
     pass
 ''')
-    r = inner.run("--forkscope-timeout=3")
+    r = inner.run(f"--forkscope-timeout={D}")
     r.assert_outcomes(failed=1, passed=1)
-    r.stdout.fnmatch_lines(["*lock.acquire()*", "E*Failed: forkscope: deadline of 3s passed during call*"])
+    r.stdout.fnmatch_lines(["*lock.acquire()*", f"E*Failed: forkscope: deadline of {D}s passed during call*"])
     assert "No process started by the test was left to end." in section(r, "test_self_deadlock")
 
 
 def test_forkscope_marker_without_session_option(inner, pytester):
     pytester.makepyfile(test_mark=PIPE_DEADLOCK.replace(
-        "def test_pipe_deadlock", "import pytest\n@pytest.mark.forkscope(timeout=3)\ndef test_pipe_deadlock"))
+        "def test_pipe_deadlock", f"import pytest\n@pytest.mark.forkscope(timeout={D})\ndef test_pipe_deadlock"))
     r = inner.run()
     r.assert_outcomes(failed=1, passed=1)
     assert "Hang: pipe-full" in section(r, "test_pipe_deadlock")
@@ -209,10 +213,10 @@ def test_forkscope_marker_without_session_option(inner, pytester):
 def test_pytest_timeout_marker_is_the_deadline(inner, pytester):
     pytest.importorskip("pytest_timeout")
     pytester.makepyfile(test_to=PIPE_DEADLOCK.replace(
-        "def test_pipe_deadlock", "import pytest\n@pytest.mark.timeout(3)\ndef test_pipe_deadlock"))
+        "def test_pipe_deadlock", f"import pytest\n@pytest.mark.timeout({D})\ndef test_pipe_deadlock"))
     r = inner.run("-p", "timeout", "--forkscope-timeout=600")
     r.assert_outcomes(failed=1, passed=1)
-    r.stdout.fnmatch_lines(["*forkscope: deadline of 3s passed during call (pipe-full)*"])
+    r.stdout.fnmatch_lines([f"*forkscope: deadline of {D}s passed during call (pipe-full)*"])
     assert "Timeout >" not in r.stdout.str()  # pytest-timeout's own timer was not armed
 
 
@@ -231,16 +235,16 @@ def server():
 def test_uses_server(server):
     pass
 ''')
-    r = inner.run("--forkscope-timeout=3")
+    r = inner.run(f"--forkscope-timeout={D}")
     r.assert_outcomes(errors=1)
-    r.stdout.fnmatch_lines(["*forkscope: deadline of 3s passed during setup (pipe-full)*"])
+    r.stdout.fnmatch_lines([f"*forkscope: deadline of {D}s passed during setup (pipe-full)*"])
 
 
 def test_xdist_workers_triage_their_own_tests(inner, pytester):
     pytest.importorskip("xdist")
     pytester.makepyfile(test_a=PIPE_DEADLOCK, test_b=PIPE_DEADLOCK.replace("test_after", "test_after_b"))
     xml = pytester.path / "junit.xml"
-    r = inner.run("-p", "xdist", "-n", "2", "--forkscope-timeout=3", f"--junitxml={xml}")
+    r = inner.run("-p", "xdist", "-n", "2", f"--forkscope-timeout={D}", f"--junitxml={xml}")
     r.assert_outcomes(failed=2, passed=2)
     dirs = set()
     for case in ET.parse(xml).getroot().iter("testcase"):
@@ -256,7 +260,7 @@ def test_probe_events_feed_the_verdict(inner, pytester):
         pytest.skip("FORKSCOPE_PROBE is not set")
     pytester.makepyfile(test_probe=PIPE_DEADLOCK)
     xml = pytester.path / "junit.xml"
-    r = inner.run("--forkscope-timeout=3", "--forkscope-probe", f"--junitxml={xml}")
+    r = inner.run(f"--forkscope-timeout={D}", "--forkscope-probe", f"--junitxml={xml}")
     r.assert_outcomes(failed=1, passed=1)
     cases = junit(xml)
     run_dir = cases["test_pipe_deadlock"][1]["forkscope_run_dir"]
@@ -299,7 +303,7 @@ def test_without_forkscope_the_deadline_still_ends_and_fails(inner, pytester):
     pytester._monkeypatch.setenv("FORKSCOPE", str(pytester.path / "no-such-forkscope"))
     pytester._monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no forkscope on it
     xml = pytester.path / "junit.xml"
-    r = inner.run("--forkscope-timeout=3", f"--junitxml={xml}")
+    r = inner.run(f"--forkscope-timeout={D}", f"--junitxml={xml}")
     r.assert_outcomes(failed=1, passed=1, warnings=1)
     props = junit(xml)["test_pipe_deadlock"][1]
     assert props["forkscope_verdict"].startswith("error: no forkscope binary")
@@ -327,7 +331,7 @@ def test_reads_too_late(producer):
     producer.wait()
 ''')
     xml = pytester.path / "junit.xml"
-    r = inner.run("--forkscope-timeout=3", f"--junitxml={xml}")
+    r = inner.run(f"--forkscope-timeout={D}", f"--junitxml={xml}")
     r.assert_outcomes(failed=1)
     props = junit(xml)["test_reads_too_late"][1]
     assert props["forkscope_verdict"] == "pipe-full"
@@ -347,10 +351,10 @@ def test_c_deadlock():
     libc.pthread_mutex_lock(m)
     libc.pthread_mutex_lock(m)  # its futex wait restarts after every signal
 ''')
-    r = inner.run("--forkscope-timeout=3")
+    r = inner.run(f"--forkscope-timeout={D}")
     assert r.ret == 1
     err = r.stderr.str()
-    assert "forkscope: deadline of 3s passed during call" in err
+    assert f"forkscope: deadline of {D}s passed during call" in err
     assert "Run directory: " in err and "Found " in err
     assert "does not respond to interruption" in err
 
@@ -382,7 +386,7 @@ def test_forked_child_waits_for_eof():
     pytester._monkeypatch.setenv("LD_PRELOAD", probe)
     pytester._monkeypatch.setenv("FORKSCOPE_EVENTS", str(session))
     xml = pytester.path / "junit.xml"
-    r = inner.run("--forkscope-timeout=3", f"--junitxml={xml}")
+    r = inner.run(f"--forkscope-timeout={D}", f"--junitxml={xml}")
     r.assert_outcomes(failed=1)
     run_dir = junit(xml)["test_forked_child_waits_for_eof"][1]["forkscope_run_dir"]
     events = [json.loads(line) for line in open(os.path.join(run_dir, "events.ndjson"))]
