@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from . import triage
+from . import procs, triage
 from .watch import INTERRUPT_SIGNAL, Watch
 
 WATCH_KEY = pytest.StashKey()
@@ -36,6 +36,10 @@ class Settings:
         self.session_events = triage.session_events()
         self.dir = config.getoption("forkscope_dir") or config.getini("forkscope_dir") or None
         self.session_enabled = bool(self.timeout) or self.probe
+        keep = config.getoption("forkscope_leftovers") or config.getini("forkscope_leftovers") or "end"
+        if keep not in ("end", "keep"):
+            raise pytest.UsageError(f"--forkscope-leftovers: expected end or keep, not {keep!r}")
+        self.end_leftovers = keep == "end"
         self._used = set()
         self._session_dir = None
         self.triaged = []  # (nodeid, verdict, run dir), filled from reports (xdist: on the controller)
@@ -92,6 +96,10 @@ def pytest_addoption(parser):
                 help="seconds between SIGINT, SIGTERM and SIGKILL when ending a test's processes (2)")
     g.addoption("--forkscope-bin", dest="forkscope_bin", metavar="PATH", default=None,
                 help="the forkscope binary (default: $FORKSCOPE, then forkscope on PATH)")
+    g.addoption("--forkscope-leftovers", dest="forkscope_leftovers", choices=("end", "keep"), default=None,
+                help="processes the tests started that still run when the session ends: end them "
+                     "SIGINT first and list them (end, the default when forkscope is on), or keep them")
+    parser.addini("forkscope_leftovers", "end or keep (see --forkscope-leftovers)")
     parser.addini("forkscope_timeout", "deadline of each test in seconds (see --forkscope-timeout)")
     parser.addini("forkscope_dir", "where the per-test run directories go")
     parser.addini("forkscope_probe", "run the processes tests start with the probe (true/false)")
@@ -292,11 +300,35 @@ class _Summary:
             self.settings.triaged.append((report.nodeid, props["forkscope_verdict"],
                                           props.get("forkscope_run_dir")))
 
+    def pytest_sessionstart(self, session):
+        self.baseline = procs.descendants(os.getpid()) if self._ends_leftovers() else None
+        self.leftovers = []
+
+    def _ends_leftovers(self):
+        config = self.settings.config
+        # an xdist controller's children are its workers; each worker ends its own
+        controller = config.getoption("dist", "no") not in ("no", None) and not hasattr(config, "workerinput")
+        return self.settings.end_leftovers and self.settings.session_enabled and not controller
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session):
+        """Every fixture is torn down by now: what the session started and
+        still runs would outlive pytest."""
+        if self.baseline is None:
+            return
+        self.leftovers = procs.end_tree(os.getpid(), self.baseline, self.settings.grace)
+        procs.reap_zombie_children(self.baseline)
+
     def pytest_terminal_summary(self, terminalreporter):
-        if self.settings.triaged:
+        if self.settings.triaged or self.leftovers:
             terminalreporter.section("forkscope")
-            for nodeid, verdict, run_dir in self.settings.triaged:
-                terminalreporter.write_line(f"{nodeid}: deadline passed; verdict {verdict}; {run_dir}")
+        for nodeid, verdict, run_dir in self.settings.triaged:
+            terminalreporter.write_line(f"{nodeid}: deadline passed; verdict {verdict}; {run_dir}")
+        if self.leftovers:
+            terminalreporter.write_line("processes the tests started still ran at the end of the session:")
+            for sig, sent in self.leftovers:
+                who = ", ".join(f"{name} ({pid})" for pid, name in sent)
+                terminalreporter.write_line(f"  {sig} -> {who}")
 
 
 # pytest-timeout: when forkscope is on for a test, the timeout (its marker or

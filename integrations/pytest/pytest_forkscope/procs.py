@@ -148,3 +148,15 @@ def end_tree(root, baseline, grace, rounds=5):
             break
         steps += end_processes(targets, grace)
     return steps
+
+
+def reap_zombie_children(baseline_all):
+    """Reap our zombie children that were not in baseline_all ({pid:
+    starttime}): children whose waiter was interrupted or is gone."""
+    me = os.getpid()
+    for pid, (state, ppid, start) in proc_table().items():
+        if ppid == me and state == "Z" and baseline_all.get(pid) != start:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass

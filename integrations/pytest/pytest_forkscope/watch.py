@@ -214,10 +214,4 @@ class Watch:
     def _reap_zombies(self):
         """Children of ours that the test started and left as zombies (their
         Popen was interrupted before its wait)."""
-        me = os.getpid()
-        for pid, (state, ppid, start) in procs.proc_table().items():
-            if ppid == me and state == "Z" and self._baseline_all.get(pid) != start:
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
+        procs.reap_zombie_children(self._baseline_all)

@@ -394,3 +394,19 @@ def test_forked_child_waits_for_eof():
     assert any(e.get("ev") == "fork" and e.get("child_pid") == child for e in events)
     assert any(e.get("ev") == "child_start" and e.get("pid") == child for e in events)
     assert json.loads(open(os.path.join(run_dir, "verdicts.json")).read())["with_events"] is True
+
+
+def test_processes_left_running_are_ended_at_the_end_of_the_session(inner, pytester):
+    pytester.makepyfile(test_left='''
+import subprocess, sys
+from conftest import record
+
+def test_starts_and_forgets():
+    p = subprocess.Popen([sys.executable, "-c", "import time\\nwhile True: time.sleep(1000)"])
+    record(p.pid)
+''')
+    r = inner.run("--forkscope-timeout=600")
+    r.assert_outcomes(passed=1)
+    pid = inner.recorded_pids()[0]
+    r.stdout.fnmatch_lines(["*processes the tests started still ran at the end of the session:*",
+                            f"*SIGINT -> * ({pid})*"])
