@@ -331,6 +331,12 @@ class _Summary:
                 terminalreporter.write_line(f"  {sig} -> {who}")
 
 
+def pytest_enter_pdb(config, pdb):
+    """A person at the debugger is not a hang."""
+    if _current.watch is not None:
+        _current.watch.disarm()
+
+
 # pytest-timeout: when forkscope is on for a test, the timeout (its marker or
 # --timeout) is forkscope's deadline, and pytest-timeout arms no timer of its
 # own (its documented hooks for alternative timeout implementations).

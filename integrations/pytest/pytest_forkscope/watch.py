@@ -85,6 +85,11 @@ class Watch:
         if self.fired:
             self._reap_zombies()
 
+    def disarm(self):
+        """No deadline any more (the debugger was entered); unless it already
+        fired, the watchdog does nothing."""
+        self._stop.set()
+
     def settle(self):
         """Block until a fired watchdog has finished triage and the ladder,
         so nothing (teardown, the next phase) runs before the evidence is
