@@ -56,7 +56,6 @@ class Watch:
         self.interrupt_requested = False
         self.triage = None
         self.steps = []
-        self.elapsed_at_fire = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -164,7 +163,11 @@ class Watch:
                                                        os.path.join(self.run_dir, "events.ndjson"))
             except OSError:
                 self.events = None
-        self.triage = triage.run(self.settings.binary, self._root, self.run_dir, self._env, self.events)
+        try:
+            self.triage = triage.run(self.settings.binary, self._root, self.run_dir, self._env, self.events)
+        except Exception as e:  # the processes must still be ended and the test failed
+            self.triage = triage.Triage()
+            self.triage.error = f"{type(e).__name__}: {e}"
         self.steps = procs.end_tree(self._root, self._baseline, self.settings.grace)
         with open(os.path.join(self.run_dir, "teardown.txt"), "w", encoding="utf-8") as f:
             f.write(_ladder_text(self.steps) + "\n")
