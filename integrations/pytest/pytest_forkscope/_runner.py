@@ -3,8 +3,8 @@ that thread with a thread-directed signal until it acknowledges.
 
 Why not a plain subprocess.run: the watchdog thread would wait for its
 child (triage) in wait4 or poll, which forkscope counts as "able to act",
-so the test process would look live and no knot would be found. Blocked
-in pause(2) it is released by nothing in the tree.
+so the test process would look live and no knot would be found. It waits
+in sem_wait(3) (triage.Sleeper); this interrupts it.
 
 usage: _runner.py DONE ACK_FD PID TID SIGNAL BOUND_S OUT ERR -- CMD...
 """
@@ -35,7 +35,7 @@ def main(argv):
     poller = select.poll()
     poller.register(int(ack_fd), select.POLLIN)
     # Re-sent until the waiter closes its end: a signal that lands before it
-    # enters pause() would otherwise be lost.
+    # enters sem_wait would otherwise be lost.
     for _ in range(12000):
         if libc.tgkill(int(pid), int(tid), int(sig)) != 0:
             return 0  # the thread is gone

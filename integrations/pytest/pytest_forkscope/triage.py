@@ -23,7 +23,7 @@ PROBE_DIRS = (
 TRIAGE_BOUND_S = 120
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_runner.py")
-# Wakes the watchdog thread from pause(2); a Python handler is installed for
+# Wakes the watchdog thread from its wait; a Python handler is installed for
 # it while a test runs (watch.py: INTERRUPT_SIGNAL, which it is).
 WAKE_SIGNAL = signal.SIGRTMIN + 6
 
@@ -130,7 +130,7 @@ def shorten_stacks(text):
     """Stacks of the test process run down through pytest's own machinery
     (some 90 frames): in the report, cut each stack at its first pytest or
     pluggy frame, and leave out the plugin's own watchdog thread (waiting
-    in pause for the triage). verdict.txt in the run directory keeps all."""
+    asleep while triage runs). verdict.txt in the run directory keeps all."""
     out, cut, indent, skipping = [], 0, "", False
     for line in text.splitlines():
         m = _FRAME.match(line)
@@ -168,7 +168,7 @@ def _clean_env(env):
     return env
 
 
-def run(binary, root, run_dir, env, events=None):
+def run(binary, root, run_dir, env, sleeper, events=None):
     """Triage the live tree of root (its threads and every descendant) and
     write snapshot.json, verdicts.json and verdict.txt into run_dir. With an
     events file the verdicts are recomputed from the snapshot with the probe
@@ -183,8 +183,8 @@ def run(binary, root, run_dir, env, events=None):
     _allow_ptrace_by_children(True)
     cmd = [binary, "triage", "--json", str(root)]
     try:
-        if callable(signal.getsignal(WAKE_SIGNAL)):
-            status = _run_paused(env, out_path, err_path, cmd)
+        if callable(signal.getsignal(WAKE_SIGNAL)) and sleeper is not None:
+            status = _run_asleep(env, out_path, err_path, cmd, sleeper)
         else:
             status = _run_waiting(env, out_path, err_path, cmd)
     except OSError as e:
@@ -221,7 +221,7 @@ def run(binary, root, run_dir, env, events=None):
 
 def _run_waiting(env, out_path, err_path, cmd):
     """Without a handler for WAKE_SIGNAL (the test does not run in the main
-    thread) pause(2) cannot be woken safely: a plain wait, which forkscope
+    thread) the wait cannot be interrupted safely: a plain wait, which forkscope
     counts as able to act, so a knot through this process goes unnamed."""
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         try:
@@ -231,8 +231,29 @@ def _run_waiting(env, out_path, err_path, cmd):
             return "timeout"
 
 
-def _run_paused(env, out_path, err_path, cmd):
-    """Run cmd through _runner.py and wait in pause(2) until it says it is
+class Sleeper:
+    """Where the watchdog thread waits while triage runs: sem_wait(3) on a
+    semaphore of its own, called directly. forkscope sees a futex wait that
+    only this process could release, like the test's own blocked threads,
+    so the watchdog neither makes the test process look able to act nor
+    breaks a knot of its threads (a poll, a wait4 on the triage, or a
+    timed sleep would). The runner's signal interrupts it (EINTR, never
+    restarted); post() releases it when the test is over."""
+
+    def __init__(self):
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._sem = ctypes.create_string_buffer(64)  # sizeof(sem_t) is 32
+        self._libc.sem_init(self._sem, 0, 0)
+
+    def wait(self):
+        self._libc.sem_wait(self._sem)
+
+    def post(self):
+        self._libc.sem_post(self._sem)
+
+
+def _run_asleep(env, out_path, err_path, cmd, sleeper):
+    """Run cmd through _runner.py and wait in sleeper until it says it is
     done; returns its status line (the exit status, "timeout", "error ...")."""
     done = out_path + ".done"
     ack_r, ack_w = os.pipe2(os.O_CLOEXEC)
@@ -247,7 +268,7 @@ def _run_paused(env, out_path, err_path, cmd):
         while not os.path.exists(done):
             if runner.poll() is not None and not os.path.exists(done):
                 return "error: the triage runner exited " + str(runner.returncode)
-            signal.pause()
+            sleeper.wait()
     finally:
         os.close(ack_w)
         runner.wait()

@@ -61,6 +61,7 @@ class Watch:
         self._done = threading.Event()
         self._left_phase = threading.Event()
         self._thread = None
+        self._sleeper = triage.Sleeper()
         self._root = os.getpid()
         self._main = threading.main_thread().ident
         self._test_thread = threading.get_ident()
@@ -79,6 +80,7 @@ class Watch:
     def stop(self):
         """The test is over: disarm, and wait for a fired watchdog to finish."""
         self._stop.set()
+        self._sleeper.post()  # a watchdog whose runner died waits there
         if self._thread:
             self._thread.join()
         if self.fired:
@@ -94,7 +96,9 @@ class Watch:
         so nothing (teardown, the next phase) runs before the evidence is
         taken."""
         if self.fired:
-            self._done.wait()
+            # bounded: a runner SIGKILLed before it said it was done never
+            # wakes the watchdog (stop() releases it)
+            self._done.wait(triage.TRIAGE_BOUND_S + 60)
 
     def set_phase(self, phase):
         with self._lock:
@@ -164,7 +168,8 @@ class Watch:
             except OSError:
                 self.events = None
         try:
-            self.triage = triage.run(self.settings.binary, self._root, self.run_dir, self._env, self.events)
+            self.triage = triage.run(self.settings.binary, self._root, self.run_dir, self._env,
+                                     self._sleeper, self.events)
         except Exception as e:  # the processes must still be ended and the test failed
             self.triage = triage.Triage()
             self.triage.error = f"{type(e).__name__}: {e}"
