@@ -72,6 +72,7 @@ struct session_triage {
 	int error;	  /* -errno of the snapshot when nothing could be read, else 0 */
 	int write_error;  /* -errno of writing snapshot.json, else 0 */
 	json_t *selfdumps; /* [{pid, error?}] of the self-dump requests */
+	json_t *waits;	   /* what each thread waits for (wf_summary_json), or NULL */
 };
 /* Snapshot the live tree (reason: "timeout", "leftovers", ...), self-dump
  * where asked, analyse, write snapshot.json. Nothing is signalled. */

@@ -72,8 +72,8 @@ triage_snapshot(const struct triage_request *req, json_t **ret_snapshot)
 }
 
 int
-triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_file, json_t **ret_verdicts,
-	       char **ret_explain, char **ret_error)
+triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_file, bool explain,
+	       struct triage_analysis *ret, char **ret_error)
 {
 	struct ruleset rs = { 0 };
 	char *err = NULL;
@@ -94,16 +94,29 @@ triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_f
 		return r;
 	}
 	wf_analyze(g);
-	*ret_verdicts = verdicts_compute(g, &rs);
-	if (ret_explain)
-		*ret_explain = wf_explain(g);
+	*ret = (struct triage_analysis){
+		.verdicts = verdicts_compute(g, &rs),
+		.explain = explain ? wf_explain(g) : NULL,
+		.waits_text = wf_summary_text(g),
+		.waits = wf_summary_json(g),
+	};
 	wf_graph_free(g);
 	ruleset_free(&rs);
 	return 0;
 }
 
+void
+triage_analysis_release(struct triage_analysis *a)
+{
+	json_decref(a->verdicts);
+	free(a->explain);
+	free(a->waits_text);
+	json_decref(a->waits);
+	*a = (struct triage_analysis){ 0 };
+}
+
 int
-triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts, char **ret_error)
+triage_run(const struct triage_request *req, json_t **ret_snapshot, struct triage_analysis *ret, char **ret_error)
 {
 	/* Rules first: a bad rules file is a usage error before any process is
 	 * stopped for its stacks. */
@@ -116,13 +129,11 @@ triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret
 	r = triage_snapshot(req, &snap);
 	if (r < 0)
 		return r;
-	json_t *verdicts = NULL;
-	r = triage_analyze(snap, req->events, req->rules_file, &verdicts, NULL, ret_error);
+	r = triage_analyze(snap, req->events, req->rules_file, false, ret, ret_error);
 	if (r < 0) {
 		json_decref(snap);
 		return r;
 	}
 	*ret_snapshot = snap;
-	*ret_verdicts = verdicts;
 	return 0;
 }
