@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "probes/waitfacts.h"
 #include "reports/rules.h"
@@ -273,4 +275,27 @@ Test(waitfacts, lock_lines_of_fdinfo_and_proc_locks)
 	json_decref(j);
 	free(back);
 	free(l);
+}
+
+Test(waitfacts, restart_syscall_named_from_the_innermost_frame)
+{
+	struct proc_syscall sc = {.kind = PROC_SYSCALL_IN, .nr = SYS_restart_syscall, .args = {7, 0, 0, 0x1234}};
+	struct syscall_wait w = {0};
+	cr_assert_not(syscall_resolve_restart_by_frame(getpid(), "main", &sc, &w), "no known wrapper");
+	cr_assert(syscall_resolve_restart_by_frame(getpid(), "epoll_wait", &sc, &w));
+	cr_assert_eq(sc.nr, SYS_epoll_wait);
+	cr_assert_eq(w.fd, 7);
+	struct proc_syscall other = {.kind = PROC_SYSCALL_IN, .nr = SYS_read};
+	cr_assert_not(syscall_resolve_restart_by_frame(getpid(), "epoll_wait", &other, &w), "only restart_syscall");
+}
+
+Test(waitfacts, blocked_writes_are_not_frozen)
+{
+	struct proc_syscall wr = {.kind = PROC_SYSCALL_IN, .nr = SYS_write};
+	struct proc_syscall rd = {.kind = PROC_SYSCALL_IN, .nr = SYS_read};
+	cr_assert(wait_breaks_on_interrupt("anon_pipe_write", &wr));
+	cr_assert(wait_breaks_on_interrupt("pipe_write", &wr));
+	cr_assert(wait_breaks_on_interrupt("unix_stream_sendmsg", &wr));
+	cr_assert_not(wait_breaks_on_interrupt("anon_pipe_read", &rd));
+	cr_assert_not(wait_breaks_on_interrupt("", &wr));
 }
