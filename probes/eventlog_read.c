@@ -38,6 +38,23 @@ events_open(const char *path)
 	return -EINVAL;
 }
 
+const char *
+events_error_reason(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return "not a regular file (a FIFO or socket)";
+	case -ENODEV:
+		return "a device, not a file";
+	case -EISDIR:
+		return "a directory, not a file";
+	case -EFBIG:
+		return "larger than 256 MiB (read up to there)";
+	default:
+		return strerror(-err);
+	}
+}
+
 /* Hand the whole lines of buf[0..*len) to fn and keep the rest at the front.
  * A rest longer than a line may be is dropped and only counted (*skipped);
  * *skipping stays set until its newline arrives. */

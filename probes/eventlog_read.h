@@ -33,6 +33,12 @@ struct events_problem {
  * for a FIFO, a socket or anything else that is not a regular file. */
 int events_open(const char *path);
 
+/* Why an events file was not read, for a message: "not a regular file (a
+ * FIFO or socket)", "a device, not a file", "a directory", "larger than
+ * 256 MiB (read up to there)", else strerror(-err). err is events_open's or
+ * events_load_checked's -errno. */
+const char *events_error_reason(int err);
+
 /* Called for every line, empty ones included, with its 1-based number.
  * line is NULL for a line longer than EVENTS_MAX_LINE_BYTES (n is then its
  * length, which was skipped, never held in memory). terminated is false for

@@ -397,6 +397,22 @@ io_to_json(bool has, const struct proc_io *io)
 }
 
 static json_t *
+gap_to_json(const struct snapshot_gap *g)
+{
+	json_t *o = json_object();
+	set(o, "what", json_string(g->what));
+	set(o, "errno", g->err ? json_integer(g->err) : json_null());
+	const char *name = g->err ? strerrorname_np(g->err) : NULL;
+	set(o, "errno_name", jstr_or_null(name));
+	set(o, "cause", jstr_or_null(g->cause));
+	set(o, "tid", g->tid ? json_integer(g->tid) : json_null());
+	if (g->tracer)
+		set(o, "tracer", json_integer(g->tracer));
+	set(o, "detail", jstr_or_null(g->detail));
+	return o;
+}
+
+static json_t *
 process_to_json(const struct snapshot_process *p)
 {
 	json_t *o = json_object();
@@ -461,6 +477,10 @@ process_to_json(const struct snapshot_process *p)
 	set(o, "python", p->python ? python_process_to_json(p->python) : json_null());
 	set(o, "partial", json_boolean(p->partial));
 	set(o, "partial_reason", jstr_or_null(p->partial_reason));
+	json_t *gaps = json_array();
+	for (size_t i = 0; i < p->n_gaps; i++)
+		(void) json_array_append_new(gaps, gap_to_json(&p->gaps[i]));
+	set(o, "gaps", gaps);
 	return o;
 }
 
@@ -842,6 +862,33 @@ argv_from_json(const json_t *arr, struct snapshot_process *p)
 	return true;
 }
 
+/* Gaps that name no `what` are not gaps: skipped. */
+static bool
+gaps_from_json(const json_t *arr, struct snapshot_process *p)
+{
+	size_t n = json_array_size(arr);
+	if (n == 0)
+		return true;
+	p->gaps = calloc(n, sizeof(*p->gaps));
+	if (!p->gaps)
+		return false;
+	bool ok = true;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *go = json_array_get(arr, i);
+		if (!json_str(go, "what", NULL))
+			continue;
+		struct snapshot_gap *g = &p->gaps[p->n_gaps++];
+		g->what = json_strdup(go, "what", &ok);
+		int64_t err = json_int(go, "errno", 0);
+		g->err = err > 0 && err < 4096 ? (int) err : 0;
+		g->cause = json_strdup(go, "cause", &ok);
+		g->tid = (pid_t) json_int(go, "tid", 0);
+		g->tracer = (pid_t) json_int(go, "tracer", 0);
+		g->detail = json_strdup(go, "detail", &ok);
+	}
+	return ok;
+}
+
 static bool
 process_from_json(const json_t *o, struct snapshot_process *p)
 {
@@ -932,6 +979,8 @@ process_from_json(const json_t *o, struct snapshot_process *p)
 	}
 	p->partial = json_bool(o, "partial", 0);
 	p->partial_reason = json_strdup(o, "partial_reason", &ok);
+	if (!gaps_from_json(json_object_get(o, "gaps"), p))
+		ok = false;
 	return ok;
 }
 
@@ -993,4 +1042,30 @@ snapshot_from_json(const json_t *doc, struct snapshot **ret)
 	}
 	*ret = snap;
 	return 0;
+}
+
+/* ---- gaps, for readers of snapshot.json ---- */
+
+enum snapshot_gap_kind
+snapshot_gap_kind(const json_t *gap)
+{
+	int64_t err = json_int(gap, "errno", 0);
+	return snapshot_gap_classify(err > 0 && err < 4096 ? (int) err : 0, json_str(gap, "cause", NULL));
+}
+
+void
+snapshot_process_gap_summary(const json_t *process, struct snapshot_gap_summary *ret)
+{
+	struct snapshot_gap_summary s = { 0 };
+	size_t i;
+	const json_t *gap;
+	json_array_foreach(json_object_get(process, "gaps"), i, gap) {
+		if (!json_is_object(gap))
+			continue;
+		s.n++;
+		s.by_kind[snapshot_gap_kind(gap)]++;
+		if (strcmp(json_str(gap, "what", ""), "stacks") == 0)
+			s.stacks = true;
+	}
+	*ret = s;
 }

@@ -140,7 +140,7 @@ freeze_add(struct freeze *fz, pid_t tid, enum thread_state state)
 }
 
 void
-freeze_free(struct freeze *fz)
+stacks_freeze_free(struct freeze *fz)
 {
 	for (size_t i = 0; i < fz->n; i++) {
 		free(fz->threads[i].frames);
@@ -169,30 +169,141 @@ has_cap_sys_ptrace(void)
 	return (caps >> 19) & 1; /* CAP_SYS_PTRACE */
 }
 
-/* "ptrace: Operation not permitted (hint; hint)": every cause we can see
- * from here, so the user knows what to change. */
+/* PF_KTHREAD of include/linux/sched.h, in field 9 of /proc/PID/stat. */
+#define PF_KTHREAD_FLAG 0x00200000UL
+
+/* The flags field of /proc/PID/stat (after the comm, which may hold ')'). */
+static int
+proc_flags(pid_t pid, unsigned long *ret)
+{
+	char path[64], buf[1024];
+	(void) snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	ssize_t n = read_file_into(path, buf, sizeof(buf));
+	if (n < 0)
+		return n == -ENOENT ? -ESRCH : (int) n;
+	const char *p = strrchr(buf, ')');
+	char state;
+	int ppid, pgrp, session, tty_nr, tpgid;
+	if (!p || sscanf(p + 1, " %c %d %d %d %d %d %lu", &state, &ppid, &pgrp, &session, &tty_nr, &tpgid, ret) != 7)
+		return -EIO;
+	return 0;
+}
+
+static int
+yama_ptrace_scope(void)
+{
+	char scope[16];
+	if (read_file_into("/proc/sys/kernel/yama/ptrace_scope", scope, sizeof(scope)) <= 0)
+		return -1;
+	return atoi(scope);
+}
+
+/* Would Yama refuse us at this level? 1 lets CAP_SYS_PTRACE (and
+ * ancestors) through, 2 only CAP_SYS_PTRACE, 3 nobody. */
+static bool
+yama_forbids(int level, bool privileged)
+{
+	return level >= 3 || (level >= 1 && !privileged);
+}
+
+static bool
+ids_differ(pid_t pid, const char *key, unsigned mine)
+{
+	char value[256];
+	unsigned r = 0, e = 0, s = 0;
+	return proc_status_field(pid, key, value, sizeof(value)) == 0 && sscanf(value, "%u %u %u", &r, &e, &s) == 3 &&
+	       (r != mine || e != mine || s != mine);
+}
+
+/* A non-dumpable process has the files under /proc/PID owned by root
+ * (task_dump_owner), whatever its euid; /proc/PID itself keeps the euid, for
+ * procps. So: status owned by root while the euid is not root. A process
+ * running as root cannot be told apart this way; to anyone but root it is
+ * another user's process anyway. */
+static bool
+looks_not_dumpable(pid_t pid)
+{
+	char value[256], path[64];
+	unsigned r = 0, e = 0, s = 0;
+	struct stat st;
+	(void) snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+	return proc_status_field(pid, "Uid", value, sizeof(value)) == 0 && sscanf(value, "%u %u %u", &r, &e, &s) == 3 &&
+	       e != 0 && stat(path, &st) == 0 && st.st_uid == 0;
+}
+
+int
+stacks_ptrace_obstacle(pid_t pid, struct ptrace_obstacle *ret)
+{
+	struct ptrace_obstacle o = { .kind = PTRACE_OBSTACLE_UNKNOWN, .ptrace_scope = yama_ptrace_scope() };
+	unsigned long flags = 0;
+	int r = proc_flags(pid, &flags);
+	if (r < 0)
+		return r;
+	char value[64];
+	bool privileged = has_cap_sys_ptrace();
+	if (flags & PF_KTHREAD_FLAG)
+		o.kind = PTRACE_OBSTACLE_KERNEL_THREAD;
+	else if (proc_status_field(pid, "TracerPid", value, sizeof(value)) == 0 && atoi(value) > 0) {
+		o.kind = PTRACE_OBSTACLE_TRACED;
+		o.tracer = (pid_t) atoi(value);
+	} else if (!privileged && (ids_differ(pid, "Uid", (unsigned) getuid()) ||
+				   ids_differ(pid, "Gid", (unsigned) getgid())))
+		o.kind = PTRACE_OBSTACLE_OTHER_USER;
+	else if (!privileged && looks_not_dumpable(pid))
+		o.kind = PTRACE_OBSTACLE_NOT_DUMPABLE;
+	else if (yama_forbids(o.ptrace_scope, privileged))
+		o.kind = PTRACE_OBSTACLE_PTRACE_SCOPE;
+	*ret = o;
+	return 0;
+}
+
+const char *
+ptrace_obstacle_name(enum ptrace_obstacle_kind kind)
+{
+	switch (kind) {
+	case PTRACE_OBSTACLE_KERNEL_THREAD:
+		return "kernel-thread";
+	case PTRACE_OBSTACLE_TRACED:
+		return "traced";
+	case PTRACE_OBSTACLE_OTHER_USER:
+		return "other-user";
+	case PTRACE_OBSTACLE_NOT_DUMPABLE:
+		return "not-dumpable";
+	case PTRACE_OBSTACLE_PTRACE_SCOPE:
+		return "ptrace-scope";
+	case PTRACE_OBSTACLE_UNKNOWN:
+		break;
+	}
+	return "unknown";
+}
+
+/* "ptrace: Operation not permitted (why)": the obstacle first, then every
+ * other cause we can see from here, so the user knows what to change. */
 static char *
 eperm_reason(pid_t pid)
 {
+	struct ptrace_obstacle o;
+	if (stacks_ptrace_obstacle(pid, &o) < 0)
+		o = (struct ptrace_obstacle){ .kind = PTRACE_OBSTACLE_UNKNOWN, .ptrace_scope = yama_ptrace_scope() };
+	if (o.kind == PTRACE_OBSTACLE_KERNEL_THREAD)
+		return stacks_errorf("ptrace: %s (kernel thread: it has no user space to trace)", strerror(EPERM));
+
 	struct strbuf hints = STRBUF_INIT;
 	char value[256];
 	bool privileged = has_cap_sys_ptrace();
-
-	if (proc_status_field(pid, "TracerPid", value, sizeof(value)) == 0 && atoi(value) > 0) {
+	if (o.kind == PTRACE_OBSTACLE_TRACED) {
 		char comm_path[64], comm[64] = "";
-		(void) snprintf(comm_path, sizeof(comm_path), "/proc/%d/comm", atoi(value));
+		(void) snprintf(comm_path, sizeof(comm_path), "/proc/%d/comm", (int) o.tracer);
 		if (read_file_into(comm_path, comm, sizeof(comm)) > 0)
 			comm[strcspn(comm, "\n")] = '\0';
-		(void) strbuf_printf(&hints, "%salready traced by pid %d (%s)", hints.len ? "; " : "",
-				     atoi(value), comm);
+		(void) strbuf_printf(&hints, "already traced by pid %d (%s): a process has one tracer at a time",
+				     (int) o.tracer, comm);
 	}
-
-	unsigned ruid = 0, euid = 0, suid = 0;
-	bool have_uids = proc_status_field(pid, "Uid", value, sizeof(value)) == 0 &&
-			 sscanf(value, "%u %u %u", &ruid, &euid, &suid) == 3;
 	if (!privileged) {
+		unsigned ruid = 0, euid = 0, suid = 0;
 		uid_t me = getuid();
-		if (have_uids && (ruid != me || euid != me || suid != me))
+		if (proc_status_field(pid, "Uid", value, sizeof(value)) == 0 &&
+		    sscanf(value, "%u %u %u", &ruid, &euid, &suid) == 3 && (ruid != me || euid != me || suid != me))
 			(void) strbuf_printf(&hints,
 					     "%starget uid %u (euid %u) differs from ours (uid %u) "
 					     "and we lack CAP_SYS_PTRACE",
@@ -204,30 +315,22 @@ eperm_reason(pid_t pid)
 		    (rgid != my_gid || egid != my_gid || sgid != my_gid))
 			(void) strbuf_printf(&hints, "%starget gid %u differs from ours (gid %u)",
 					     hints.len ? "; " : "", rgid, (unsigned) my_gid);
-		/* A non-dumpable process has its /proc/PID owned by root. */
-		char proc_path[64];
-		struct stat st;
-		(void) snprintf(proc_path, sizeof(proc_path), "/proc/%d", (int) pid);
-		if (have_uids && euid != 0 && stat(proc_path, &st) == 0 && st.st_uid == 0)
+		if (looks_not_dumpable(pid))
 			(void) strbuf_printf(&hints,
 					     "%starget is not dumpable (setuid/setgid, or "
-					     "prctl(PR_SET_DUMPABLE, 0))",
+					     "prctl(PR_SET_DUMPABLE, 0)) and we lack CAP_SYS_PTRACE",
 					     hints.len ? "; " : "");
 	}
-
-	char scope[16];
-	if (read_file_into("/proc/sys/kernel/yama/ptrace_scope", scope, sizeof(scope)) > 0) {
-		int level = atoi(scope);
-		static const char *const yama[] = {
-			NULL,
-			"only ancestors of the target may attach without CAP_SYS_PTRACE",
-			"only CAP_SYS_PTRACE may attach",
-			"attaching is disabled",
-		};
-		if (level > 0 && level < (int) ARRAY_SIZE(yama) && !(level == 1 && privileged))
-			(void) strbuf_printf(&hints, "%skernel.yama.ptrace_scope=%d: %s",
-					     hints.len ? "; " : "", level, yama[level]);
-	}
+	static const char *const yama[] = {
+		NULL,
+		"only ancestors of the target may attach without CAP_SYS_PTRACE",
+		"only CAP_SYS_PTRACE may attach",
+		"attaching is disabled",
+	};
+	int level = o.ptrace_scope;
+	if (level > 0 && level < (int) ARRAY_SIZE(yama) && yama_forbids(level, privileged))
+		(void) strbuf_printf(&hints, "%skernel.yama.ptrace_scope=%d: %s", hints.len ? "; " : "", level,
+				     yama[level]);
 	if (hints.len == 0)
 		(void) strbuf_append(&hints, privileged ? "denied although we have CAP_SYS_PTRACE: "
 							  "a security module or seccomp?"
@@ -301,7 +404,7 @@ wait_for_stops(struct freeze *fz, uint64_t deadline)
  * finds no new tid (threads created meanwhile). Returns 0 with at least one
  * thread stopped, or -errno with *ret_reason. */
 int
-freeze_process(struct freeze *fz, char **ret_reason)
+stacks_freeze_process(struct freeze *fz, char **ret_reason)
 {
 	uint64_t deadline = now_ns() + FREEZE_TIMEOUT_NS;
 	size_t seized = 0;
@@ -395,7 +498,7 @@ freeze_process(struct freeze *fz, char **ret_reason)
 }
 
 void
-thaw_process(struct freeze *fz)
+stacks_thaw_process(struct freeze *fz)
 {
 	for (size_t i = 0; i < fz->n; i++) {
 		struct frozen_thread *ft = &fz->threads[i];

@@ -135,6 +135,7 @@ Test(eventlog_read, fifo_is_refused_without_blocking)
 	cr_assert_eq(json_array_size(events), 0);
 	json_decref(events);
 	cr_assert_eq(events_open(p), -EINVAL);
+	cr_assert_str_eq(events_error_reason(-EINVAL), "not a regular file (a FIFO or socket)");
 	free(p);
 }
 
@@ -145,6 +146,7 @@ Test(eventlog_read, dev_zero_behind_a_symlink_is_refused)
 	int err = 0;
 	json_t *events = events_load_checked(p, NULL, 0, NULL, &err);
 	cr_assert_eq(err, -ENODEV);
+	cr_assert_str_eq(events_error_reason(err), "a device, not a file");
 	cr_assert_eq(json_array_size(events), 0);
 	json_decref(events);
 	free(p);
