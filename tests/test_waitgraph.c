@@ -254,8 +254,8 @@ Test(waitgraph, timed_wait_beyond_the_window_is_a_block)
 
 Test(waitgraph, wait4_chain_down_to_a_signal_wait)
 {
-	/* root waits for mid, mid for leaf, leaf in pause(): nobody in the tree
-	 * sends the signal, so all three are stuck. */
+	/* root waits for mid, mid for leaf, leaf in pause(): only its parent
+	 * (mid, stuck in wait4) could send the signal, so all three are stuck. */
 	struct wf_graph *g = graph_new(3);
 	struct wf_proc *root = proc_init(g, 0, 300, 1, "root", 1, 0);
 	struct wf_proc *mid = proc_init(g, 1, 301, 300, "mid", 1, 0);
@@ -269,7 +269,8 @@ Test(waitgraph, wait4_chain_down_to_a_signal_wait)
 	cr_assert_eq(mid->threads[0].wait_pid, -1, "any child");
 	cr_assert_eq(leaf->threads[0].wait, WF_WAIT_SIGNAL);
 	pid_t rel[4];
-	cr_assert_eq(wf_releasers(g, leaf, &leaf->threads[0], rel, 4), 0, "no releaser in the tree");
+	cr_assert_eq(wf_releasers(g, leaf, &leaf->threads[0], rel, 4), 1, "only its parent");
+	cr_assert_eq(rel[0], 301);
 	cr_assert(root->stuck && mid->stuck && leaf->stuck);
 	wf_graph_free(g);
 }
@@ -284,7 +285,7 @@ Test(waitgraph, wnohang_is_not_a_block)
 	wf_analyze(g);
 	cr_assert_not(root->threads[0].blocking);
 	cr_assert_not(root->stuck);
-	cr_assert(leaf->stuck);
+	cr_assert_not(leaf->stuck, "its parent acts and could signal it");
 	wf_graph_free(g);
 }
 
@@ -332,8 +333,8 @@ Test(waitgraph, what_we_cannot_see_counts_as_able_to_act)
 	/* A socket whose peer sock_diag could not name: an outside process. */
 	thread_in(a, 0, 'S', "recvfrom", 3, 0, 64, 0, -2);
 	fd_at(a, 0, 3, WF_FD_SOCKET, 30, 'b');
-	/* B in a syscall the graph does not model. */
-	thread_in(b, 0, 'S', "flock", 3, 2, 0, 0, -2);
+	/* B in a syscall the graph does not model (an unclassified wait). */
+	thread_in(b, 0, 'S', "ioctl", 3, 2, 0, 0, -2);
 	wf_analyze(g);
 	cr_assert_not(a->stuck);
 	cr_assert_eq(b->threads[0].wait, WF_WAIT_UNKNOWN);
@@ -370,9 +371,9 @@ Test(waitgraph, stopped_and_zombie)
 	zombie->zombie = true;
 	zombie->state = 'Z';
 	wf_analyze(g);
-	cr_assert_eq(stopped->threads[0].wait, WF_WAIT_UNKNOWN, "continued from outside");
-	cr_assert_not(stopped->stuck);
-	cr_assert_not(parent->stuck, "its child can still act");
+	cr_assert_eq(stopped->threads[0].wait, WF_WAIT_STOPPED, "waits for a SIGCONT nobody in the tree sends");
+	cr_assert(stopped->stuck);
+	cr_assert(parent->stuck, "it waits for a child that cannot act");
 	cr_assert_not(zombie->stuck, "a zombie is not stuck, it is dead");
 	cr_assert_not(zombie->live);
 	wf_graph_free(g);
