@@ -1089,6 +1089,20 @@ verdict_progress(struct wf_graph *g)
 	return v;
 }
 
+char *
+verdict_signal_note(uint64_t blocked, uint64_t ignored)
+{
+	char b[256], i[256];
+	uint64_t bl = blocked & terminating_signals, ig = ignored & terminating_signals & ~blocked;
+	if (!bl && !ig)
+		return NULL;
+	char *out = NULL;
+	if (asprintf(&out, "%s%s%s%s%s", bl ? sigmask_format(bl, b, sizeof(b)) : "", bl ? " blocked in every thread" : "",
+		     bl && ig ? "; " : "", ig ? sigmask_format(ig, i, sizeof(i)) : "", ig ? " ignored" : "") < 0)
+		return NULL;
+	return out;
+}
+
 size_t
 verdicts_count_hangs(const json_t *verdicts)
 {

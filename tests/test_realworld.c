@@ -4,6 +4,7 @@
  * the resource, with remedies in the program's terms (no scenario keys). */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,4 +299,13 @@ Test(waitfacts, blocked_writes_are_not_frozen)
 	cr_assert(wait_breaks_on_interrupt("unix_stream_sendmsg", &wr));
 	cr_assert_not(wait_breaks_on_interrupt("anon_pipe_read", &rd));
 	cr_assert_not(wait_breaks_on_interrupt("", &wr));
+}
+
+Test(realworld, why_a_teardown_signal_fails)
+{
+	cr_assert_null(verdict_signal_note(1ULL << (SIGUSR1 - 1), 0), "not a terminating signal");
+	char *s = verdict_signal_note(1ULL << (SIGINT - 1), 1ULL << (SIGHUP - 1));
+	cr_assert(s && strstr(s, "SIGINT") && strstr(s, "blocked in every thread") && strstr(s, "SIGHUP ignored"),
+		  "%s", s ? s : "(null)");
+	free(s);
 }
