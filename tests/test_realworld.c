@@ -133,6 +133,8 @@ Test(realworld, lock_across_fork_is_lost_wakeup_not_lock_deadlock)
 	const json_t *fx = json_object_get(json_object_get(h, "evidence"), "futex");
 	cr_assert(json_is_true(json_object_get(fx, "single_threaded")));
 	cr_assert_eq(json_integer_value(json_object_get(fx, "parent")), root, "names the parent");
+	cr_assert(has_pid(h, root), "the parent waiting for it is in the same knot (its sleeping thread's absolute "
+				    "deadline is judged at the snapshot's time, not at replay)");
 	json_decref(v);
 	json_decref(doc);
 }
