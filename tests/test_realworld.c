@@ -311,3 +311,29 @@ Test(realworld, why_a_teardown_signal_fails)
 		  "%s", s ? s : "(null)");
 	free(s);
 }
+
+Test(realworld, a_shell_waiting_for_a_long_sleep_is_a_wait_knot)
+{
+	json_int_t root;
+	json_t *doc = load_case("shell-waits-long-sleep", &root);
+	const json_t *snap = json_object_get(doc, "snapshot");
+	json_t *v = verdicts_of(snap, NULL);
+	const json_t *h = only_hang(v, "wait-knot");
+	cr_assert(has_pid(h, root) && has_pid(h, pid_of(snap, "sleep 1000", 0)));
+	cr_assert(strstr(text_of(h), "beyond the window"), "%s", text_of(h));
+	json_decref(v);
+	json_decref(doc);
+}
+
+Test(realworld, a_lone_process_in_pause_is_no_hang_and_the_summary_says_what_it_waits_for)
+{
+	json_int_t root;
+	json_t *doc = load_case("lone-pause", &root);
+	char *summary = NULL;
+	json_t *v = verdicts_of(json_object_get(doc, "snapshot"), &summary);
+	cr_assert_eq(json_array_size(v), 0, "%s", json_dumps(v, JSON_COMPACT));
+	cr_assert(summary && strstr(summary, "a signal (pause"), "%s", summary ? summary : "(null)");
+	free(summary);
+	json_decref(v);
+	json_decref(doc);
+}
