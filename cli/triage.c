@@ -29,7 +29,7 @@ static const char triage_usage[] =
 	"  --python=auto|off Python frames of CPython processes\n"
 	"  --rules FILE      extra rules (docs/rules.md)\n"
 	"  --from FILE       analyse a recorded snapshot.json again\n"
-	"  --events FILE     with --from: the probe events of its run\n"
+	"  --events FILE     the probe events of the tree's run (watch's events.ndjson)\n"
 	"  --explain         with --from: what each thread waits for and who could release it\n"
 	"  --color=auto|always|never\n"
 	"\n"
@@ -260,23 +260,36 @@ parse_triage_args(int argc, char **argv, struct triage_args *a)
 		return cli_usage_error("triage", 2, "no PID given");
 	if (a->from && a->n_pids > 0)
 		return cli_usage_error("triage", 2, "--from analyses a recorded snapshot: give no PID with it");
-	if (a->events_path && !a->from)
-		return cli_usage_error("triage", 2, "--events goes with --from");
 	return -1;
 }
 
 static int
 triage_live(const struct triage_args *a)
 {
+	/* The probe events of the tree's run (forkscope watch, the pytest
+	 * plugin), if given: names, what crossed each fork. */
+	json_t *events = NULL;
+	if (a->events_path) {
+		int err = 0;
+		events = events_load_checked(a->events_path, NULL, 0, NULL, &err);
+		if (err < 0) {
+			fprintf(stderr, "forkscope triage: ");
+			cli_print_sanitized(stderr, a->events_path);
+			fprintf(stderr, ": %s\n", events_error_reason(err));
+			json_decref(events);
+			return 2;
+		}
+	}
 	/* A root that leads its process group brings the group along: orphans of
 	 * the tree (reparented away from it) usually stay in it. */
 	pid_t pgid = getpgid(a->pids[0]);
 	struct triage_request req = { .roots = a->pids, .n_roots = a->n_pids, .stacks = a->stacks,
 				      .rules_file = a->rules, .reason = "command", .python_mode = a->python,
-				      .pgid = pgid == a->pids[0] ? pgid : 0 };
+				      .pgid = pgid == a->pids[0] ? pgid : 0, .events = events };
 	json_t *snap = NULL, *verdicts = NULL;
 	char *error = NULL;
 	int r = triage_run(&req, &snap, &verdicts, &error);
+	json_decref(events);
 	if (r < 0) {
 		if (error)
 			fprintf(stderr, "forkscope triage: %s\n", error);

@@ -158,10 +158,10 @@ teardown_section(const struct scenario *sc, struct actor_rec *recs, size_t n, ui
 static json_t *
 fixes_json(const struct fixes *f)
 {
-	return json_pack("{s:b,s:b,s:s,s:b,s:s,s:b,s:b,s:b,s:b}", "fd_scrub", f->fd_scrub, "reset_sigmask",
-			 f->reset_sigmask, "stdio", stdio_name(f->stdio), "atfork_locks", f->atfork_locks, "wait",
-			 wait_name(f->wait), "boot_race", f->boot_race, "cancel_first", f->cancel_first,
-			 "peer_wait_bound", f->peer_wait_bound, "tree_kill", f->tree_kill);
+	return json_pack("{s:b,s:s,s:b,s:s,s:b,s:s,s:b,s:b,s:b,s:b}", "fd_scrub", f->fd_scrub, "scrub_mode",
+			 scrub_mode_name(f->scrub_mode), "reset_sigmask", f->reset_sigmask, "stdio", stdio_name(f->stdio),
+			 "atfork_locks", f->atfork_locks, "wait", wait_name(f->wait), "boot_race", f->boot_race,
+			 "cancel_first", f->cancel_first, "peer_wait_bound", f->peer_wait_bound, "tree_kill", f->tree_kill);
 }
 
 static json_t *

@@ -524,6 +524,22 @@ probe_warnings(const struct watch_run *w, const json_t *events)
 	return warnings;
 }
 
+/* A process the triage saw as a zombie (exited, never reaped) is drawn as
+ * one, not as the clean "exit 0" its exit event alone would say. */
+static void
+mark_zombies(json_t *actors, const json_t *snapshot)
+{
+	size_t i, k;
+	json_t *a, *p;
+	json_array_foreach(json_object_get(snapshot, "processes"), k, p) {
+		if (!json_bool(p, "zombie", 0) && strcmp(json_str(p, "state", ""), "Z") != 0)
+			continue;
+		json_array_foreach(actors, i, a)
+			if (json_int(a, "pid", 0) == json_int(p, "pid", -1))
+				json_object_set_new(a, "zombie", json_true());
+	}
+}
+
 static json_t *
 build_cell(struct watch_run *w, bool ended, int wstatus, bool hang, uint64_t end_ns)
 {
@@ -547,7 +563,9 @@ build_cell(struct watch_run *w, bool ended, int wstatus, bool hang, uint64_t end
 	json_object_set_new(cell, "errors", json_array());
 	json_object_set(cell, "teardown", w->teardown ? w->teardown : json_null());
 	json_t *events = events_load(w->events_path, NULL);
-	json_object_set_new(cell, "actors", result_actors_from_events(events, w->tree.top, w->tree.start_ns));
+	json_t *actors = result_actors_from_events(events, w->tree.top, w->tree.start_ns);
+	mark_zombies(actors, w->snapshot);
+	json_object_set_new(cell, "actors", actors);
 	json_object_set_new(cell, "warnings", probe_warnings(w, events));
 	json_decref(events);
 	json_object_set_new(cell, "output_tail", json_null());

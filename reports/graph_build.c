@@ -9,6 +9,7 @@
 
 #include "probes/snapshot.h"
 #include "reports/waitgraph.h"
+#include "util/procname.h"
 #include "util/jsonutil.h"
 #include "util/macro.h"
 #include "util/strbuf.h"
@@ -393,6 +394,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 		p->ppid = sp->ppid;
 		p->pgid = sp->pgid;
 		p->comm = dup_or_null(sp->comm);
+		p->display = process_display_name(sp->comm, (const char *const *) sp->argv, sp->argc);
 		p->state = sp->state;
 		p->zombie = sp->zombie;
 		p->partial = sp->partial;
@@ -428,6 +430,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 	match_inet_peers(g);
 	if (events)
 		apply_events(g, events);
+	g->events = events;
 	*ret = g;
 	return 0;
 }
@@ -458,6 +461,7 @@ wf_graph_free(struct wf_graph *g)
 	for (size_t i = 0; i < g->n_procs; i++) {
 		struct wf_proc *p = &g->procs[i];
 		free(p->comm);
+		free(p->display);
 		free(p->actor);
 		free(p->partial_reason);
 		free(p->inherited_inos);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util/jsonutil.h"
+#include "util/procname.h"
 
 /* The ACTOR list of a watch run (docs/results.md), built from the probe's
  * events alone: one entry per process seen, pre-order from the command. */
@@ -74,59 +75,25 @@ set_name(struct wproc *p, const char *name)
 	p->name = strdup(name);
 }
 
-/* Interpreters whose process title says less than their first argument. */
-static bool
-is_interpreter(const char *name)
-{
-	static const char *const names[] = { "python", "bash", "sh", "dash", "zsh", "perl", "ruby", "node", "env" };
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		size_t n = strlen(names[i]);
-		/* python3, python3.11, bash5.2 ... */
-		if (strncmp(name, names[i], n) == 0 && (!name[n] || name[n] == '.' || (name[n] >= '0' && name[n] <= '9')))
-			return true;
-	}
-	return false;
-}
-
-/* The name of a process that exec'd: the program, or for an interpreter
- * "python3 script.py" (its first argument that is not an option): comm is
- * cut to 15 characters and says only "python3" for every script. */
+/* The name of a process that exec'd: "python3 script.py" for an
+ * interpreter (util/procname.h). */
 static void
 set_exec_name(struct wproc *p, const char *argv0, const json_t *argv)
 {
-	const char *prog = base_name(argv0);
-	if (!prog || !*prog)
+	size_t n = json_array_size(argv);
+	const char **args = calloc(n + 1, sizeof(char *));
+	if (!args)
 		return;
-	const char *script = NULL;
-	if (is_interpreter(prog)) {
-		size_t i;
-		const json_t *a;
-		json_array_foreach(argv, i, a) {
-			const char *arg = json_string_value(a);
-			if (i == 0 || !arg)
-				continue;
-			if (arg[0] == '-') {
-				/* -m module, -c code: the module name says it; code does not */
-				if (strcmp(arg, "-m") == 0) {
-					script = json_string_value(json_array_get(argv, i + 1));
-					break;
-				}
-				if (strcmp(arg, "-c") == 0)
-					break;
-				continue;
-			}
-			script = base_name(arg);
-			break;
-		}
-	}
-	if (!script || !*script) {
-		set_name(p, prog);
-		return;
-	}
-	char *name = NULL;
-	if (asprintf(&name, "%s %s", prog, script) < 0)
-		return;
-	set_name(p, name);
+	for (size_t i = 0; i < n; i++)
+		args[i] = json_string_value(json_array_get(argv, i));
+	if (n > 0 && argv0)
+		args[0] = argv0;
+	char *name = n > 0 ? process_display_name(NULL, args, n) : NULL;
+	free(args);
+	if (name)
+		set_name(p, name);
+	else
+		set_name(p, base_name(argv0));
 	free(name);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "reports/verdict_class.h"
+#include "reports/verdict_fdalias.h"
 #include "util/macro.h"
 #include "util/signames.h"
 #include "util/strbuf.h"
@@ -517,6 +518,17 @@ pick_thread(struct wf_proc *p)
 	return p->n_threads ? &p->threads[0] : NULL;
 }
 
+/* Native frames shown in a verdict's text before the rest is counted. */
+#define STACK_TEXT_FRAMES 12
+
+/* A frame of the Python interpreter's own (docs/python.md): "func (file.py:N)"
+ * or "<module> (<string>:1)". */
+static bool
+is_python_frame(const char *frame)
+{
+	return strstr(frame, ".py:") || strstr(frame, "(<string>:") || strstr(frame, "(<stdin>:");
+}
+
 static void
 append_stack(struct strbuf *sb, json_t *stacks, struct wf_proc *p, struct wf_thread *t)
 {
@@ -535,11 +547,24 @@ append_stack(struct strbuf *sb, json_t *stacks, struct wf_proc *p, struct wf_thr
 		if (t->n_frames == 0)
 			(void) strbuf_printf(sb, "      (no stack: %s)\n", t->stack_error ? t->stack_error : "not captured");
 	}
+	/* The text shows what a reader needs: for an interpreter, its own
+	 * frames and the call it sits in; for native code, the top of the
+	 * stack. The evidence keeps every frame. */
+	size_t python = 0, shown = 0;
+	for (size_t i = 0; i < t->n_frames; i++)
+		if (is_python_frame(t->frames[i]))
+			python++;
 	for (size_t i = 0; i < t->n_frames; i++) {
-		if (sb)
+		bool show = python ? (i == 0 || is_python_frame(t->frames[i])) : i < STACK_TEXT_FRAMES;
+		if (sb && show) {
 			(void) strbuf_printf(sb, "      #%-2zu %s\n", i, t->frames[i]);
+			shown++;
+		}
 		json_array_append_new(frames, json_string(t->frames[i]));
 	}
+	if (sb && shown < t->n_frames)
+		(void) strbuf_printf(sb, "      (%zu %sframes not shown; snapshot.json has them all)\n", t->n_frames - shown,
+				     python ? "native " : "more ");
 	json_array_append_new(list, json_pack("{s:i,s:s,s:o}", "tid", (int) t->tid, "name", t->name ? t->name : "",
 					      "frames", frames));
 }
@@ -1026,6 +1051,7 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 	free(m);
 	free(cx.in_cycle);
 	free(cx.component);
+	verdict_fdalias_apply(g, g->events, out);
 	if (verdicts_count_hangs(out) == 0) {
 		json_t *moving = verdict_progress(g);
 		if (moving)

@@ -53,6 +53,12 @@ static const struct verdict_class_info classes[] = {
 	  "threads wait on each other, or on something nothing in the tree will provide (no more specific cause found)",
 	  "bound the waits of the chain with timeouts, and make sure whatever it waits for is provided", true,
 	  "bound the waits of the chain with timeouts, and make sure whatever it waits for is provided" },
+	{ "fd-alias", "a stale writer writes into an fd number that the child's scrub closed and a channel reused",
+	  "retire descriptors by dup2-ing /dev/null over them (the numbers stay reserved) or close the objects that own "
+	  "them; never a raw close under live owners (fixes.scrub_mode: devnull)",
+	  true,
+	  "retire descriptors by dup2-ing /dev/null over them (the numbers stay reserved) or close the objects that own "
+	  "them first (logging.shutdown(), fclose); never a raw close under live owners" },
 	{ "slow-teardown", "no hang, but the cancel cascade exceeded its budget",
 	  "shorten cancel_ack/hard_kill or fix the actor that ignores cancellation", false,
 	  "make the slow process act on its stop request sooner" },

@@ -463,7 +463,7 @@ wf_proc_label(const struct wf_proc *p, char *buf, size_t size)
 	if (p->actor)
 		(void) snprintf(buf, size, "%s (pid %d)", p->actor, (int) p->pid);
 	else
-		(void) snprintf(buf, size, "%s (pid %d)", p->comm ? p->comm : "?", (int) p->pid);
+		(void) snprintf(buf, size, "%s (pid %d)", p->display ? p->display : p->comm ? p->comm : "?", (int) p->pid);
 	return buf;
 }
 

@@ -119,6 +119,7 @@ struct wf_thread {
 struct wf_proc {
 	pid_t pid, ppid, pgid;
 	char *comm;
+	char *display;	/* from the command line when comm says little (process_display_name) */
 	char *actor;	  /* actor name from probe events, or NULL */
 	char state;
 	bool zombie;
@@ -157,6 +158,7 @@ struct wf_graph {
 	uint64_t window_ms; /* a wait with a longer (or no) timeout counts as permanent */
 	pid_t taken_by;	    /* the snapshotting process: its ptrace stops are not waits */
 	bool from_scenario; /* the events come from a forkscope scenario (remedies may name fixes.*) */
+	const json_t *events; /* the probe events it was built with (borrowed), or NULL */
 };
 
 /* Build from a snapshot document (docs/snapshot.md) and, optionally, the
