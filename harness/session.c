@@ -235,6 +235,8 @@ session_triage(const struct session_tree *t, const char *reason, struct session_
 			snap = minimal_snapshot();
 		add_selfdump_stacks(snap, t->events_path, events, ret->selfdumps);
 	}
+	if (snap && t->window_ns)
+		json_object_set_new(snap, "window_ms", json_integer((json_int_t) (t->window_ns / 1000000)));
 	if (snap) {
 		/* The verdicts come from the snapshot as written, with the run's
 		 * events: exactly what `triage --from` computes again. */

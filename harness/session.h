@@ -63,6 +63,7 @@ struct session_tree {
 	uint64_t start_ns;  /* CLOCK_MONOTONIC when it started */
 	const char *events_path; /* or NULL (--probes off) */
 	const char *snapshot_path; /* where snapshot.json goes */
+	uint64_t window_ns; /* the deadline that passed: longer timed waits count as never (0: 60 s) */
 };
 
 struct session_triage {

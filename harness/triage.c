@@ -10,6 +10,7 @@
 #include "reports/rules.h"
 #include "reports/verdict.h"
 #include "reports/waitgraph.h"
+#include "util/jsonutil.h"
 
 int
 triage_load_rules(const char *rules_file, struct ruleset *rs, char **ret_error)
@@ -93,6 +94,12 @@ triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_f
 			*ret_error = NULL;
 		return r;
 	}
+	/* A timed wait longer than the deadline that passed counts as never
+	 * ending; the deadline travels with the snapshot, so a replay judges
+	 * it the same way. */
+	int64_t window = json_int(snapshot, "window_ms", 0);
+	if (window > 0)
+		g->window_ms = (uint64_t) window;
 	wf_analyze(g);
 	*ret = (struct triage_analysis){
 		.verdicts = verdicts_compute(g, &rs),
