@@ -115,6 +115,18 @@ frame_text(const struct frame *fr)
 	return s;
 }
 
+/* The snapshot saw the process exit or its pid reused while it read it. */
+static bool
+process_went_away(const struct snapshot_process *p)
+{
+	if (p->zombie || p->state == 'Z' || p->state == 'X')
+		return true;
+	for (size_t i = 0; i < p->n_gaps; i++)
+		if (snapshot_gap_classify(p->gaps[i].err, p->gaps[i].cause) == SNAPSHOT_GAP_GONE)
+			return true;
+	return false;
+}
+
 static void
 build_thread(struct wf_thread *out, const struct snapshot_process *p, const struct snapshot_thread *t,
 	     long clock_ticks, uint64_t snap_started_ns)
@@ -216,7 +228,11 @@ build_thread(struct wf_thread *out, const struct snapshot_process *p, const stru
 		/* +8 is a glibc mutex's owner only when the word says locked (1, or 2
 		 * with waiters); a join or condition-variable futex has other words. */
 		bool mutex_like = fx->word_read && (fx->word == 1 || fx->word == 2);
-		if (fx->pi_owner_tid || (mutex_like && fx->owner_read && owner > 0)) {
+		/* A futex read from a process that went away during the snapshot is
+		 * not evidence (its memory is being torn down: a churning tree gave
+		 * "owner tid 1"); nor is an owner tid 1 outside pid 1's own process. */
+		bool trustworthy = !process_went_away(p) && (owner != 1 || p->pid == 1);
+		if (trustworthy && (fx->pi_owner_tid || (mutex_like && fx->owner_read && owner > 0))) {
 			out->futex_owner = owner;
 			out->futex_owner_in_process = fx->owner_where == FUTEX_OWNER_SAME_PROCESS ||
 						      fx->owner_where == FUTEX_OWNER_UNKNOWN;
