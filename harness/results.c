@@ -489,6 +489,7 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 	json_object_set_new(cell, "errors", errors);
 	json_object_set_new(cell, "teardown", teardown);
 	json_object_set_new(cell, "actors", actors);
+	json_object_set(cell, "waits", f->waits ? f->waits : json_null());
 	char *tail = read_tail(f->output_file, 4096);
 	json_object_set_new(cell, "output_tail", tail ? json_string_lossy(tail, strlen(tail)) : json_null());
 	free(tail);

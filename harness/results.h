@@ -19,6 +19,7 @@ struct cell_facts {
 	pid_t pgid;
 	json_t *leftovers;	/* array of LEFTOVER (borrowed) */
 	json_t *verdicts;	/* array of VERDICT from triage (borrowed) */
+	json_t *waits;		/* what each thread waited for at the triage (borrowed), or NULL */
 	const char *infra_error;
 	const char *events_file;   /* relative to the run dir */
 	const char *snapshot_file; /* relative, or NULL */

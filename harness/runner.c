@@ -205,7 +205,7 @@ collect_leftovers(const struct ended_proc *ended, size_t n, const char *events_p
 static void
 triage_cell(const struct scenario *sc, const struct cell_ctx *c, const char *cell_dir,
 	    const struct session_tree *tree, const char *reason, json_t *verdicts, char **snapshot_rel,
-	    json_t **ret_snapshot)
+	    json_t **ret_snapshot, json_t **ret_waits)
 {
 	struct session_triage t;
 	session_triage(tree, reason, &t);
@@ -219,6 +219,8 @@ triage_cell(const struct scenario *sc, const struct cell_ctx *c, const char *cel
 	if (t.error && !t.snapshot)
 		fprintf(stderr, "forkscope: triage of %s: %s\n", sc->name, strerror(-t.error));
 	json_array_extend(verdicts, t.verdicts);
+	json_decref(*ret_waits);
+	*ret_waits = json_incref(t.waits);
 	if (ret_snapshot) {
 		json_decref(*ret_snapshot);
 		*ret_snapshot = json_incref(t.snapshot);
@@ -371,6 +373,7 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 	json_t *leftovers = json_array();
 	json_t *verdicts = json_array();
 	char *snapshot_rel = NULL;
+	json_t *waits = NULL;
 	f.leftovers = leftovers;
 	f.verdicts = verdicts;
 	pid_t top = -1;
@@ -437,7 +440,7 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 		f.hang = true;
 		fprintf(stderr, "forkscope: %s%s%s%s: no end after %.1fs, triaging\n", sc->name, sc->cell ? "[" : "",
 			sc->cell ? sc->cell : "", sc->cell ? "]" : "", (double) sc->timeouts.run_ns / 1e9);
-		triage_cell(sc, c, cell_dir, &tree, "timeout", verdicts, &snapshot_rel, &snapshot);
+		triage_cell(sc, c, cell_dir, &tree, "timeout", verdicts, &snapshot_rel, &snapshot, &waits);
 		if (c->o->hold) {
 			*ret_held = 1;
 			char *text = session_hold_text(&tree, c->run_dir);
@@ -454,7 +457,7 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 			if (actor_alive(events_path))
 				f.hang = true;
 			tree.top = 0;
-			triage_cell(sc, c, cell_dir, &tree, "leftovers", verdicts, &snapshot_rel, &snapshot);
+			triage_cell(sc, c, cell_dir, &tree, "leftovers", verdicts, &snapshot_rel, &snapshot, &waits);
 		}
 	}
 
@@ -481,7 +484,9 @@ out:
 	if (pidfd >= 0)
 		(void) close(pidfd);
 	eventlog_close();
+	f.waits = waits;
 	json_t *cell = results_build_cell(sc, events_path, &f);
+	json_decref(waits);
 	json_decref(leftovers);
 	json_decref(verdicts);
 	free(snapshot_rel);

@@ -250,6 +250,7 @@ struct watch_run {
 	struct session_tree tree;
 	json_t *verdicts;
 	json_t *snapshot; /* the last triage's */
+	json_t *waits;	  /* what each thread waited for at the last triage */
 	json_t *leftovers;
 	json_t *teardown;
 	bool snapshot_written;
@@ -427,6 +428,8 @@ triage(struct watch_run *w, pid_t top, const char *reason)
 	json_array_extend(w->verdicts, tr.verdicts);
 	json_decref(w->snapshot);
 	w->snapshot = json_incref(tr.snapshot);
+	json_decref(w->waits);
+	w->waits = json_incref(tr.waits);
 	session_triage_release(&tr);
 }
 
@@ -569,6 +572,7 @@ build_cell(struct watch_run *w, bool ended, int wstatus, bool hang, uint64_t end
 	json_object_set_new(cell, "warnings", probe_warnings(w, events));
 	json_decref(events);
 	json_object_set_new(cell, "output_tail", json_null());
+	json_object_set(cell, "waits", w->waits ? w->waits : json_null());
 	return cell;
 }
 
@@ -633,6 +637,7 @@ watch_free(struct watch_run *w)
 	json_decref(w->teardown);
 	json_decref(w->verdicts);
 	json_decref(w->snapshot);
+	json_decref(w->waits);
 	free(w->events_path);
 	free(w->snapshot_path);
 	free(w->cmdline);

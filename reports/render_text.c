@@ -795,6 +795,30 @@ output_tail(struct text *t, const json_t *cell)
 	color_off(t);
 }
 
+/* A cell that timed out with no knot: what each process waited for at the
+ * triage (the "no hang found" view, reports/waitgraph.h wf_summary_json). */
+static void
+waits_section(struct text *t, const json_t *cell)
+{
+	const json_t *waits = json_object_get(cell, "waits");
+	if (!json_bool(cell, "hang_unexplained", 0) || json_array_size(waits) == 0)
+		return;
+	render_put(&t->w, "  Timed out with no hang verdict (no knot found); what each process waited for:\n");
+	size_t i, k;
+	json_t *p, *th;
+	json_array_foreach(waits, i, p) {
+		render_putf(&t->w, "    pid %lld ", (long long) json_int(p, "pid", 0));
+		put_clean(t, json_str(p, "comm", "?"));
+		render_putf(&t->w, ", state %s%s%s\n", json_str(p, "state", "?"),
+			    json_bool(p, "zombie", 0) ? " (zombie, not reaped)" : "", json_bool(p, "stuck", 0) ? ", stuck" : "");
+		json_array_foreach(json_object_get(p, "threads"), k, th) {
+			render_putf(&t->w, "      thread %lld ", (long long) json_int(th, "tid", 0));
+			put_clean(t, json_str(th, "waits_for", json_str(th, "wait", "?")));
+			render_put(&t->w, "\n");
+		}
+	}
+}
+
 static void
 cell_details(struct text *t, const json_t *cell)
 {
@@ -857,6 +881,7 @@ cell_details(struct text *t, const json_t *cell)
 		put_clean(t, json_string_value(v));
 		render_put(&t->w, "\n");
 	}
+	waits_section(t, cell);
 	const json_t *errors = json_object_get(cell, "errors");
 	if (json_array_size(errors) > 0)
 		render_put(&t->w, "  Errors:\n");

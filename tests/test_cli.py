@@ -182,3 +182,16 @@ def test_watch_says_when_the_probe_cannot_be_loaded():
     assert "static hello" in r.stdout
     assert "statically linked" in r.stderr, r.stderr
     assert "probe was not loaded into the command" in r.stderr, r.stderr
+
+
+def test_a_timeout_without_a_knot_says_so_and_shows_the_waits(tmp_path):
+    out = tmp_path / "w"
+    r = fs("watch", "--timeout", "1s", "--out", str(out), "--", "sleep", "60")
+    assert r.returncode == 124, r.stderr
+    doc = json.loads((out / "result.json").read_text())
+    # a hang is a verdict of a hang class: none here, and the counts agree
+    assert doc["found_hangs"] == 0 and doc["hang_unexplained"] is True
+    assert "Found 1 hang" not in r.stderr
+    assert "timed out with no hang verdict" in r.stderr.lower()
+    assert any(p["comm"] == "sleep" for p in doc["waits"]), doc["waits"]
+    assert "clock_nanosleep" in r.stderr
