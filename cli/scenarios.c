@@ -12,8 +12,9 @@ static const char scenarios_usage[] =
 	"usage: forkscope scenarios [DIR|FILE...]\n"
 	"\n"
 	"Lists the scenarios under each path with the number of matrix cells each\n"
-	"expands to. Without a path: the installed catalogue\n"
-	"(" FORKSCOPE_DATADIR "/scenarios), ./scenarios in the source tree.\n"
+	"expands to. Without a path, the installed catalogue:\n"
+	"  " FORKSCOPE_DATADIR "/scenarios\n"
+	"(./scenarios when run from the build tree; $FORKSCOPE_DATADIR overrides).\n"
 	"\n"
 	"Exit status: 0 listed, 2 an invalid scenario (file:line:col: message).\n";
 
