@@ -18,7 +18,7 @@ static const char usage_text[] =
 	"            [--timeout S] [--linger S] [--hold] [--selfdump] [--no-stacks] [--rules FILE]\n"
 	"            [--out DIR] [--json F|-] [--html F] [--junit F] -- CMD [ARG...]\n"
 	"  triage    snapshot a live tree and name the cause\n"
-	"            [--json] [--no-stacks] [--rules FILE] [--python=auto|off] [-p PID]... PID...\n"
+	"            [--json] [--no-stacks] [--rules FILE] [--python=auto|off] [--events F] [-p PID]... PID...\n"
 	"            --from SNAPSHOT.json [--events EVENTS.ndjson] [--rules FILE] [--json] [--explain]\n"
 	"  report    render a run directory\n"
 	"            RUN_DIR --format text|json|junit|tap|trace|html [-o FILE] [-v]\n"

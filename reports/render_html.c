@@ -9,7 +9,6 @@
  * throw: expand/collapse all, open a cell on #link, and a check that the
  * embedded data parses (data-cells on <html>, used by the tests). */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,14 +17,6 @@
 #include "util/jsonutil.h"
 #include "util/macro.h"
 #include "util/timeutil.h"
-
-/* Process tree geometry (px). */
-#define NODE_W 150
-#define NODE_H 40
-#define SLOT_W 172
-#define LEVEL_H 86
-#define TREE_MARGIN 20
-#define NODE_NAME_MAX 20
 
 /* Timeline geometry (px). */
 #define TL_LABEL_W 230
@@ -37,37 +28,6 @@
 #define TL_LEGEND_H 34
 
 #define OUTPUT_MAX (256 * 1024)
-
-/* Escaped untrusted text (element content or attribute value). */
-static void
-esc(struct render_writer *h, const char *s)
-{
-	render_put_xml(h, s, s ? strlen(s) : 0, false);
-}
-
-static void
-esc_n(struct render_writer *h, const char *s, size_t len)
-{
-	render_put_xml(h, s, len, false);
-}
-
-/* Escaped, at most max code points, with an ellipsis when cut. */
-static void
-esc_short(struct render_writer *h, const char *s, size_t max)
-{
-	struct strbuf clean = STRBUF_INIT;
-	if (h->r < 0 || !s)
-		return;
-	h->r = render_clean(&clean, s, strlen(s), CLEAN_ONE_LINE);
-	size_t chars = 0, i = 0;
-	for (; clean.data && i < clean.len; i++)
-		if (((unsigned char) clean.data[i] & 0xc0) != 0x80 && chars++ == max)
-			break;
-	render_put_xml(h, clean.data, i, false);
-	if (clean.data && i < clean.len)
-		render_put(h, "\xe2\x80\xa6");
-	strbuf_free(&clean);
-}
 
 static const char *
 cell_id(const json_t *cell)
@@ -187,431 +147,6 @@ static const char SCRIPT[] =
 	"  }\n"
 	"})();\n";
 
-/* --- process tree ---------------------------------------------------------- */
-
-struct node {
-	const json_t *obj;
-	const json_t *left; /* its LEFTOVER record, if the runner had to end it */
-	bool leftover;
-	long parent;
-	int level;
-	double x; /* slot units */
-	int64_t pid;
-	bool involved;
-};
-
-static long
-node_by_pid(const struct node *nodes, size_t n, int64_t pid)
-{
-	if (pid <= 0)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (nodes[i].pid == pid)
-			return (long) i;
-	return -1;
-}
-
-static double
-layout(struct node *nodes, size_t n, size_t i, double *next_slot)
-{
-	double first = -1, last = -1;
-	for (size_t k = 0; k < n; k++) {
-		if (nodes[k].parent != (long) i)
-			continue;
-		double x = layout(nodes, n, k, next_slot);
-		if (first < 0)
-			first = x;
-		last = x;
-	}
-	nodes[i].x = first < 0 ? (*next_slot)++ : (first + last) / 2;
-	return nodes[i].x;
-}
-
-static void
-node_center(const struct node *nd, double *ret_x, double *ret_y)
-{
-	*ret_x = TREE_MARGIN + nd->x * SLOT_W + NODE_W / 2.0;
-	*ret_y = TREE_MARGIN + nd->level * LEVEL_H + NODE_H / 2.0;
-}
-
-static void
-legend_item(struct render_writer *h, double x, double y, const char *cls, const char *label)
-{
-	render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" class=\"%s\"/>", x, y, cls);
-	render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", x + 21, y + 10, label);
-}
-
-/* The nodes of the tree: every actor, then the leftovers the runner swept
- * that are not actors, with their levels; a parent chain longer than n is a
- * cycle in bad data: cut there. Returns the count or -ENOMEM. */
-static long
-tree_nodes(const json_t *cell, struct node **ret_nodes)
-{
-	const json_t *actors = json_object_get(cell, "actors");
-	const json_t *left = json_object_get(cell, "leftovers");
-	size_t na = json_array_size(actors), n = 0, i;
-	json_t *v;
-	struct node *nodes = calloc(na + json_array_size(left) + 1, sizeof(*nodes));
-	if (!nodes)
-		return -ENOMEM;
-	for (i = 0; i < na; i++) {
-		const json_t *a = json_array_get(actors, i);
-		nodes[n++] = (struct node){ .obj = a, .parent = render_actor_parent_index(actors, i),
-					    .pid = json_int(a, "pid", -1) };
-	}
-	json_array_foreach(left, i, v) {
-		int64_t pid = json_int(v, "pid", -1);
-		long known = node_by_pid(nodes, n, pid);
-		if (known >= 0) {
-			/* An actor the runner had to end: drawn as a leftover. */
-			nodes[known].leftover = true;
-			nodes[known].left = v;
-			continue;
-		}
-		nodes[n] = (struct node){ .obj = v, .left = v, .leftover = true,
-					  .parent = node_by_pid(nodes, n, json_int(v, "ppid", -1)), .pid = pid };
-		n++;
-	}
-	for (i = 0; i < n; i++) {
-		long p = nodes[i].parent;
-		int level = 0;
-		while (p >= 0 && (size_t) level <= n) {
-			level++;
-			p = nodes[p].parent;
-		}
-		if ((size_t) level > n) {
-			nodes[i].parent = -1;
-			level = 0;
-		}
-		nodes[i].level = level;
-	}
-	/* Again, now that every cycle is cut. */
-	for (i = 0; i < n; i++) {
-		long p = nodes[i].parent;
-		int level = 0;
-		while (p >= 0) {
-			level++;
-			p = nodes[p].parent;
-		}
-		nodes[i].level = level;
-	}
-	*ret_nodes = nodes;
-	return (long) n;
-}
-
-/* Mark the processes a hang verdict names. */
-static void
-tree_mark_involved(struct node *nodes, size_t n, const json_t *verdicts)
-{
-	size_t k, m;
-	json_t *v, *e;
-	json_array_foreach(verdicts, k, v) {
-		const struct verdict_class_info *info = verdict_class_lookup(json_str(v, "class", NULL));
-		if (info && !info->is_hang)
-			continue;
-		json_array_foreach(json_object_get(v, "pids"), m, e) {
-			long idx = node_by_pid(nodes, n, json_integer_value(e));
-			if (idx >= 0)
-				nodes[idx].involved = true;
-		}
-		json_array_foreach(json_object_get(v, "chain"), m, e) {
-			long idx = node_by_pid(nodes, n, json_int(e, "pid", -1));
-			if (idx >= 0)
-				nodes[idx].involved = true;
-		}
-	}
-}
-
-/* One process box with its tooltip, name and end label. */
-static void
-tree_node(struct render_writer *h, const struct node *nd)
-{
-	double cx, cy;
-	char label[64];
-	const char *endkey;
-	node_center(nd, &cx, &cy);
-	if (nd->left == nd->obj) {
-		endkey = "running";
-		(void) snprintf(label, sizeof(label), "leftover");
-	} else {
-		endkey = render_actor_end_key(render_actor_end(nd->obj));
-		render_actor_end_label(nd->obj, label, sizeof(label));
-	}
-	if (nd->left) {
-		/* What ended it is the runner's sweep, not its own exit. */
-		(void) snprintf(label, sizeof(label), "leftover, %s", json_str(nd->left, "ended_by", "?"));
-	}
-	render_putf(h, "<g class=\"node%s%s\">", nd->leftover ? " leftover" : "", nd->involved ? " involved" : "");
-	render_put(h, "<title>");
-	esc(h, json_str(nd->obj, "name", "?"));
-	if (nd->pid > 0)
-		render_putf(h, " (pid %lld)", (long long) nd->pid);
-	render_put(h, ": ");
-	if (nd->left) {
-		render_put(h, "left over after teardown");
-		if (json_str(nd->left, "how", NULL)) {
-			render_put(h, ", ");
-			esc(h, json_str(nd->left, "how", ""));
-		}
-		render_put(h, "; ended by ");
-		esc(h, json_str(nd->left, "ended_by", "?"));
-	} else
-		esc(h, label);
-	if (nd->involved)
-		render_put(h, "; named by a hang verdict");
-	render_put(h, "</title>");
-	render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%d\" rx=\"7\" class=\"end-%s\"/>",
-	            cx - NODE_W / 2.0, cy - NODE_H / 2.0, NODE_W, NODE_H, endkey);
-	render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", cx, cy - 3);
-	esc_short(h, json_str(nd->obj, "name", "?"), NODE_NAME_MAX);
-	render_putf(h, "</text><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"sub\">", cx, cy + 12);
-	if (nd->pid > 0)
-		render_putf(h, "pid %lld \xc2\xb7 ", (long long) nd->pid);
-	esc(h, label);
-	render_put(h, "</text></g>\n");
-}
-
-/* Wait edges are routed orthogonally through the free space of the layout,
- * so that they never cross a process box: out of the source's top or bottom
- * edge into the channel between two rows (no boxes there), along it, down
- * or up a column that is free in every row crossed, and into the target's
- * facing edge. Each edge gets a lane: its own offsets in the channel and on
- * the box edges, so that A->B and B->A (a cycle) are two distinct arrows and
- * stay off the tree edges (centred). */
-#define WAIT_LANES 4
-#define COLUMN_CLEARANCE 5.0
-/* The arrow tip overshoots the path end by about 1.5 px. */
-#define ARROW_GAP 2.0
-
-static double
-row_top(int level)
-{
-	return TREE_MARGIN + (double) level * LEVEL_H;
-}
-
-/* The y of a lane in the free band above row level (level 0: the margin). */
-static double
-channel_y(int level, unsigned lane)
-{
-	double top = level > 0 ? row_top(level - 1) + NODE_H : 0;
-	double height = row_top(level) - top;
-	double step = MIN(8.0, (height - 8) / WAIT_LANES);
-	return top + height / 2 + ((double) (lane % WAIT_LANES) - 1.5) * step;
-}
-
-/* Whether a vertical line at x meets no box of a row strictly between lo and hi. */
-static bool
-column_free(const struct node *nodes, size_t n, double x, int lo, int hi)
-{
-	for (size_t i = 0; i < n; i++) {
-		double cx, cy;
-		if (nodes[i].level <= lo || nodes[i].level >= hi)
-			continue;
-		node_center(&nodes[i], &cx, &cy);
-		if (fabs(x - cx) < NODE_W / 2.0 + COLUMN_CLEARANCE)
-			return false;
-	}
-	return true;
-}
-
-/* A free column between rows lo and hi, as close as possible to from and to. */
-static double
-free_column(const struct node *nodes, size_t n, int lo, int hi, double from, double to)
-{
-	double best = TREE_MARGIN / 2.0, best_cost = INFINITY;
-	double gap = (SLOT_W - NODE_W) / 2.0;
-	for (size_t i = 0; i <= n + 1; i++) {
-		for (int side = -1; side <= 1; side += 2) {
-			double x;
-			if (i < n) {
-				double cx, cy;
-				node_center(&nodes[i], &cx, &cy);
-				x = cx + side * (NODE_W / 2.0 + gap);
-			} else
-				x = i == n ? from : to;
-			if (x < TREE_MARGIN / 2.0 || !column_free(nodes, n, x, lo, hi))
-				continue;
-			double cost = fabs(x - from) + fabs(x - to);
-			if (cost < best_cost) {
-				best = x;
-				best_cost = cost;
-			}
-		}
-	}
-	return best;
-}
-
-/* Where the k-th edge leaving (side 1) or entering (side -1) a box touches
- * its edge: right of the centre for leaving, left for entering, spread so
- * that edges of one box do not share a segment. */
-static double
-edge_port(double cx, unsigned k, int side)
-{
-	return cx + side * (10 + 13 * (double) (k % 5));
-}
-
-/* The d attribute of a wait edge from box a to box b: lane is its lane in
- * the channels, out and in its rank among the edges leaving a and entering b. */
-static void
-wait_edge_path(struct render_writer *h, const struct node *nodes, size_t n, const struct node *a, const struct node *b,
-	       unsigned lane, unsigned out, unsigned in)
-{
-	double ax, ay, bx, by;
-	node_center(a, &ax, &ay);
-	node_center(b, &bx, &by);
-	double sx = edge_port(ax, out, 1), ex = edge_port(bx, in, -1);
-	if (a == b) {
-		/* Waits on itself (a lock its own process holds): a loop over its top. */
-		double top = row_top(a->level), y = channel_y(a->level, lane);
-		render_putf(h, " d=\"M%.1f %.1fV%.1fH%.1fV%.1f\"", sx, top, y, ex, top - ARROW_GAP);
-		return;
-	}
-	if (b->level > a->level) {
-		/* Down: out of a's bottom, into b's top. */
-		double y1 = channel_y(a->level + 1, lane), y2 = channel_y(b->level, lane);
-		render_putf(h, " d=\"M%.1f %.1fV%.1f", sx, ay + NODE_H / 2.0, y1);
-		if (b->level > a->level + 1) {
-			double x = free_column(nodes, n, a->level, b->level, sx, ex);
-			render_putf(h, "H%.1fV%.1f", x, y2);
-		}
-		render_putf(h, "H%.1fV%.1f\"", ex, by - NODE_H / 2.0 - ARROW_GAP);
-	} else if (b->level < a->level) {
-		/* Up: out of a's top, into b's bottom. */
-		double y1 = channel_y(a->level, lane), y2 = channel_y(b->level + 1, lane);
-		render_putf(h, " d=\"M%.1f %.1fV%.1f", sx, ay - NODE_H / 2.0, y1);
-		if (a->level > b->level + 1) {
-			double x = free_column(nodes, n, b->level, a->level, sx, ex);
-			render_putf(h, "H%.1fV%.1f", x, y2);
-		}
-		render_putf(h, "H%.1fV%.1f\"", ex, by + NODE_H / 2.0 + ARROW_GAP);
-	} else {
-		/* Same row: over the top, through the band above it. */
-		double y = channel_y(a->level, lane);
-		render_putf(h, " d=\"M%.1f %.1fV%.1fH%.1fV%.1f\"", sx, ay - NODE_H / 2.0, y, ex,
-			    by - NODE_H / 2.0 - ARROW_GAP);
-	}
-}
-
-/* The wait edges of the verdicts: each chain entry -> the pids holding what it waits on. */
-static void
-wait_edges(struct render_writer *h, const struct node *nodes, size_t n, const json_t *verdicts, size_t cell_index)
-{
-	size_t k, m, q;
-	json_t *v, *e, *held;
-	unsigned lane = 0;
-	unsigned *outs = calloc(n ? n : 1, sizeof(*outs)), *ins = calloc(n ? n : 1, sizeof(*ins));
-	if (!outs || !ins) {
-		render_fail(h, -ENOMEM);
-		goto out;
-	}
-	json_array_foreach(verdicts, k, v) {
-		json_array_foreach(json_object_get(v, "chain"), m, e) {
-			long from = node_by_pid(nodes, n, json_int(e, "pid", -1));
-			if (from < 0)
-				continue;
-			json_array_foreach(json_object_get(e, "held_by"), q, held) {
-				long to = node_by_pid(nodes, n, json_integer_value(held));
-				if (to < 0)
-					continue;
-				render_put(h, "<path class=\"wait-edge\"");
-				wait_edge_path(h, nodes, n, &nodes[from], &nodes[to], lane++, outs[from]++, ins[to]++);
-				render_putf(h, " marker-end=\"url(#wait-arrow-%zu)\"><title>", cell_index);
-				esc(h, json_str(e, "actor", "?"));
-				render_putf(h, " (pid %lld) waits on ", (long long) json_int(e, "pid", 0));
-				esc(h, json_str(e, "waits_on", "?"));
-				render_putf(h, ", held by pid %lld [", (long long) json_integer_value(held));
-				esc(h, json_str(v, "class", "?"));
-				render_put(h, "]</title></path>\n");
-			}
-		}
-	}
-out:
-	free(outs);
-	free(ins);
-}
-
-static void
-tree_legend(struct render_writer *h, double legend_y, size_t cell_index)
-{
-	static const struct {
-		const char *cls, *label;
-	} items[] = {
-		{ "end-ok", "exit 0" },		 { "end-error", "exit \xe2\x89\xa0 0" }, { "end-signal", "signal" },
-		{ "end-killed", "SIGKILL" },	 { "end-zombie", "zombie" },		 { "end-running", "never ended" },
-	};
-	double x = TREE_MARGIN;
-	for (size_t i = 0; i < ARRAY_SIZE(items); i++, x += 98)
-		legend_item(h, x, legend_y, items[i].cls, items[i].label);
-	render_putf(h,
-	            "<g class=\"node leftover\"><rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" "
-	            "class=\"end-running\"/></g><text x=\"%.1f\" y=\"%.1f\" class=\"sub\">leftover</text>\n",
-	            (double) TREE_MARGIN, legend_y + 20, TREE_MARGIN + 21.0, legend_y + 30);
-	render_putf(h,
-	            "<g class=\"node involved\"><rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" "
-	            "class=\"end-unknown\"/></g><text x=\"%.1f\" y=\"%.1f\" class=\"sub\">named by a hang verdict</text>\n",
-	            TREE_MARGIN + 98.0, legend_y + 20, TREE_MARGIN + 119.0, legend_y + 30);
-	render_putf(h,
-	            "<path class=\"wait-edge\" d=\"M%.1f %.1fH%.1f\" marker-end=\"url(#wait-arrow-%zu)\"/>"
-	            "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">waits on (held by)</text>\n",
-	            TREE_MARGIN + 294.0, legend_y + 26, TREE_MARGIN + 330.0, cell_index, TREE_MARGIN + 338.0, legend_y + 30);
-}
-
-static void
-tree_svg(struct render_writer *h, const json_t *cell, size_t cell_index)
-{
-	struct node *nodes = NULL;
-	long r = tree_nodes(cell, &nodes);
-	if (r < 0) {
-		render_fail(h, (int) r);
-		return;
-	}
-	size_t n = (size_t) r, i;
-	double slots = 0;
-	for (i = 0; i < n; i++)
-		if (nodes[i].parent < 0)
-			(void) layout(nodes, n, i, &slots);
-	int levels = 0;
-	for (i = 0; i < n; i++)
-		levels = MAX(levels, nodes[i].level + 1);
-	const json_t *verdicts = json_object_get(cell, "verdicts");
-	tree_mark_involved(nodes, n, verdicts);
-
-	double width = MAX(TREE_MARGIN * 2 + (slots > 0 ? slots : 1) * SLOT_W - (SLOT_W - NODE_W), 760.0);
-	double legend_y = TREE_MARGIN + levels * LEVEL_H - (LEVEL_H - NODE_H) + 24;
-	double height = legend_y + 46;
-	render_putf(h,
-	            "<svg class=\"tree\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
-	            "height=\"%.0f\" role=\"img\" aria-label=\"process tree\">\n",
-	            width, height, width, height);
-	render_putf(h,
-	            "<defs><marker id=\"wait-arrow-%zu\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" "
-	            "markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0 0L10 5L0 10z\" fill=\"#d50000\"/></marker>"
-	            "</defs>\n",
-	            cell_index);
-	if (n == 0)
-		render_putf(h, "<text x=\"%d\" y=\"%d\" class=\"sub\">no processes recorded</text>\n", TREE_MARGIN,
-		            TREE_MARGIN + 14);
-
-	/* Parent -> child edges under the nodes. */
-	for (i = 0; i < n; i++) {
-		if (nodes[i].parent < 0)
-			continue;
-		double px, py, cx, cy;
-		node_center(&nodes[nodes[i].parent], &px, &py);
-		node_center(&nodes[i], &cx, &cy);
-		double midy = (py + NODE_H / 2.0 + cy - NODE_H / 2.0) / 2;
-		render_putf(h, "<path class=\"tree-edge\" d=\"M%.1f %.1fV%.1fH%.1fV%.1f\"/>\n", px, py + NODE_H / 2.0, midy, cx,
-		            cy - NODE_H / 2.0);
-	}
-
-	for (i = 0; i < n; i++)
-		tree_node(h, &nodes[i]);
-	wait_edges(h, nodes, n, verdicts, cell_index);
-	tree_legend(h, legend_y, cell_index);
-	render_put(h, "</svg>\n");
-	free(nodes);
-}
-
 /* --- timeline -------------------------------------------------------------- */
 
 static uint64_t
@@ -647,7 +182,7 @@ phase_rect(struct render_writer *h, const struct axis *ax, double y, uint64_t fr
 	double x0 = tx(ax, from), x1 = tx(ax, to);
 	render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" class=\"ph-%s%s\"><title>", x0, y,
 	            MAX(x1 - x0, 1.0), TL_BAR_H, phase, unfinished ? " unfinished" : "");
-	esc(h, json_str(a, "name", "?"));
+	render_put_xml_str(h, json_str(a, "name", "?"));
 	if (json_int(a, "pid", -1) > 0)
 		render_putf(h, " (pid %lld)", (long long) json_int(a, "pid", 0));
 	render_putf(h, " %s %s ms \xe2\x86\x92 %s ms (%s)%s</title></rect>\n", phase, render_ms(from, d1, sizeof(d1)),
@@ -673,7 +208,7 @@ timeline_row(struct render_writer *h, const struct axis *ax, const json_t *a, si
 	int64_t depth = json_int(a, "depth", 0);
 	depth = depth < 0 ? 0 : depth > 10 ? 10 : depth;
 	render_putf(h, "<text x=\"%lld\" y=\"%.1f\">", (long long) (8 + 14 * depth), y + TL_BAR_H - 2);
-	esc_short(h, json_str(a, "name", "?"), 22);
+	render_put_xml_short(h, json_str(a, "name", "?"), 22);
 	if (json_int(a, "pid", -1) > 0)
 		render_putf(h, " <tspan class=\"sub\">%lld</tspan>", (long long) json_int(a, "pid", 0));
 	render_put(h, "</text>\n");
@@ -722,7 +257,7 @@ timeline_row(struct render_writer *h, const struct axis *ax, const json_t *a, si
 		render_actor_end_label(a, label, sizeof(label));
 		render_putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"><title>exit (",
 		            tx(ax, ex), y - 2, tx(ax, ex), y + TL_BAR_H + 2);
-		esc(h, label);
+		render_put_xml_str(h, label);
 		render_putf(h, ") at %s ms</title></line>\n", render_ms(ex, d, sizeof(d)));
 	}
 	return handshake;
@@ -823,7 +358,7 @@ static void
 td_text(struct render_writer *h, const char *s)
 {
 	render_put(h, "<td>");
-	esc(h, s ? s : "-");
+	render_put_xml_str(h, s ? s : "-");
 	render_put(h, "</td>");
 }
 
@@ -837,7 +372,7 @@ td_duration(struct render_writer *h, const json_t *obj, const char *key)
 static void
 td_int(struct render_writer *h, const json_t *obj, const char *key)
 {
-	if (json_is_integer(json_object_get(obj, key)))
+	if (json_has_int(obj, key))
 		render_putf(h, "<td class=\"num\">%lld</td>", (long long) json_int(obj, key, 0));
 	else
 		render_put(h, "<td class=\"num\">-</td>");
@@ -853,7 +388,7 @@ stdio_text(struct render_writer *h, const json_t *stdio)
 		if (!kind)
 			continue;
 		render_putf(h, "%s%s=", any ? " " : "", fds[k]);
-		esc(h, kind);
+		render_put_xml_str(h, kind);
 		any = true;
 	}
 	if (!any)
@@ -878,14 +413,14 @@ actors_table(struct render_writer *h, const json_t *cell)
 		depth = depth < 0 ? 0 : depth > 10 ? 10 : depth;
 		render_actor_end_label(a, label, sizeof(label));
 		render_putf(h, "<tr><td style=\"padding-left:%lldpx\">", (long long) (8 + 16 * depth));
-		esc(h, json_str(a, "name", "?"));
+		render_put_xml_str(h, json_str(a, "name", "?"));
 		render_put(h, "</td>");
 		td_int(h, a, "pid");
 		td_int(h, a, "ppid");
 		td_text(h, json_str(a, "kind", NULL));
 		render_putf(h, "<td><span class=\"end-%s\" style=\"padding:0 5px;border-radius:3px;border:1px solid\">",
 		            render_actor_end_key(render_actor_end(a)));
-		esc(h, label);
+		render_put_xml_str(h, label);
 		render_put(h, "</span></td>");
 		td_duration(h, a, "spawn_ns");
 		td_duration(h, a, "fork_ns");
@@ -895,7 +430,7 @@ actors_table(struct render_writer *h, const json_t *cell)
 		td_duration(h, a, "reap_ns");
 		td_int(h, a, "fds_inherited");
 		render_put(h, "<td class=\"num\">");
-		if (json_is_integer(json_object_get(a, "threads_at_fork"))) {
+		if (json_has_int(a, "threads_at_fork")) {
 			render_putf(h, "%lld", (long long) json_int(a, "threads_at_fork", 0));
 			if (json_is_boolean(json_object_get(a, "forking_thread_is_main")))
 				render_put(h, json_bool(a, "forking_thread_is_main", 0) ? " (main)" : " (not main)");
@@ -921,13 +456,13 @@ fd_row(struct render_writer *h, const json_t *fd, bool unexpected, const char *n
 		td_int(h, fd, "fd");
 		td_text(h, json_str(fd, "kind", NULL));
 		render_put(h, "<td class=\"mono\">");
-		esc(h, json_str(fd, "target", "-"));
+		render_put_xml_str(h, json_str(fd, "target", "-"));
 		render_put(h, "</td><td>");
-		esc(h, json_str(fd, "detail", NULL));
+		render_put_xml_str(h, json_str(fd, "detail", NULL));
 		if (json_str(fd, "detail", NULL) && note)
 			render_put(h, "; ");
 	}
-	esc(h, note);
+	render_put_xml_str(h, note);
 	render_put(h, "</td></tr>\n");
 }
 
@@ -939,9 +474,9 @@ thread_names(struct render_writer *h, const json_t *threads)
 	json_array_foreach(threads, i, t) {
 		render_put(h, i ? ", " : "");
 		if (json_is_string(t))
-			esc(h, json_string_value(t));
+			render_put_xml_str(h, json_string_value(t));
 		else {
-			esc(h, json_str(t, "name", json_str(t, "comm", "?")));
+			render_put_xml_str(h, json_str(t, "name", json_str(t, "comm", "?")));
 			if (json_int(t, "tid", -1) > 0)
 				render_putf(h, " (tid %lld)", (long long) json_int(t, "tid", 0));
 		}
@@ -980,18 +515,18 @@ actor_cards(struct render_writer *h, const json_t *cell)
 		if (!actor_has_fd_news(a))
 			continue;
 		render_put(h, "<div class=\"card\"><h4>");
-		esc(h, json_str(a, "name", "?"));
+		render_put_xml_str(h, json_str(a, "name", "?"));
 		if (json_int(a, "pid", -1) > 0)
 			render_putf(h, " <span class=\"meta\">pid %lld</span>", (long long) json_int(a, "pid", 0));
 		render_put(h, "</h4>\n");
-		if (json_is_integer(json_object_get(a, "fds_inherited")))
+		if (json_has_int(a, "fds_inherited"))
 			render_putf(h, "<div>%lld fds open at child start, %zu unexpected</div>\n",
 			            (long long) json_int(a, "fds_inherited", 0), json_array_size(unexpected));
-		if (json_is_integer(json_object_get(a, "threads_at_fork"))) {
+		if (json_has_int(a, "threads_at_fork")) {
 			render_putf(h, "<div>threads in the parent at fork: %lld", (long long) json_int(a, "threads_at_fork", 0));
 			if (json_is_boolean(json_object_get(a, "forking_thread_is_main")))
 				render_put(h, json_bool(a, "forking_thread_is_main", 0) ? ", forked from the main thread"
-										        : ", forked from a non-main thread");
+										               : ", forked from a non-main thread");
 			if (json_array_size(json_object_get(a, "parent_threads")) > 0) {
 				render_put(h, " (");
 				thread_names(h, json_object_get(a, "parent_threads"));
@@ -1094,17 +629,17 @@ error_list(struct render_writer *h, const json_t *errors, int level)
 	render_put(h, "<ul>\n");
 	json_array_foreach(errors, i, e) {
 		render_put(h, "<li><b>");
-		esc(h, json_str(e, "actor", "?"));
+		render_put_xml_str(h, json_str(e, "actor", "?"));
 		render_put(h, "</b>");
 		if (json_int(e, "pid", -1) > 0)
 			render_putf(h, " (pid %lld)", (long long) json_int(e, "pid", 0));
 		render_put(h, ": ");
-		esc(h, json_str(e, "message", ""));
+		render_put_xml_str(h, json_str(e, "message", ""));
 		const json_t *bt = json_object_get(e, "backtrace");
 		if (json_array_size(bt) > 0) {
 			render_put(h, "<pre>");
 			json_array_foreach(bt, k, frame) {
-				esc(h, json_string_value(frame));
+				render_put_xml_str(h, json_string_value(frame));
 				render_put(h, "\n");
 			}
 			render_put(h, "</pre>");
@@ -1129,28 +664,28 @@ verdicts_section(struct render_writer *h, const json_t *cell)
 		const struct verdict_class_info *info = verdict_class_lookup(cls);
 		struct strbuf text = STRBUF_INIT;
 		render_putf(h, "<div class=\"verdict%s\"><h4><span class=\"class\">", info && !info->is_hang ? " nohang" : "");
-		esc(h, cls);
+		render_put_xml_str(h, cls);
 		render_put(h, "</span>");
 		if (info) {
 			render_put(h, " \xe2\x80\x94 ");
-			esc(h, info->title);
+			render_put_xml_str(h, info->title);
 		}
 		render_put(h, "</h4>\n");
 		if (json_str(v, "summary", NULL)) {
 			render_put(h, "<p>");
-			esc(h, json_str(v, "summary", ""));
+			render_put_xml_str(h, json_str(v, "summary", ""));
 			render_put(h, "</p>\n");
 		}
 		if (h->r == 0)
 			h->r = render_verdict_plain(v, false, &text);
 		render_put(h, "<pre>");
-		esc_n(h, text.data, text.len);
+		render_put_xml(h, text.data, text.len, false);
 		render_put(h, "</pre>\n");
 		strbuf_free(&text);
 		const char *remedy = json_str(v, "remedy", info ? info->remedy : NULL);
 		if (remedy) {
 			render_put(h, "<p class=\"remedy\"><b>Remedy:</b> ");
-			esc(h, remedy);
+			render_put_xml_str(h, remedy);
 			render_put(h, "</p>\n");
 		}
 		render_put(h, "</div>\n");
@@ -1166,12 +701,12 @@ fixes_text(struct render_writer *h, const json_t *fixes)
 	json_object_foreach((json_t *) fixes, key, v) {
 		render_put(h, first ? "" : ", ");
 		first = false;
-		esc(h, key);
+		render_put_xml_str(h, key);
 		render_put(h, "=");
 		if (json_is_boolean(v))
 			render_put(h, json_is_true(v) ? "on" : "<b class=\"mismatch\">off</b>");
 		else if (json_is_string(v))
-			esc(h, json_string_value(v));
+			render_put_xml_str(h, json_string_value(v));
 		else
 			render_put(h, "?");
 	}
@@ -1191,14 +726,14 @@ cell_section(struct render_writer *h, const json_t *cell, size_t index)
 
 	render_putf(h, "<details class=\"cell %s\" id=\"cell-%zu\"%s>\n<summary><span class=\"status %s\">%s</span> <code>",
 	            status_class(st), index + 1, open ? " open" : "", status_class(st), render_cell_status_word(st));
-	esc(h, cell_id(cell));
+	render_put_xml_str(h, cell_id(cell));
 	render_put(h, "</code> \xe2\x80\x94 ");
-	esc(h, json_str(cell, "outcome", "?"));
+	render_put_xml_str(h, json_str(cell, "outcome", "?"));
 	render_putf(h, ", %s", render_duration_field(cell, "duration_ns", d, sizeof(d)));
 	json_array_foreach(json_object_get(cell, "verdicts"), i, v) {
 		render_put(h, i ? ", " : ", verdict ");
 		render_put(h, "<b>");
-		esc(h, json_str(v, "class", "?"));
+		render_put_xml_str(h, json_str(v, "class", "?"));
 		render_put(h, "</b>");
 	}
 	if (json_int(cell, "leaked", 0) > 0)
@@ -1206,18 +741,18 @@ cell_section(struct render_writer *h, const json_t *cell, size_t index)
 	render_put(h, "</summary>\n");
 
 	render_put(h, "<dl class=\"facts\">\n<dt>outcome</dt><dd>");
-	esc(h, json_str(cell, "outcome", "?"));
+	render_put_xml_str(h, json_str(cell, "outcome", "?"));
 	if (json_is_object(expected)) {
 		render_put(h, " (expected");
 		if (json_str(expected, "outcome", NULL)) {
 			render_put(h, " ");
-			esc(h, json_str(expected, "outcome", ""));
+			render_put_xml_str(h, json_str(expected, "outcome", ""));
 		}
 		if (json_str(expected, "verdict", NULL)) {
 			render_put(h, ", verdict ");
-			esc(h, json_str(expected, "verdict", ""));
+			render_put_xml_str(h, json_str(expected, "verdict", ""));
 		}
-		if (json_is_integer(json_object_get(expected, "leaked")))
+		if (json_has_int(expected, "leaked"))
 			render_putf(h, ", leaked %lld", (long long) json_int(expected, "leaked", 0));
 		render_put(h, ")");
 	}
@@ -1227,7 +762,7 @@ cell_section(struct render_writer *h, const json_t *cell, size_t index)
 		if (!json_str(cell, plain[i], NULL))
 			continue;
 		render_putf(h, "<dt>%s</dt><dd>", plain[i]);
-		esc(h, json_str(cell, plain[i], ""));
+		render_put_xml_str(h, json_str(cell, plain[i], ""));
 		render_put(h, "</dd>\n");
 	}
 	if (json_is_object(json_object_get(cell, "fixes"))) {
@@ -1239,19 +774,19 @@ cell_section(struct render_writer *h, const json_t *cell, size_t index)
 	if (json_is_object(exit)) {
 		render_put(h, "<dt>root exit</dt><dd>");
 		if (json_str(exit, "signal", NULL))
-			esc(h, json_str(exit, "signal", ""));
+			render_put_xml_str(h, json_str(exit, "signal", ""));
 		else
 			render_putf(h, "code %lld", (long long) json_int(exit, "code", 0));
 		render_put(h, "</dd>\n");
 	}
 	render_putf(h, "<dt>duration</dt><dd>%s</dd>\n", render_duration_field(cell, "duration_ns", d, sizeof(d)));
-	if (json_is_integer(json_object_get(cell, "leaked")))
+	if (json_has_int(cell, "leaked"))
 		render_putf(h, "<dt>leaked</dt><dd>%lld</dd>\n", (long long) json_int(cell, "leaked", 0));
 	render_put(h, "</dl>\n");
 
 	if (json_str(cell, "infra_error", NULL)) {
 		render_put(h, "<p class=\"mismatch\"><b>Could not run:</b> ");
-		esc(h, json_str(cell, "infra_error", ""));
+		render_put_xml_str(h, json_str(cell, "infra_error", ""));
 		render_put(h, "</p>\n");
 	}
 	const json_t *mism = json_object_get(cell, "mismatches");
@@ -1261,14 +796,14 @@ cell_section(struct render_writer *h, const json_t *cell, size_t index)
 			if (!json_is_string(v))
 				continue;
 			render_put(h, "<li class=\"mismatch\">");
-			esc(h, json_string_value(v));
+			render_put_xml_str(h, json_string_value(v));
 			render_put(h, "</li>\n");
 		}
 		render_put(h, "</ul>\n");
 	}
 	verdicts_section(h, cell);
 	render_put(h, "<figure><figcaption>Process tree</figcaption>\n");
-	tree_svg(h, cell, index + 1);
+	render_html_tree(h, cell, index + 1);
 	render_put(h, "</figure>\n<figure><figcaption>Timeline</figcaption>\n");
 	timeline_svg(h, cell);
 	render_put(h, "</figure>\n");
@@ -1289,7 +824,7 @@ cell_section(struct render_writer *h, const json_t *cell, size_t index)
 		if (h->r == 0 && clean.len > 0)
 			h->r = render_clip(&clipped, clean.data, clean.len, OUTPUT_MAX, true);
 		render_put(h, "<h3>Output (tail)</h3>\n<pre>");
-		esc_n(h, clipped.data, clipped.len);
+		render_put_xml(h, clipped.data, clipped.len, false);
 		render_put(h, "</pre>\n");
 		strbuf_free(&clean);
 		strbuf_free(&clipped);
@@ -1323,7 +858,7 @@ summary(struct render_writer *h, const json_t *doc, const json_t *cells)
 			    c.unexplained, c.unexplained == 1 ? "" : "s");
 	if (render_doc_infra_error(doc)) {
 		render_put(h, "<p class=\"mismatch\"><b>Run failed:</b> ");
-		esc(h, render_doc_infra_error(doc));
+		render_put_xml_str(h, render_doc_infra_error(doc));
 		render_put(h, "</p>\n");
 	}
 	if (json_array_size(cells) == 0)
@@ -1336,14 +871,14 @@ summary(struct render_writer *h, const json_t *doc, const json_t *cells)
 		json_t *v;
 		render_putf(h, "<tr><td class=\"status %s\">%s</td><td><a href=\"#cell-%zu\"><code>", status_class(st),
 		            render_cell_status_word(st), i + 1);
-		esc(h, cell_id(cell));
+		render_put_xml_str(h, cell_id(cell));
 		render_put(h, "</code></a></td>");
 		td_text(h, json_str(cell, "outcome", NULL));
 		td_duration(h, cell, "duration_ns");
 		render_put(h, "<td>");
 		json_array_foreach(json_object_get(cell, "verdicts"), k, v) {
 			render_put(h, k ? ", " : "");
-			esc(h, json_str(v, "class", "?"));
+			render_put_xml_str(h, json_str(v, "class", "?"));
 		}
 		render_put(h, "</td>");
 		td_int(h, cell, "leaked");
@@ -1397,13 +932,13 @@ render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf
 	render_put(&h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
 		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
 		"<meta name=\"generator\" content=\"forkscope\">\n<title>");
-	esc(&h, title);
+	render_put_xml_str(&h, title);
 	render_put(&h, "</title>\n<style>\n");
 	render_put(&h, STYLE);
 	render_put(&h, "</style>\n</head>\n<body>\n<header>\n<h1>");
-	esc(&h, title);
+	render_put_xml_str(&h, title);
 	render_put(&h, "</h1>\n<p class=\"meta\">");
-	esc(&h, json_str(doc, "command", "run"));
+	render_put_xml_str(&h, json_str(doc, "command", "run"));
 	if (json_array_size(json_object_get(doc, "argv")) > 0) {
 		/* Quoted as a shell would read it back: copy, paste, run. */
 		struct strbuf line = STRBUF_INIT;
@@ -1421,26 +956,26 @@ render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf
 	render_put(&h, "</p>\n<p class=\"meta\">");
 	if (json_str(doc, "started_at", NULL)) {
 		render_put(&h, "started ");
-		esc(&h, json_str(doc, "started_at", ""));
+		render_put_xml_str(&h, json_str(doc, "started_at", ""));
 	}
 	const json_t *host = json_object_get(doc, "host");
 	if (json_is_object(host)) {
 		render_put(&h, " \xc2\xb7 kernel ");
-		esc(&h, json_str(host, "kernel", "?"));
+		render_put_xml_str(&h, json_str(host, "kernel", "?"));
 		render_put(&h, " ");
-		esc(&h, json_str(host, "machine", ""));
-		if (json_is_integer(json_object_get(host, "nproc")))
+		render_put_xml_str(&h, json_str(host, "machine", ""));
+		if (json_has_int(host, "nproc"))
 			render_putf(&h, ", %lld CPUs", (long long) json_int(host, "nproc", 0));
 	}
 	if (json_str(doc, "tool", NULL)) {
 		render_put(&h, " \xc2\xb7 ");
-		esc(&h, json_str(doc, "tool", ""));
+		render_put_xml_str(&h, json_str(doc, "tool", ""));
 	}
 	render_put(&h, "</p>\n");
 	int64_t version = json_int(doc, "schema_version", RENDER_SCHEMA_VERSION);
 	if (version > RENDER_SCHEMA_VERSION)
 		render_putf(&h, "<p class=\"mismatch\">schema_version %lld is newer than this renderer (%d); some fields may be "
-			        "missing.</p>\n",
+			               "missing.</p>\n",
 		            (long long) version, RENDER_SCHEMA_VERSION);
 	summary(&h, doc, cells);
 	render_put(&h, "<div class=\"controls\"><button type=\"button\" id=\"expand-all\">Expand all</button>"
@@ -1450,7 +985,7 @@ render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf
 	render_put(&h, "</main>\n<footer>Rendered by forkscope from result.json");
 	if (json_str(doc, "run_dir", NULL)) {
 		render_put(&h, " in <code>");
-		esc(&h, json_str(doc, "run_dir", ""));
+		render_put_xml_str(&h, json_str(doc, "run_dir", ""));
 		render_put(&h, "</code>");
 	}
 	render_put(&h, ". The whole document is embedded below as JSON (id <code>forkscope-data</code>).</footer>\n");

@@ -90,7 +90,7 @@ diagnostics(struct render_writer *t, const json_t *cell)
 		put_quoted(t, json_str(v, "summary", ""));
 		render_put(t, "\n");
 	}
-	if (json_is_integer(json_object_get(cell, "leaked")))
+	if (json_has_int(cell, "leaked"))
 		render_putf(t, "  leaked: %lld\n", (long long) json_int(cell, "leaked", 0));
 	if (json_ns(cell, "duration_ns", &ns))
 		render_putf(t, "  duration_ms: %s\n", render_ms(ns, ms, sizeof(ms)));

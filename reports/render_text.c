@@ -234,7 +234,7 @@ error_tree(struct text *t, const json_t *err, int level)
 		render_put(&t->w, " [");
 		put_clean(t, json_str(st, "signal", ""));
 		render_put(&t->w, "]");
-	} else if (json_is_integer(json_object_get(st, "code")))
+	} else if (json_has_int(st, "code"))
 		render_putf(&t->w, " [exit %lld]", (long long) json_int(st, "code", 0));
 	render_put(&t->w, "\n");
 	size_t i;
@@ -437,15 +437,217 @@ stdio_kinds(struct text *t, const json_t *stdio)
 		render_put(&t->w, "-");
 }
 
+/* --- inherited fds: one note per fd, not one per process ------------------ */
+
+#define FD_NOTE_HOLDERS 3
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Same fd number and target: the same inherited descriptor. */
+static bool
+same_fd(const json_t *x, const json_t *y, bool with_kind)
+{
+	if (json_int(x, "fd", -1) != json_int(y, "fd", -1) || !same_str(json_str(x, "target", NULL), json_str(y, "target", NULL)))
+		return false;
+	return !with_kind || (same_str(json_str(x, "kind", NULL), json_str(y, "kind", NULL)) &&
+			      same_str(json_str(x, "detail", NULL), json_str(y, "detail", NULL)));
+}
+
+static void
+put_fd(struct text *t, const json_t *fd)
+{
+	render_putf(&t->w, "fd %lld ", (long long) json_int(fd, "fd", -1));
+	put_clean(t, json_str(fd, "target", "?"));
+	render_put(&t->w, " (");
+	put_clean(t, json_str(fd, "kind", "?"));
+	if (json_str(fd, "detail", NULL)) {
+		render_put(&t->w, ", ");
+		put_clean(t, json_str(fd, "detail", ""));
+	}
+	render_put(&t->w, ")");
+}
+
+static void
+put_bang(struct text *t)
+{
+	render_put(&t->w, "    ");
+	color_on(t, C_YELLOW);
+	render_put(&t->w, "!");
+	color_off(t);
+	render_put(&t->w, " ");
+}
+
+/* Whether a root actor (the command itself, in a watch run) already had fd:
+ * then it came from the launcher (a CI runner, a shell), not from the tree. */
+static bool
+from_launcher(const json_t *actors, const json_t *fd)
+{
+	size_t i, k;
+	json_t *a, *rfd;
+	json_array_foreach(actors, i, a) {
+		if (render_actor_parent_index(actors, i) >= 0)
+			continue;
+		json_array_foreach(json_object_get(a, "fds_unexpected"), k, rfd)
+			if (same_fd(rfd, fd, false))
+				return true;
+	}
+	return false;
+}
+
+/* What the roots inherited from their launcher, once per root; then every
+ * other unexpected fd once, with the processes that hold it ("inherited by
+ * a (pid 1), b (pid 2), c (pid 3) and 40 more"). */
+/* shown: the actors listed in the table (the notes speak of those only);
+ * the tree's shape comes from all of them. */
+static bool
+is_shown(const json_t *shown, const json_t *a)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(shown, i, x)
+		if (x == a)
+			return true;
+	return false;
+}
+
+static void
+fd_notes(struct text *t, const json_t *actors, const json_t *shown)
+{
+	size_t i, k, i2, k2;
+	json_t *a, *fd, *a2, *fd2;
+	json_array_foreach(actors, i, a) {
+		const json_t *fds = json_object_get(a, "fds_unexpected");
+		if (render_actor_parent_index(actors, i) >= 0 || json_array_size(fds) == 0 || !is_shown(shown, a))
+			continue;
+		put_bang(t);
+		put_clean(t, json_str(a, "name", "?"));
+		render_putf(&t->w, " (pid %lld) inherited from its launcher: ", (long long) json_int(a, "pid", 0));
+		json_array_foreach(fds, k, fd) {
+			render_put(&t->w, k ? ", " : "");
+			put_fd(t, fd);
+		}
+		render_put(&t->w, "\n");
+	}
+	json_array_foreach(actors, i, a) {
+		if (render_actor_parent_index(actors, i) < 0 || !is_shown(shown, a))
+			continue;
+		json_array_foreach(json_object_get(a, "fds_unexpected"), k, fd) {
+			if (from_launcher(actors, fd))
+				continue;
+			/* Printed already with an earlier holder? */
+			bool seen = false;
+			json_array_foreach(actors, i2, a2) {
+				if (i2 >= i)
+					break;
+				if (!is_shown(shown, a2))
+					continue;
+				json_array_foreach(json_object_get(a2, "fds_unexpected"), k2, fd2)
+					seen |= render_actor_parent_index(actors, i2) >= 0 && same_fd(fd, fd2, true);
+			}
+			if (seen)
+				continue;
+			put_bang(t);
+			put_fd(t, fd);
+			render_put(&t->w, " inherited by ");
+			size_t holders = 0;
+			for (i2 = i; i2 < json_array_size(actors); i2++) {
+				a2 = json_array_get(actors, i2);
+				bool holds = false;
+				json_array_foreach(json_object_get(a2, "fds_unexpected"), k2, fd2)
+					holds |= same_fd(fd, fd2, true);
+				if (!holds || !is_shown(shown, a2) || holders++ >= FD_NOTE_HOLDERS)
+					continue;
+				render_put(&t->w, holders > 1 ? ", " : "");
+				put_clean(t, json_str(a2, "name", "?"));
+				render_putf(&t->w, " (pid %lld)", (long long) json_int(a2, "pid", 0));
+			}
+			if (holders > FD_NOTE_HOLDERS)
+				render_putf(&t->w, " and %zu more", holders - FD_NOTE_HOLDERS);
+			render_put(&t->w, "\n");
+		}
+	}
+}
+
+/* Signal masks a process started with, grouped by mask: a shell blocks
+ * SIGINT, SIGTERM and SIGCHLD around every fork, and a pyenv shim forks
+ * dozens of times. */
+static void
+mask_notes(struct text *t, const json_t *actors)
+{
+	json_t *done = json_array();
+	size_t i, j;
+	json_t *a, *b;
+	json_array_foreach(actors, i, a) {
+		const char *mask = json_str(a, "sigmask_blocked", NULL);
+		if (!mask || !*mask)
+			continue;
+		bool seen = false;
+		size_t d;
+		json_t *x;
+		json_array_foreach(done, d, x)
+			seen = seen || strcmp(json_string_value(x), mask) == 0;
+		if (seen)
+			continue;
+		json_array_append_new(done, json_string(mask));
+		size_t holders = 0;
+		render_put(&t->w, "    - started with signals blocked (");
+		put_clean(t, mask);
+		render_put(&t->w, "):");
+		json_array_foreach(actors, j, b) {
+			if (strcmp(json_str(b, "sigmask_blocked", ""), mask) != 0)
+				continue;
+			if (holders < 6) {
+				render_put(&t->w, holders ? ", " : " ");
+				put_clean(t, json_str(b, "name", "?"));
+				render_putf(&t->w, " (pid %lld)", (long long) json_int(b, "pid", 0));
+			}
+			holders++;
+		}
+		if (holders > 6)
+			render_putf(&t->w, " and %zu more", holders - 6);
+		render_put(&t->w, "\n");
+	}
+	json_decref(done);
+}
+
+static bool
+named_by_verdict(const json_t *cell, int64_t pid)
+{
+	size_t i, k;
+	json_t *v, *p;
+	json_array_foreach(json_object_get(cell, "verdicts"), i, v)
+		json_array_foreach(json_object_get(v, "pids"), k, p)
+			if (json_integer_value(p) == pid)
+				return true;
+	return false;
+}
+
 static void
 actor_table(struct text *t, const json_t *cell)
 {
-	const json_t *actors = json_object_get(cell, "actors");
-	size_t i, k;
+	const json_t *all = json_object_get(cell, "actors");
+	size_t i;
 	json_t *a;
 	size_t name_width = 5, end_width = 12;
-	if (json_array_size(actors) == 0)
+	if (json_array_size(all) == 0)
 		return;
+	/* A watched command's tree can hold dozens of short-lived processes (a
+	 * pyenv shim forks 40): without --verbose the table lists those still
+	 * there at the end, and counts the ones that ran and exited 0. */
+	json_t *actors = json_array();
+	size_t hidden = 0;
+	json_array_foreach(all, i, a) {
+		bool plain = strcmp(json_str(a, "kind", ""), "process") == 0;
+		if (!t->verbose && plain && json_array_size(all) > 12 && render_actor_end(a) == ACTOR_END_OK &&
+		    !named_by_verdict(cell, json_int(a, "pid", 0)))
+			hidden++;
+		else
+			json_array_append(actors, a);
+	}
 	json_array_foreach(actors, i, a) {
 		char label[64];
 		render_actor_end_label(a, label, sizeof(label));
@@ -493,36 +695,13 @@ actor_table(struct text *t, const json_t *cell)
 		stdio_kinds(t, json_object_get(a, "stdio"));
 		render_put(&t->w, "\n");
 	}
+	if (hidden > 0)
+		render_putf(&t->w, "    (and %zu process%s that ran and exited 0; --verbose lists them)\n", hidden,
+			    hidden == 1 ? "" : "es");
 	/* Highlights: what crossed the fork that should not have. */
-	json_array_foreach(actors, i, a) {
-		json_t *fd;
-		json_array_foreach(json_object_get(a, "fds_unexpected"), k, fd) {
-			render_put(&t->w, "    ");
-			color_on(t, C_YELLOW);
-			render_put(&t->w, "!");
-			color_off(t);
-			render_put(&t->w, " ");
-			put_clean(t, json_str(a, "name", "?"));
-			render_putf(&t->w, " (pid %lld) inherited fd %lld ", (long long) json_int(a, "pid", 0),
-			            (long long) json_int(fd, "fd", -1));
-			put_clean(t, json_str(fd, "target", "?"));
-			render_put(&t->w, " (");
-			put_clean(t, json_str(fd, "kind", "?"));
-			if (json_str(fd, "detail", NULL)) {
-				render_put(&t->w, ", ");
-				put_clean(t, json_str(fd, "detail", ""));
-			}
-			render_put(&t->w, ")\n");
-		}
-		const char *mask = json_str(a, "sigmask_blocked", NULL);
-		if (mask && *mask) {
-			render_put(&t->w, "    - ");
-			put_clean(t, json_str(a, "name", "?"));
-			render_put(&t->w, " started with signals blocked: ");
-			put_clean(t, mask);
-			render_put(&t->w, "\n");
-		}
-	}
+	fd_notes(t, all, actors);
+	mask_notes(t, actors);
+	json_decref(actors);
 }
 
 static void
@@ -650,7 +829,7 @@ cell_details(struct text *t, const json_t *cell)
 			render_put(&t->w, ", verdict ");
 			put_clean(t, json_str(expected, "verdict", ""));
 		}
-		if (json_is_integer(json_object_get(expected, "leaked")))
+		if (json_has_int(expected, "leaked"))
 			render_putf(&t->w, ", leaked %lld", (long long) json_int(expected, "leaked", 0));
 		render_put(&t->w, ")");
 	}

@@ -172,7 +172,7 @@ status_args(const json_t *a)
 	json_t *args = json_object();
 	if (!args)
 		return NULL;
-	if (json_is_integer(json_object_get(st, "code")))
+	if (json_has_int(st, "code"))
 		(void) json_object_set_new(args, "status", json_integer(json_int(st, "code", 0)));
 	else
 		(void) json_object_set_new(args, "status", json_null());
@@ -224,7 +224,7 @@ cell_track(struct trace *t, const json_t *cell, const char *id, uint64_t offset,
 static json_t *
 pid_or_null(const json_t *a)
 {
-	return json_is_integer(json_object_get(a, "pid")) ? json_integer(json_int(a, "pid", 0)) : json_null();
+	return json_has_int(a, "pid") ? json_integer(json_int(a, "pid", 0)) : json_null();
 }
 
 /* The args of an actor's `lifetime` slice. */
@@ -235,7 +235,7 @@ lifetime_args(const json_t *a, const struct phases *p)
 	if (!args)
 		return NULL;
 	(void) json_object_set_new(args, "pid", pid_or_null(a));
-	if (json_is_integer(json_object_get(a, "ppid")))
+	if (json_has_int(a, "ppid"))
 		(void) json_object_set_new(args, "ppid", json_integer(json_int(a, "ppid", 0)));
 	(void) json_object_set_new(args, "actor", clean_string(json_str(a, "name", "?")));
 	if (json_str(a, "kind", NULL))
@@ -426,7 +426,7 @@ render_trace_doc(const json_t *doc, const struct render_options *o, struct strbu
 		render_put(&t.w, "\n");
 
 	(void) json_object_set_new(other, "generator", json_string("forkscope report --format trace"));
-	if (json_is_integer(json_object_get(doc, "schema_version")))
+	if (json_has_int(doc, "schema_version"))
 		(void) json_object_set_new(other, "schema_version", json_integer(json_int(doc, "schema_version", 0)));
 	static const char *const copy[] = { "tool", "command", "started_at", "run_dir" };
 	for (size_t k = 0; k < sizeof(copy) / sizeof(copy[0]); k++)

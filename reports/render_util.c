@@ -59,6 +59,29 @@ render_put_xml(struct render_writer *w, const char *s, size_t len, bool attr)
 }
 
 void
+render_put_xml_str(struct render_writer *w, const char *s)
+{
+	render_put_xml(w, s, s ? strlen(s) : 0, false);
+}
+
+void
+render_put_xml_short(struct render_writer *w, const char *s, size_t max_chars)
+{
+	struct strbuf clean = STRBUF_INIT;
+	if (w->r < 0 || !s)
+		return;
+	render_fail(w, render_clean(&clean, s, strlen(s), CLEAN_ONE_LINE));
+	size_t chars = 0, i = 0;
+	for (; clean.data && i < clean.len; i++)
+		if (((unsigned char) clean.data[i] & 0xc0) != 0x80 && chars++ == max_chars)
+			break;
+	render_put_xml(w, clean.data, i, false);
+	if (clean.data && i < clean.len)
+		render_put(w, "\xe2\x80\xa6");
+	strbuf_free(&clean);
+}
+
+void
 render_put_yaml(struct render_writer *w, const char *s, size_t len)
 {
 	if (w->r == 0)
@@ -206,7 +229,7 @@ render_actor_end(const json_t *actor)
 		return ACTOR_END_ZOMBIE;
 	if (sig)
 		return strcmp(sig, "SIGKILL") == 0 ? ACTOR_END_KILLED : ACTOR_END_SIGNAL;
-	if (json_is_integer(json_object_get(st, "code")))
+	if (json_has_int(st, "code"))
 		return json_int(st, "code", 0) == 0 ? ACTOR_END_OK : ACTOR_END_ERROR;
 	bool exited = json_ns(actor, "exit_ns", &t);
 	bool reaped = json_ns(actor, "reap_ns", &t);
@@ -257,7 +280,7 @@ render_actor_end_label(const json_t *actor, char *buf, size_t size)
 		return;
 	}
 	case ACTOR_END_ZOMBIE:
-		if (json_is_integer(json_object_get(st, "code")))
+		if (json_has_int(st, "code"))
 			(void) snprintf(buf, size, "zombie, exit %lld", (long long) json_int(st, "code", 0));
 		else if (json_str(st, "signal", NULL)) {
 			struct strbuf clean = STRBUF_INIT;

@@ -32,6 +32,10 @@ void render_putf(struct render_writer *w, const char *fmt, ...) __attribute__((f
 void render_put_clean(struct render_writer *w, const char *s, size_t len, unsigned flags);
 /* Untrusted text through render_xml_escape(); NULL appends nothing. */
 void render_put_xml(struct render_writer *w, const char *s, size_t len, bool attr);
+/* The same for a NUL-terminated string, as element content. */
+void render_put_xml_str(struct render_writer *w, const char *s);
+/* On one line, at most max_chars code points (an ellipsis when cut), escaped. */
+void render_put_xml_short(struct render_writer *w, const char *s, size_t max_chars);
 /* Untrusted text as a YAML double-quoted scalar; NULL is "". */
 void render_put_yaml(struct render_writer *w, const char *s, size_t len);
 /* v as compact JSON (JSON_COMPACT | flags); takes the reference to v. */
@@ -44,6 +48,9 @@ int render_junit_doc(const json_t *doc, const struct render_options *o, struct s
 int render_tap_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
 int render_trace_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
 int render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
+/* The HTML report's process tree of one cell, an <svg> (render_html_tree.c);
+ * cell_index makes its marker ids unique in the page. */
+void render_html_tree(struct render_writer *w, const json_t *cell, size_t cell_index);
 
 /* A verdict as plain text (no colour, no indent): its `text` when present, else
  * composed from summary, chain, resource, evidence, stacks and remedy, under a

@@ -202,6 +202,30 @@ result_count_hangs(const json_t *verdicts)
 
 /* ---- the cell ---- */
 
+void
+result_describe_fds(json_t *actor, const json_t *fds, const json_t *closed)
+{
+	size_t inherited = json_array_size(fds) + json_array_size(closed);
+	json_object_set_new(actor, "fds_inherited", json_integer((json_int_t) inherited));
+	json_t *unexpected = json_array();
+	size_t i;
+	json_t *fd;
+	json_array_foreach(fds, i, fd) {
+		if (json_int(fd, "fd", 0) <= 2)
+			continue;
+		json_t *u = json_pack("{s:I,s:s,s:s}", "fd", (json_int_t) json_int(fd, "fd", -1), "kind",
+				      json_str(fd, "kind", "other"), "target", json_str(fd, "target", ""));
+		if (json_str(fd, "detail", NULL))
+			json_object_set_new(u, "detail", json_string(json_str(fd, "detail", "")));
+		if (json_bool(fd, "deleted", 0))
+			json_object_set_new(u, "deleted", json_true());
+		json_array_append_new(unexpected, u);
+	}
+	json_object_set_new(actor, "fds_unexpected", unexpected);
+	if (closed)
+		json_object_set(actor, "fds_closed_by_scrub", (json_t *) closed);
+}
+
 json_t *
 result_exit_status(int code, const char *signal)
 {

@@ -51,6 +51,10 @@ struct cell_facts_common {
  * mismatches and "hang_unexplained". */
 void result_cell_common(json_t *cell, const struct cell_facts_common *f);
 json_t *result_exit_status(int code, const char *signal);
+/* An ACTOR's fd fields from the fd table a census saw (child_start, exec)
+ * and what a scrub closed (may be NULL): fds_inherited, fds_unexpected (every
+ * fd above 2), fds_closed_by_scrub. */
+void result_describe_fds(json_t *actor, const json_t *fds, const json_t *closed);
 
 /* {"cells","passed","failed","errors","hangs","leaked"} over the cells. */
 json_t *result_summary(const json_t *cells);

@@ -228,9 +228,45 @@ Test(render_junit, counts_and_cases)
 				     "skipped=\"0\" time=\"12.707\">"),
 			   "%s", x);
 	cr_expect_not_null(strstr(x, "<testcase classname=\"eof-never\" name=\"backend=mtf,fixes.fd_scrub=on#1\""));
-	cr_expect_not_null(strstr(x, "<failure type=\"hang\" message=\"expected outcome ok, got hang\">"));
+	/* The message says why: the mismatch, then the verdict. */
+	cr_expect_not_null(strstr(x, "<failure type=\"hang\" message=\"expected outcome ok, got hang; verdict pipe-full: "
+				     "worker-3 (pid 4343) waits for room in pipe:[77012]"));
 	cr_expect_not_null(strstr(x, "<error type=\"infra_error\""));
 	cr_expect_not_null(strstr(x, "time=\"3.430\""));
+	free(x);
+	json_decref(doc);
+}
+
+/* A watch run (issue 15): one stable classname, the command as the test name,
+ * the verdict in the failure message. */
+Test(render_junit, watch_names)
+{
+	json_t *doc = load_sample("watch");
+	char *x = render_or_die(doc, RENDER_JUNIT, 0);
+	cr_expect_not_null(strstr(x, "<testsuite name=\"forkscope watch\""), "%s", x);
+	cr_expect_not_null(strstr(x, "<testcase classname=\"forkscope.watch\" name=\"make check\""), "%s", x);
+	cr_expect_not_null(strstr(x, "message=\"expected outcome ok, got hang; verdict pipe-full: pytest (pid 5101)"), "%s", x);
+	free(x);
+	json_decref(doc);
+
+	/* A long command is cut, on a character, with an ellipsis. */
+	doc = load_sample("watch-flat");
+	struct strbuf longname = STRBUF_INIT;
+	for (int i = 0; i < 100; i++)
+		(void) strbuf_append(&longname, "\xc3\xa9" "ab ");
+	json_object_set_new(doc, "name", json_string(longname.data));
+	x = render_or_die(doc, RENDER_JUNIT, 0);
+	const char *name = strstr(x, "classname=\"forkscope.watch\" name=\"");
+	cr_assert_not_null(name, "%s", x);
+	name += strlen("classname=\"forkscope.watch\" name=\"");
+	const char *end = strchr(name, '"');
+	cr_assert_not_null(end);
+	size_t chars = 0;
+	for (const char *p = name; p < end; p++)
+		chars += ((unsigned char) *p & 0xc0) != 0x80;
+	cr_expect_eq(chars, 201, "200 code points and the ellipsis");
+	cr_expect_eq(strncmp(end - 3, "\xe2\x80\xa6", 3), 0);
+	strbuf_free(&longname);
 	free(x);
 	json_decref(doc);
 }
@@ -629,6 +665,37 @@ Test(render_util, shell_words)
 	}
 }
 
+/* Inherited-fd notes (issue 15): what the command inherited from its launcher
+ * is said once, and not again for every descendant that holds it too; other
+ * unexpected fds are said once each, with their holders (three, then a count). */
+Test(render_text, fd_notes_grouped)
+{
+	json_t *cell = json_pack("{s:s,s:s,s:b,s:[]}", "name", "make check", "outcome", "hang", "passed", 0, "actors");
+	json_t *actors = json_object_get(cell, "actors");
+	for (int i = 0; i < 8; i++) {
+		json_t *fds = json_array();
+		/* fd 9 comes from the launcher (the root has it too). */
+		json_array_append_new(fds, json_pack("{s:i,s:s,s:s}", "fd", 9, "target", "/ci/build.lock", "kind", "file"));
+		if (i > 0)
+			json_array_append_new(fds, json_pack("{s:i,s:s,s:s,s:s}", "fd", 251, "target", "pipe:[7001]", "kind",
+							     "pipe", "detail", "write end"));
+		json_array_append_new(actors, json_pack("{s:s,s:i,s:i,s:i,s:s,s:o}", "name", i ? "bash" : "make", "pid",
+							100 + i, "ppid", i ? 100 : 1, "depth", i ? 1 : 0, "kind", "process",
+							"fds_unexpected", fds));
+	}
+	json_t *doc = json_pack("{s:s,s:[o]}", "command", "watch", "scenarios", cell);
+	char *text = render_or_die(doc, RENDER_TEXT, 0);
+	cr_expect_not_null(strstr(text, "    ! make (pid 100) inherited from its launcher: fd 9 /ci/build.lock (file)\n"), "%s",
+			   text);
+	cr_expect_eq(count(text, "build.lock"), 1, "said once: %s", text);
+	cr_expect_not_null(strstr(text, "    ! fd 251 pipe:[7001] (pipe, write end) inherited by bash (pid 101), bash (pid 102), "
+					"bash (pid 103) and 4 more\n"),
+			   "%s", text);
+	cr_expect_eq(count(text, "pipe:[7001]"), 1, "%s", text);
+	free(text);
+	json_decref(doc);
+}
+
 /* --- hostile input ----------------------------------------------------------- */
 
 static void
@@ -958,5 +1025,9 @@ Test(render_json_access, ns_and_strn)
 	cr_assert_str_eq(json_strn(o, "str", NULL), "12");
 	cr_assert_null(json_strn(o, "big", &len));
 	cr_assert_null(json_strn(o, "missing", &len));
+	cr_assert(json_has_int(o, "neg"));
+	cr_assert_not(json_has_int(o, "real"), "a real is not an integer");
+	cr_assert_not(json_has_int(o, "null"));
+	cr_assert_not(json_has_int(o, "missing"));
 	json_decref(o);
 }

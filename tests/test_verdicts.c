@@ -352,3 +352,21 @@ Test(recorded, deterministic)
 		free(text[1]);
 	}
 }
+
+/* The catalogue's class names are part of the interface (scenarios expect
+ * them, CI greps them): each is known, a hang, with a title and a remedy. */
+Test(recorded, class_names_are_known_hangs)
+{
+	static const char *const classes[] = { "boot-death",	"busy-loop",	  "eof-never",	    "lost-wakeup-futex",
+					       "mutual-wait",	"pipe-full",	  "signal-blocked", "uncancellable-wait" };
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+		const struct verdict_class_info *info = verdict_class_lookup(classes[i]);
+		cr_assert_not_null(info, "%s", classes[i]);
+		cr_expect(info->is_hang, "%s", classes[i]);
+		cr_expect(info->title && *info->title, "%s", classes[i]);
+		cr_expect(info->remedy && *info->remedy, "%s", classes[i]);
+	}
+	/* Not hangs: counted apart. */
+	cr_expect_not(verdict_class_lookup("slow-teardown")->is_hang);
+	cr_expect_not(verdict_class_lookup("escaped")->is_hang);
+}

@@ -4,6 +4,7 @@
  * through the public structs, as graph_build.c fills them from a snapshot;
  * every string and array is heap-allocated so wf_graph_free() owns it. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,8 +255,8 @@ Test(waitgraph, timed_wait_beyond_the_window_is_a_block)
 
 Test(waitgraph, wait4_chain_down_to_a_signal_wait)
 {
-	/* root waits for mid, mid for leaf, leaf in pause(): nobody in the tree
-	 * sends the signal, so all three are stuck. */
+	/* root waits for mid, mid for leaf, leaf in pause(): the signal would
+	 * come from its parent, which waits for it: all three are stuck. */
 	struct wf_graph *g = graph_new(3);
 	struct wf_proc *root = proc_init(g, 0, 300, 1, "root", 1, 0);
 	struct wf_proc *mid = proc_init(g, 1, 301, 300, "mid", 1, 0);
@@ -269,7 +270,8 @@ Test(waitgraph, wait4_chain_down_to_a_signal_wait)
 	cr_assert_eq(mid->threads[0].wait_pid, -1, "any child");
 	cr_assert_eq(leaf->threads[0].wait, WF_WAIT_SIGNAL);
 	pid_t rel[4];
-	cr_assert_eq(wf_releasers(g, leaf, &leaf->threads[0], rel, 4), 0, "no releaser in the tree");
+	cr_assert_eq(wf_releasers(g, leaf, &leaf->threads[0], rel, 4), 1);
+	cr_assert_eq(rel[0], 301, "pause() waits for a signal its parent usually sends");
 	cr_assert(root->stuck && mid->stuck && leaf->stuck);
 	wf_graph_free(g);
 }
@@ -284,7 +286,7 @@ Test(waitgraph, wnohang_is_not_a_block)
 	wf_analyze(g);
 	cr_assert_not(root->threads[0].blocking);
 	cr_assert_not(root->stuck);
-	cr_assert(leaf->stuck);
+	cr_assert_not(leaf->stuck, "its live parent can send the signal it waits for");
 	wf_graph_free(g);
 }
 
@@ -332,8 +334,8 @@ Test(waitgraph, what_we_cannot_see_counts_as_able_to_act)
 	/* A socket whose peer sock_diag could not name: an outside process. */
 	thread_in(a, 0, 'S', "recvfrom", 3, 0, 64, 0, -2);
 	fd_at(a, 0, 3, WF_FD_SOCKET, 30, 'b');
-	/* B in a syscall the graph does not model. */
-	thread_in(b, 0, 'S', "flock", 3, 2, 0, 0, -2);
+	/* B in a syscall the graph does not model (System V message queues). */
+	thread_in(b, 0, 'S', "msgrcv", 3, 0, 64, 0, -2);
 	wf_analyze(g);
 	cr_assert_not(a->stuck);
 	cr_assert_eq(b->threads[0].wait, WF_WAIT_UNKNOWN);
@@ -358,6 +360,49 @@ Test(waitgraph, socket_peer_held_by_a_stuck_process)
 	wf_graph_free(g);
 }
 
+/* A flock held through fd (kind FLOCK, exclusive) on file ino. */
+static void
+hold_flock(struct wf_fd *f, pid_t pid, uint64_t ino)
+{
+	f->locks = calloc(1, sizeof(*f->locks));
+	cr_assert_not_null(f->locks);
+	f->n_locks = 1;
+	(void) snprintf(f->locks[0].kind, sizeof(f->locks[0].kind), "FLOCK");
+	f->locks[0].write = true;
+	f->locks[0].pid = pid;
+	f->locks[0].ino = ino;
+	f->locks[0].end = -1;
+}
+
+Test(waitgraph, lock_order_inversion)
+{
+	/* A holds lock file 70 and waits for 71; B holds 71 and waits for 70. */
+	struct wf_graph *g = graph_new(2);
+	struct wf_proc *a = proc_init(g, 0, 700, 1, "a", 1, 2);
+	struct wf_proc *b = proc_init(g, 1, 701, 700, "b", 1, 2);
+	hold_flock(fd_at(a, 0, 3, WF_FD_FILE, 70, 'w'), 700, 70);
+	fd_at(a, 1, 4, WF_FD_FILE, 71, 'w');
+	thread_in(a, 0, 'S', "flock", 4, 2 /* LOCK_EX */, 0, 0, -2);
+	hold_flock(fd_at(b, 0, 4, WF_FD_FILE, 71, 'w'), 701, 71);
+	fd_at(b, 1, 3, WF_FD_FILE, 70, 'w');
+	thread_in(b, 0, 'S', "flock", 3, 2, 0, 0, -2);
+	wf_analyze(g);
+	cr_assert_eq(a->threads[0].wait, WF_WAIT_LOCK);
+	cr_assert(a->threads[0].blocking);
+	pid_t rel[4];
+	cr_assert_eq(wf_releasers(g, a, &a->threads[0], rel, 4), 1);
+	cr_assert_eq(rel[0], 701, "the holder of the lock it waits for");
+	cr_assert(a->stuck && b->stuck);
+
+	/* LOCK_NB: a try, not a wait. */
+	a->threads[0].args[1] = 2 | 4;
+	wf_analyze(g);
+	cr_assert_not(a->threads[0].blocking);
+	cr_assert_not(a->stuck);
+	cr_assert_not(b->stuck, "its holder can act again");
+	wf_graph_free(g);
+}
+
 Test(waitgraph, stopped_and_zombie)
 {
 	struct wf_graph *g = graph_new(3);
@@ -370,9 +415,14 @@ Test(waitgraph, stopped_and_zombie)
 	zombie->zombie = true;
 	zombie->state = 'Z';
 	wf_analyze(g);
-	cr_assert_eq(stopped->threads[0].wait, WF_WAIT_UNKNOWN, "continued from outside");
-	cr_assert_not(stopped->stuck);
-	cr_assert_not(parent->stuck, "its child can still act");
+	/* Stopped (SIGSTOP, no tracer): it waits for a SIGCONT nobody in the
+	 * tree is known to send, and its parent waits for its exit. */
+	cr_assert_eq(stopped->threads[0].wait, WF_WAIT_STOPPED);
+	cr_assert(stopped->threads[0].blocking);
+	pid_t rel[4];
+	cr_assert_eq(wf_releasers(g, stopped, &stopped->threads[0], rel, 4), 0);
+	cr_assert(stopped->stuck);
+	cr_assert(parent->stuck, "it waits for the exit of a stopped child");
 	cr_assert_not(zombie->stuck, "a zombie is not stuck, it is dead");
 	cr_assert_not(zombie->live);
 	wf_graph_free(g);

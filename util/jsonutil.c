@@ -114,6 +114,12 @@ json_strn(const json_t *obj, const char *key, size_t *ret_len)
 	return json_string_value(v);
 }
 
+bool
+json_has_int(const json_t *obj, const char *key)
+{
+	return json_is_integer(json_object_get(obj, key));
+}
+
 int
 json_bool(const json_t *obj, const char *key, int fallback)
 {

@@ -23,6 +23,9 @@ bool json_ns(const json_t *obj, const char *key, uint64_t *ret_value);
 /* A string field with its full length (jansson strings may hold NULs): NULL
  * when missing or not a string; ret_len may be NULL. */
 const char *json_strn(const json_t *obj, const char *key, size_t *ret_len);
+/* Whether the field is a JSON integer (present, not null, not a real): for
+ * "shown only when known" fields. */
+bool json_has_int(const json_t *obj, const char *key);
 int json_bool(const json_t *obj, const char *key, int fallback);
 /* A JSON string from arbitrary bytes: invalid UTF-8 and NULs become U+FFFD. */
 json_t *json_string_lossy(const char *data, size_t len);
