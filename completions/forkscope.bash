@@ -126,7 +126,7 @@ _forkscope()
 		if [ "$verb" = report ]; then _forkscope_files; else _forkscope_dirs; fi
 		return ;;
 	*:--rules | *:--json | *:--junit | *:--tap | *:--trace | *:--html | *:--output | \
-	triage:--from | triage:--events)
+	triage:--from | *:--events)
 		_forkscope_files; return ;;
 	triage:--pid | triage:-p)
 		_forkscope_pids; return ;;
