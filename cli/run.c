@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/catalogue.h"
 #include "cli/cli.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
@@ -13,10 +14,13 @@
 #include "util/timeutil.h"
 
 static const char run_usage[] =
-	"usage: forkscope run [OPTIONS] SCENARIO.yaml|DIR...\n"
+	"usage: forkscope run [OPTIONS] [SCENARIO.yaml|DIR...]\n"
 	"\n"
 	"Runs scenario files: each cell builds its actor tree under a forkserver backend,\n"
-	"is checked against its expectation, and is triaged when it hangs.\n"
+	"is checked against its expectation, and is triaged when it hangs. Without a path,\n"
+	"the installed catalogue:\n"
+	"  " FORKSCOPE_DATADIR "/scenarios\n"
+	"(./scenarios when run from the build tree; $FORKSCOPE_DATADIR overrides).\n"
 	"\n"
 	"  --backend B          run every cell under B (mtf, fork, spawn); a backend axis\n"
 	"                       of the matrix is narrowed to B, so labels say what ran\n"
@@ -176,8 +180,6 @@ parse_run_options(int argc, char **argv, struct run_options *o, struct cli_outpu
 			return 2;
 		}
 	}
-	if (optind >= argc)
-		return cli_usage_error("run", 2, "no scenario given (a .yaml file or a directory)");
 	return -1;
 }
 
@@ -202,7 +204,16 @@ cli_run(int argc, char **argv, const struct cli_globals *g)
 	o.exe_path = exe;
 	json_t *doc = NULL;
 	char *run_dir = NULL;
-	int r = runner_main(&o, argv + optind, (size_t) (argc - optind), &doc, &run_dir);
+	char *def = NULL;
+	if (optind >= argc && cli_default_catalogue(&def) < 0) {
+		cli_error("run", "out of memory");
+		free(exe);
+		free(sets);
+		return 2;
+	}
+	int r = def ? runner_main(&o, &def, 1, &doc, &run_dir)
+		    : runner_main(&o, argv + optind, (size_t) (argc - optind), &doc, &run_dir);
+	free(def);
 	free(exe);
 	free(sets);
 	if (r < 0)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/catalogue.h"
 #include "cli/cli.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
@@ -10,8 +11,10 @@
 static const char scenarios_usage[] =
 	"usage: forkscope scenarios [DIR|FILE...]\n"
 	"\n"
-	"Lists the scenarios under each path (default: scenarios/) with the number of\n"
-	"matrix cells each expands to.\n"
+	"Lists the scenarios under each path with the number of matrix cells each\n"
+	"expands to. Without a path, the installed catalogue:\n"
+	"  " FORKSCOPE_DATADIR "/scenarios\n"
+	"(./scenarios when run from the build tree; $FORKSCOPE_DATADIR overrides).\n"
 	"\n"
 	"Exit status: 0 listed, 2 an invalid scenario (file:line:col: message).\n";
 
@@ -22,12 +25,18 @@ cli_scenarios(int argc, char **argv, const struct cli_globals *g)
 		fputs(scenarios_usage, stdout);
 		return 0;
 	}
-	char *def[] = { (char *) "scenarios" };
+	char *def[] = { NULL };
+	if (argc <= 1 && cli_default_catalogue(&def[0]) < 0) {
+		cli_error("scenarios", "out of memory");
+		return 2;
+	}
 	char **paths = argc > 1 ? argv + 1 : def;
 	size_t n = argc > 1 ? (size_t) (argc - 1) : 1;
 	struct scenario **list = NULL;
 	size_t count = 0;
-	if (runner_collect(paths, n, &list, &count) < 0)
+	int r = runner_collect(paths, n, &list, &count);
+	free(def[0]);
+	if (r < 0)
 		return 2;
 	for (size_t i = 0; i < count; i++) {
 		struct scenario **cells = NULL;
