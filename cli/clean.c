@@ -89,7 +89,8 @@ list_runs(const char *base, struct run_entry **ret, size_t *ret_n)
 		v[n++] = (struct run_entry){ .path = path, .mtime = st.st_mtim };
 	}
 	(void) closedir(d);
-	qsort(v, n, sizeof(*v), newest_first);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), newest_first);
 	*ret = v;
 	*ret_n = n;
 	return 0;

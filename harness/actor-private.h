@@ -74,6 +74,7 @@ struct actor {
 	uint64_t step_timer;
 	bool spawning_late; /* a `spawn:` step is bringing children up */
 	bool awaiting;
+	bool serving; /* reached a serve step (the serving event went out) */
 	bool await_uncancellable;
 	bool ignore_cancel;
 	bool cancel_deferred;

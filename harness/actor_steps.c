@@ -163,6 +163,17 @@ actor_run_steps(struct actor *a)
 			}
 			return;
 		case STEP_SERVE:
+			/* The steady state: the run's operator (interrupt:) waits for
+			 * every serving actor to say so before it steps in. */
+			if (!a->serving) {
+				a->serving = true;
+				struct event *e = malloc(sizeof(*e));
+				if (e) {
+					event_begin(e, "serving");
+					(void) event_emit(e);
+					free(e);
+				}
+			}
 			return; /* until cancelled */
 		case STEP_AWAIT:
 			if (!actor_await_satisfied(a, s->text)) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -164,7 +165,7 @@ sanitize(char *s)
 static pid_t
 root_pid_from_events(const char *events_path)
 {
-	json_t *events = events_load(events_path, NULL);
+	json_t *events = events_path ? events_load(events_path, NULL) : NULL;
 	pid_t pid = 0;
 	size_t i;
 	json_t *ev;
@@ -230,6 +231,77 @@ triage_cell(const struct scenario *sc, const struct cell_ctx *c, const char *cel
 
 /* Wait for the root until the deadline; the scenario's operator may step in
  * on the way (tractor F13: pkill skipped the cascade). */
+/* Actors whose steps reach a serve step: the steady state an operator's
+ * interrupt is meant to find. */
+static size_t
+count_servers(const struct actor_spec *a)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < a->n_steps; i++)
+		if (a->steps[i].kind == STEP_SERVE) {
+			n = 1;
+			break;
+		}
+	for (size_t i = 0; i < a->n_children; i++)
+		n += count_servers(&a->children[i]);
+	return n;
+}
+
+static size_t
+count_events(const char *events_path, const char *name)
+{
+	json_t *events = events_load(events_path, NULL);
+	size_t n = 0, i;
+	json_t *ev;
+	json_array_foreach(events, i, ev)
+		if (strcmp(json_str(ev, "ev", ""), name) == 0)
+			n++;
+	json_decref(events);
+	return n;
+}
+
+/* Before the operator steps in: every serving actor has said so (the
+ * `serving` event), the root ended, or the deadline passed. A fixed delay
+ * alone raced a loaded machine: the helper had not daemonized yet. Woken by
+ * inotify on the event log, never a sleep. Returns true when it is time. */
+static bool
+wait_tree_serving(const struct scenario *sc, int pidfd, const char *events_path, uint64_t deadline)
+{
+	size_t want = count_servers(&sc->root);
+	if (want == 0 || !events_path)
+		return true;
+	int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ino < 0 || inotify_add_watch(ino, events_path, IN_MODIFY) < 0) {
+		if (ino >= 0)
+			(void) close(ino);
+		return true;
+	}
+	bool ready = false;
+	while (!ready) {
+		if (count_events(events_path, "serving") >= want) {
+			ready = true;
+			break;
+		}
+		uint64_t now = now_ns();
+		if (now >= deadline || session_interrupted())
+			break;
+		struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = ino, .events = POLLIN } };
+		int ms = (int) MIN((deadline - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC, (uint64_t) 86400000);
+		int r = poll(p, 2, ms);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r > 0 && (p[0].revents & POLLIN))
+			break; /* the root ended */
+		char buf[4096];
+		while (read(ino, buf, sizeof(buf)) > 0)
+			;
+	}
+	(void) close(ino);
+	return ready;
+}
+
+/* Wait for the root until the deadline; the scenario's operator may step in
+ * on the way (tractor F13: pkill skipped the cascade). */
 static void
 wait_cell(const struct scenario *sc, const struct cell_facts *f, int pidfd, const char *events_path)
 {
@@ -241,10 +313,12 @@ wait_cell(const struct scenario *sc, const struct cell_facts *f, int pidfd, cons
 		if (r != 0)
 			return; /* ended, interrupted, or poll failed (the tree is ended as on a timeout) */
 		if (interrupt_at && now_ns() >= interrupt_at) {
+			interrupt_at = 0;
+			if (!wait_tree_serving(sc, pidfd, events_path, deadline))
+				continue;
 			pid_t target = sc->interrupt.target == INTERRUPT_GROUP ? -f->pgid : root_pid_from_events(events_path);
 			if (target != 0)
 				(void) kill(target, sc->interrupt.signal);
-			interrupt_at = 0;
 			continue;
 		}
 		if (now_ns() >= deadline)
@@ -424,7 +498,7 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 				pidfd_errno == EMFILE ? " (open file limit reached: RLIMIT_NOFILE, ulimit -n)" : "");
 		f.infra_error = infra;
 	} else
-		wait_cell(sc, &f, pidfd, events_path);
+		wait_cell(sc, &f, pidfd, c->o->no_probes ? NULL : events_path);
 	int status;
 	if (reap_children(top, &status) == 1) {
 		f.root_ended = true;

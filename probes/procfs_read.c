@@ -245,7 +245,8 @@ read_numeric_dir(int dirfd, const char *name, int **ret, size_t *ret_n)
 		free(v);
 		return e;
 	}
-	qsort(v, n, sizeof(*v), cmp_int_local);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_int_local);
 	*ret = v;
 	*ret_n = n;
 	return 0;

@@ -1335,7 +1335,8 @@ snapshot_take(const pid_t *roots, size_t n, const struct snapshot_options *opts,
 		snap->processes[i].pid = set.pids[i];
 		snap->processes[i].found_via = set.via[i];
 	}
-	qsort(snap->processes, snap->n_processes, sizeof(*snap->processes), cmp_process);
+	if (snap->n_processes > 1)
+		qsort(snap->processes, snap->n_processes, sizeof(*snap->processes), cmp_process);
 
 	/* First sample: everything. */
 	for (size_t i = 0; i < snap->n_processes; i++)

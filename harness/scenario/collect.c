@@ -179,7 +179,8 @@ read_names(const char *dir, char ***ret, size_t *ret_n)
 		free(names);
 		return r;
 	}
-	qsort(names, n, sizeof(*names), cmp_name);
+	if (n > 1) /* qsort's base must not be NULL, even for nothing to sort */
+		qsort(names, n, sizeof(*names), cmp_name);
 	*ret = names;
 	*ret_n = n;
 	return 0;
@@ -259,7 +260,8 @@ collect_argument(struct walk *w, const char *path)
 	int r = walk_dir(w, path, &st, true);
 	if (r < 0)
 		return r;
-	qsort(w->found + before, w->n_found - before, sizeof(*w->found), cmp_candidate);
+	if (w->n_found - before > 1)
+		qsort(w->found + before, w->n_found - before, sizeof(*w->found), cmp_candidate);
 	/* Only when the walk had nothing else to say about it. */
 	if (w->n_found == before && w->c->n_notes == notes_before)
 		return note_add(w->c, true, "%s: no scenario files (*.yaml) found", path);
