@@ -7,7 +7,7 @@
  * fully resolved `struct scenario` of its own with its own expectation.
  *
  * Errors are reported as "file:line:col: message" (1-based), exactly one per
- * failed load, and nothing is half-loaded. */
+ * failed load (the first in the file), and nothing is half-loaded. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +21,8 @@
 #define SCENARIO_MAX_CELLS 256	   /* matrix product */
 #define SCENARIO_MAX_NAME 64
 #define SCENARIO_MAX_YAML_NESTING 32
+/* `image`: at most this, and at most half of the machine's memory. */
+#define SCENARIO_MAX_IMAGE_BYTES (8ULL << 30)
 
 enum backend_kind {
 	BACKEND_MTF,
@@ -49,6 +51,13 @@ enum wait_kind {
 	_WAIT_MAX,
 };
 
+/* How fd_scrub retires the fds a child inherited. */
+enum scrub_mode {
+	SCRUB_CLOSE,   /* close(): the numbers are free for the next fd (fd-alias hazard) */
+	SCRUB_DEVNULL, /* dup2(/dev/null) over each: the numbers stay reserved */
+	_SCRUB_MAX,
+};
+
 enum log_stream {
 	LOG_STDOUT = 1,
 	LOG_STDERR = 2,
@@ -68,6 +77,7 @@ enum step_kind {
 	STEP_AWAIT,	     /* await: NAME              (wait until that child has ended) */
 	STEP_KILL_SELF,	     /* kill_self: SIGKILL */
 	STEP_DAEMONIZE,	     /* daemonize                (a helper that setsid()s and stays) */
+	STEP_LOG_SINK,	     /* log_sink | log_sink: 11  (open the runtime's error log on /dev/null, at fd N) */
 	_STEP_MAX,
 };
 
@@ -111,6 +121,7 @@ struct fixes {
 	bool cancel_first;
 	bool peer_wait_bound;
 	bool tree_kill;
+	enum scrub_mode scrub_mode; /* how fd_scrub retires fds */
 };
 
 struct timeouts {
@@ -214,6 +225,32 @@ int scenario_set(struct scenario *s, const char *assignment, char **ret_error);
 int scenario_expand(const struct scenario *s, struct scenario ***ret_cells, size_t *ret_n,
 		    char **ret_error);
 
+/* Finding scenario files: what `run` and `scenarios` load from their path
+ * arguments. A directory is walked recursively for *.yaml / *.yml (names
+ * starting with '.' are skipped), each argument's files sorted by path.
+ * Symlinks are followed, but a directory or file reached a second time (a
+ * symlink loop, `sub/up -> ..`, the same file named twice) is walked or loaded
+ * once. Anything named *.yaml that is not a regular file (a FIFO, a device) is
+ * refused, never opened for reading. Nothing is printed: errors and warnings
+ * come back as notes, in the order found. */
+struct scenario_note {
+	bool error;    /* an error fails the collection; a warning does not */
+	char *message; /* "path: reason", or the loader's "path:line:col: message" */
+};
+
+struct scenario_collection {
+	struct scenario **scenarios; /* loaded, in order */
+	size_t n_scenarios;
+	struct scenario_note *notes;
+	size_t n_notes;
+	size_t n_errors;
+};
+
+/* Fills *ret (scenarios and notes) and returns 0 even when there are errors
+ * (ret->n_errors > 0); -ENOMEM leaves *ret empty. */
+int scenario_collect(char *const *paths, size_t n_paths, struct scenario_collection *ret);
+void scenario_collection_clear(struct scenario_collection *c);
+
 struct scenario *scenario_copy(const struct scenario *s);
 void scenario_free(struct scenario *s);
 void scenario_free_cells(struct scenario **cells, size_t n);
@@ -237,6 +274,7 @@ const char *step_name(enum step_kind k);
 int capture_from_name(const char *name);
 int stdio_from_name(const char *name);
 int wait_from_name(const char *name);
+const char *scrub_mode_name(enum scrub_mode m);
 int step_from_name(const char *name);
 const char *interrupt_target_name(enum interrupt_target t);
 int interrupt_target_from_name(const char *name);

@@ -32,6 +32,12 @@ static const char *const predicates[] = {
 	"parent_stuck",
 	"orphaned",
 	"cancel_pending",
+	"waits_file_lock",
+	"fifo_without_partner",
+	"stopped",
+	"futex_single_thread",
+	"threads_wait_each_other",
+	"waits_on_another_process",
 	NULL,
 };
 

@@ -87,6 +87,39 @@ json_num(const json_t *obj, const char *key, double fallback)
 	return json_is_number(v) ? json_number_value(v) : fallback;
 }
 
+bool
+json_ns(const json_t *obj, const char *key, uint64_t *ret_value)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*ret_value = (uint64_t) json_integer_value(v);
+		return true;
+	}
+	/* Below 2^64 (about 1.8447e19), or the cast is undefined. */
+	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 1.8e19) {
+		*ret_value = (uint64_t) json_real_value(v);
+		return true;
+	}
+	return false;
+}
+
+const char *
+json_strn(const json_t *obj, const char *key, size_t *ret_len)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (!json_is_string(v))
+		return NULL;
+	if (ret_len)
+		*ret_len = json_string_length(v);
+	return json_string_value(v);
+}
+
+bool
+json_has_int(const json_t *obj, const char *key)
+{
+	return json_is_integer(json_object_get(obj, key));
+}
+
 int
 json_bool(const json_t *obj, const char *key, int fallback)
 {
@@ -163,4 +196,57 @@ json_string_lossy(const char *data, size_t len)
 	json_t *s = json_stringn(out, o);
 	free(out);
 	return s;
+}
+
+int
+json_hex_checked(const json_t *obj, const char *key, uint64_t *ret)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (!v)
+		return -ENOENT;
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0)
+			return -EINVAL;
+		*ret = (uint64_t) json_integer_value(v);
+		return 0;
+	}
+	const char *s = json_string_value(v);
+	if (!s)
+		return -EINVAL;
+	const char *digits = s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ? s + 2 : s;
+	size_t n = strspn(digits, "0123456789abcdefABCDEF");
+	if (n == 0 || digits[n] != '\0')
+		return -EINVAL;
+	size_t zeros = strspn(digits, "0");
+	/* More than 16 significant digits would overflow a uint64. */
+	if (n - zeros > 16)
+		return -EINVAL;
+	*ret = strtoull(digits, NULL, 16);
+	return 0;
+}
+
+uint64_t
+json_hex(const json_t *obj, const char *key, uint64_t fallback)
+{
+	uint64_t v;
+	return json_hex_checked(obj, key, &v) == 0 ? v : fallback;
+}
+
+char
+json_char(const json_t *obj, const char *key, char fallback)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s && s[0] ? s[0] : fallback;
+}
+
+char *
+json_strdup(const json_t *obj, const char *key, bool *ret_ok)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d && ret_ok)
+		*ret_ok = false;
+	return d;
 }
