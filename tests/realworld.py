@@ -283,6 +283,17 @@ def check_text(doc, text):
     return problems
 
 
+def back_to(pid, cond, bound_s=10.0):
+    """(stat, condition) of pid once it is back in cond (a thread the
+    snapshot interrupted re-enters its wait), or as it is at the bound."""
+    end = time.monotonic() + bound_s
+    while True:
+        st, c = read_stat(pid), condition(pid)
+        if c == cond or st is None or time.monotonic() > end:
+            return st, c
+        time.sleep(0.01)
+
+
 def run_triage(case, text=True):
     """Triage the settled case. Returns (problems, doc)."""
     pids = [str(p) for p in case.triage_pids()]
@@ -299,14 +310,16 @@ def run_triage(case, text=True):
     if case.spec["kind"] == "hang":
         for role, pid in case.roles.items():
             (st0, c0) = before[pid]
-            st1, c1 = read_stat(pid), condition(pid)
+            st1, c1 = back_to(pid, c0)
             if st0 and (not st1 or st1[4] != st0[4]):
                 problems.append(f"{role} (pid {pid}) exited during triage")
             elif st0 and c0 in ("blocked", "zombie", "stopped") and c1 != c0:
                 problems.append(f"{role} (pid {pid}) was {c0}, after triage {c1}")
     if text:
         t = subprocess.run([FORKSCOPE, "triage", *pids], capture_output=True, text=True)
-        problems += check_text(doc, t.stdout)
+        text_problems = check_text(doc, t.stdout)
+        if text_problems:
+            problems += text_problems + [f"text triage (exit {t.returncode}): {t.stdout[-1500:]}"]
     return problems, doc
 
 
