@@ -324,7 +324,7 @@ def run_triage(case, text=True):
 
 
 def run_watch(spec, timeout=WATCH_TIMEOUT, linger=WATCH_LINGER, bound_s=300):
-    """forkscope watch the case from its start. Returns (problems, doc)."""
+    """forkscope watch the case from its start. Returns (problems, doc, roles)."""
     case = Case(spec)
     out = os.path.join(case.dir, "run")
     jf = os.path.join(case.dir, "watch.json")
@@ -344,7 +344,7 @@ def run_watch(spec, timeout=WATCH_TIMEOUT, linger=WATCH_LINGER, bound_s=300):
         problems.append(f"processes left behind by watch: {left}")
     try:
         if not os.path.exists(case.ready_file):
-            return problems + ["case not in place at the watch deadline (no ready file; raise RW_WATCH_TIMEOUT)"], None
+            return problems + ["case not in place at the watch deadline (no ready file; raise RW_WATCH_TIMEOUT)"], None, {}
         roles = case.read_ready()
         expect_rc = 124 if not spec.get("root_exits") else 0
         if p.returncode != expect_rc:
@@ -353,7 +353,7 @@ def run_watch(spec, timeout=WATCH_TIMEOUT, linger=WATCH_LINGER, bound_s=300):
             with open(jf) as f:
                 doc = json.load(f)
         except (OSError, ValueError) as e:
-            return problems + [f"no watch json: {e}"], None
+            return problems + [f"no watch json: {e}"], None, roles
         snapshot = None
         if doc.get("snapshot_file"):
             try:
@@ -362,7 +362,11 @@ def run_watch(spec, timeout=WATCH_TIMEOUT, linger=WATCH_LINGER, bound_s=300):
             except (OSError, ValueError):
                 pass
         problems += check_doc(spec, doc, roles, snapshot)
-        return problems, doc
+        for role, comm in spec.get("comm_roles", {}).items():
+            hits = comm_pids(snapshot, comm) & set(p for v in hang_verdicts(doc) for p in v["pids"])
+            if hits:
+                roles[role] = min(hits)
+        return problems, doc, roles
     finally:
         shutil.rmtree(case.dir, ignore_errors=True)
 

@@ -80,5 +80,5 @@ def test_triage(name):
 
 @pytest.mark.parametrize("name", params("watch"))
 def test_watch(name):
-    problems, _ = rw.run_watch(CASES[name])
+    problems, _, _ = rw.run_watch(CASES[name])
     assert problems == [], problems
