@@ -24,6 +24,7 @@
 
 #include "harness/backend.h"
 #include "harness/channel.h"
+#include "harness/registry.h"
 #include "harness/loop.h"
 #include "probes/census.h"
 #include "probes/eventlog.h"
@@ -129,6 +130,7 @@ static void spawn_next(struct actor *a);
 static void check_teardown_done(struct actor *a);
 static void start_ladder(struct actor *a, struct child *ch);
 __attribute__((noreturn)) static void actor_exit(struct actor *a, int code, const char *reason);
+static bool fd_limit_hit(struct actor *a, const char *call, int err);
 
 /* ---- small helpers ---- */
 
@@ -377,8 +379,10 @@ start_waiter(struct child *ch)
 	if (ch->waiter_started)
 		return;
 	if (a->waitpipe[0] < 0) {
-		if (pipe2(a->waitpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		if (pipe2(a->waitpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+			(void) fd_limit_hit(a, "pipe2", errno);
 			return;
+		}
 		(void) fd_set_nonblock(a->waitpipe[1], false);
 		(void) loop_add_fd(a->loop, a->waitpipe[0], EPOLLIN, on_waitpipe, a);
 	}
@@ -557,8 +561,12 @@ on_listener(struct loop *l, int fd, uint32_t events, void *userdata)
 	struct actor *a = userdata;
 	for (;;) {
 		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (c < 0)
+		if (c < 0) {
+			/* EMFILE leaves the connection queued: level-triggered
+			 * epoll would report it forever. */
+			(void) fd_limit_hit(a, "accept4", errno);
 			return;
+		}
 		if (a->n_pending == a->cap_pending) {
 			size_t cap = a->cap_pending ? a->cap_pending * 2 : 8;
 			struct channel *p = realloc(a->pending, cap * sizeof(*p));
@@ -613,6 +621,30 @@ actor_emit_spawn_failed(const struct actor_spec *child, const char *call, int er
 	free(e);
 }
 
+/* An fd the runtime needs was refused for lack of descriptors (EMFILE under
+ * a low `ulimit -n`, ENFILE): the machine's limit, not the tree's behaviour.
+ * The resource_limit event makes it the cell's infra_error (results.c), and
+ * the actor ends with an error instead of waiting on what never comes. */
+static bool
+fd_limit_hit(struct actor *a, const char *call, int err)
+{
+	if (err != EMFILE && err != ENFILE)
+		return false;
+	struct event *e = malloc(sizeof(*e));
+	if (e) {
+		event_begin(e, "resource_limit");
+		event_str(e, "call", call);
+		event_str(e, "errno", strerrorname_np(err) ? strerrorname_np(err) : "?");
+		event_str(e, "limit", err == EMFILE ? "RLIMIT_NOFILE" : "the system's open file table");
+		(void) event_emit(e);
+		free(e);
+	}
+	char msg[160];
+	(void) snprintf(msg, sizeof(msg), "%s: %s (open file limit reached)", call, strerror(err));
+	actor_exit(a, 75, msg);
+	return true;
+}
+
 static void
 on_spawn_done(struct spawn_request *req, void *userdata)
 {
@@ -637,6 +669,8 @@ on_spawn_done(struct spawn_request *req, void *userdata)
 	ch->pid = req->pid;
 	ch->state = CHILD_BOOTING;
 	ch->pidfd = pidfd_open(ch->pid, 0);
+	if (ch->pidfd < 0)
+		(void) fd_limit_hit(a, "pidfd_open", errno);
 	/* fixes.boot_race: wait for the handshake and for the child's death together. */
 	if (a->sc->fixes.boot_race)
 		watch_pidfd(ch);
@@ -1274,20 +1308,23 @@ connect_parent(struct actor *a, const char *name)
 
 static void *image_block;
 
-static void
+static int
 build_image(uint64_t bytes)
 {
 	if (!bytes || image_block)
-		return;
+		return 0;
 	/* The warm image: touched pages a forked child inherits and a spawned one
 	 * must rebuild, as a fresh interpreter re-imports its modules. */
 	image_block = malloc(bytes);
 	if (!image_block)
-		return;
+		return -ENOMEM;
 	long page = sysconf(_SC_PAGESIZE);
 	for (uint64_t off = 0; off < bytes; off += (uint64_t) page)
 		((volatile char *) image_block)[off] = (char) off;
+	return 0;
 }
+
+static void child_entry(struct spawn_request *req, void *userdata);
 
 __attribute__((noreturn)) static void
 actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *parent_socket)
@@ -1306,6 +1343,17 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 	set_event_context(spec);
 	(void) prctl(PR_SET_NAME, spec->name);
 
+	/* Forked children inherit the image (no-op); the root and exec'd children build it.
+	 * A missing image would measure something else: an infra error, not a result. */
+	if (build_image(sc->image_bytes) < 0) {
+		char call[96], msg[160];
+		(void) snprintf(call, sizeof(call), "malloc of the %llu-byte image",
+				(unsigned long long) sc->image_bytes);
+		(void) snprintf(msg, sizeof(msg), "cannot build the image: %s: %s", call, strerror(ENOMEM));
+		actor_emit_spawn_failed(NULL, call, ENOMEM, msg);
+		actor_exit(a, 75, msg);
+	}
+
 	/* A child registers itself first: with the registry lock inherited locked
 	 * (held by another thread at the fork) this never returns. */
 	registry_lock();
@@ -1313,8 +1361,11 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 
 	run_boot_steps(a);
 
-	if (loop_new(&a->loop) < 0)
+	int lr = loop_new(&a->loop);
+	if (lr < 0) {
+		(void) fd_limit_hit(a, "epoll_create1", -lr);
 		actor_exit(a, 70, "loop setup failed");
+	}
 	install_signal_handlers(a);
 	loop_set_wake_handler(a->loop, on_wake, a);
 
@@ -1328,8 +1379,10 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 
 	if (!a->is_root) {
 		int r = connect_parent(a, parent_socket);
-		if (r < 0)
+		if (r < 0) {
+			(void) fd_limit_hit(a, "socket", -r);
 			actor_exit(a, 71, "cannot connect to parent");
+		}
 		(void) loop_add_fd(a->loop, a->parent.fd, EPOLLIN, on_parent_readable, a);
 	} else {
 		struct event *e = malloc(sizeof(*e));
@@ -1353,9 +1406,13 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 			ch->pidfd = -1;
 			channel_init(&ch->chan, -1);
 		}
-		if (open_listener(a) < 0)
+		int lr2 = open_listener(a);
+		if (lr2 < 0) {
+			(void) fd_limit_hit(a, "socket", -lr2);
 			actor_exit(a, 72, "cannot open listener");
-		int fr = forkserver_new(sc->backend, a->loop, on_spawn_done, a, &a->fs);
+		}
+		static const struct forkserver_callbacks callbacks = { .done = on_spawn_done, .child_entry = child_entry };
+		int fr = forkserver_new(sc->backend, a->loop, &callbacks, a, &a->fs);
 		if (fr < 0) {
 			/* mtf: pthread_create of the worker thread, refused at a pids limit too */
 			char msg[200];
@@ -1374,8 +1431,8 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 			actor_exit(a, 74, "loop failed");
 }
 
-void
-actor_child_entry(struct spawn_request *req)
+static void
+child_entry(struct spawn_request *req, void *userdata)
 {
 	actor_run(req->sc, req->spec, req->parent_socket);
 }
@@ -1383,7 +1440,6 @@ actor_child_entry(struct spawn_request *req)
 void
 actor_root_main(const struct scenario *sc)
 {
-	build_image(sc->image_bytes);
 	actor_run(sc, &sc->root, NULL);
 }
 
@@ -1482,6 +1538,5 @@ actor_exec_main(int argc, char **argv)
 	(void) prctl(PR_SET_PDEATHSIG, SIGINT);
 	if (getppid() != parent_pid)
 		(void) kill(getpid(), SIGINT);
-	build_image(sc->image_bytes);
 	actor_run(sc, spec, parent);
 }

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "harness/registry.h"
 #include "probes/census.h"
 #include "probes/eventlog.h"
 #include "util/asfmt.h"
@@ -27,7 +28,7 @@ extern char **environ;
 struct forkserver {
 	enum backend_kind kind;
 	struct loop *loop;
-	spawn_done_fn done;
+	struct forkserver_callbacks cb;
 	void *userdata;
 	/* mtf */
 	pthread_t worker;
@@ -39,42 +40,8 @@ struct forkserver {
 	bool shut;
 };
 
-/* The registry lock: a process-global mutex the runtime takes when it records a
- * child and when a child registers itself at boot. Held across a fork by another
- * thread (mtf: the loop thread waits for the worker while holding it), it arrives
- * locked in the child with no owner: the lost-wakeup-futex class. */
-static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
-static bool atfork_locks_enabled;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* Set in a forked child: the loop-side notify fd of the forkserver that made it. */
 static int inherited_notify_fd = -1;
-
-void
-registry_lock(void)
-{
-	(void) pthread_mutex_lock(&registry_mutex);
-}
-
-void
-registry_unlock(void)
-{
-	(void) pthread_mutex_unlock(&registry_mutex);
-}
-
-static void
-atfork_child(void)
-{
-	/* fixes.atfork_locks: the pthread_atfork remedy. Plain assignment is all a
-	 * fresh mutex is, and it is safe in the child of a fork. */
-	if (atfork_locks_enabled)
-		registry_mutex = (pthread_mutex_t) PTHREAD_MUTEX_INITIALIZER;
-}
-
-static void
-atfork_register(void)
-{
-	(void) pthread_atfork(NULL, NULL, atfork_child);
-}
 
 int
 forkserver_inherited_notify_fd(void)
@@ -203,7 +170,8 @@ do_fork(struct forkserver *fs, struct spawn_request *req)
 			inherited_notify_fd = fs->notify[0];
 		}
 		child_prelude(req, parent);
-		actor_child_entry(req);
+		fs->cb.child_entry(req, fs->userdata);
+		_exit(70); /* child_entry does not return */
 	}
 	req->fork_ns = now_ns();
 	if (pid < 0) {
@@ -282,7 +250,7 @@ forkserver_notify_watch(struct loop *l, int fd, uint32_t events, void *userdata)
 			registry_unlock();
 			if (fs->in_flight)
 				fs->in_flight--;
-			fs->done(reqs[i], fs->userdata);
+			fs->cb.done(reqs[i], fs->userdata);
 		}
 		/* Shut down with a spawn in flight: its completion was the last
 		 * thing to wait for; the worker's hangup is not ours to read. */
@@ -320,15 +288,14 @@ mtf_start(struct forkserver *fs)
 }
 
 int
-forkserver_new(enum backend_kind kind, struct loop *loop, spawn_done_fn done, void *userdata,
+forkserver_new(enum backend_kind kind, struct loop *loop, const struct forkserver_callbacks *cb, void *userdata,
 	       struct forkserver **ret)
 {
-	(void) pthread_once(&atfork_once, atfork_register);
 	struct forkserver *fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
 	*fs = (struct forkserver){
-		.kind = kind, .loop = loop, .done = done, .userdata = userdata,
+		.kind = kind, .loop = loop, .cb = *cb, .userdata = userdata,
 		.req_pipe = { -1, -1 }, .notify = { -1, -1 },
 	};
 	if (kind == BACKEND_MTF) {
@@ -398,7 +365,7 @@ forkserver_spawn(struct forkserver *fs, struct spawn_request *req)
 {
 	if (fs->shut)
 		return -ESHUTDOWN;
-	atfork_locks_enabled = req->sc->fixes.atfork_locks;
+	registry_set_atfork_reinit(req->sc->fixes.atfork_locks);
 	registry_lock();
 	switch (fs->kind) {
 	case BACKEND_MTF:
@@ -422,7 +389,7 @@ forkserver_spawn(struct forkserver *fs, struct spawn_request *req)
 		return -EINVAL;
 	}
 	registry_unlock();
-	fs->done(req, fs->userdata);
+	fs->cb.done(req, fs->userdata);
 	return 0;
 }
 
@@ -466,17 +433,4 @@ int
 forkserver_thread_count(const struct forkserver *fs)
 {
 	return fs && fs->worker_started ? 1 : 0;
-}
-
-void
-runner_child_prelude(void)
-{
-	int keep[] = { 0, 1, 2, eventlog_fd() };
-	(void) fd_close_all_except(keep, ARRAY_SIZE(keep), NULL, 0, NULL);
-	sigset_t none;
-	(void) sigemptyset(&none);
-	(void) sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			(void) signal(sig, SIG_DFL);
 }

@@ -34,10 +34,16 @@ struct spawn_request {
 	uint64_t fork_ns;
 };
 
-/* Called on the loop thread when a spawn request completed (pid or error). */
-typedef void (*spawn_done_fn)(struct spawn_request *req, void *userdata);
+/* What the runtime gives the forkserver, so the forkserver needs nothing of
+ * the runtime: done runs on the loop thread when a request completed (pid or
+ * error); child_entry runs in a forked child after the prelude and never
+ * returns. */
+struct forkserver_callbacks {
+	void (*done)(struct spawn_request *req, void *userdata);
+	void (*child_entry)(struct spawn_request *req, void *userdata);
+};
 
-int forkserver_new(enum backend_kind kind, struct loop *loop, spawn_done_fn done, void *userdata,
+int forkserver_new(enum backend_kind kind, struct loop *loop, const struct forkserver_callbacks *cb, void *userdata,
 		   struct forkserver **ret);
 /* Ask for a child. mtf completes asynchronously through the loop; fork and
  * spawn complete before returning. The runtime's registry lock is held from
@@ -48,19 +54,8 @@ void forkserver_shutdown(struct forkserver *fs);
 void forkserver_free(struct forkserver *fs);
 int forkserver_thread_count(const struct forkserver *fs);
 
-/* The runtime-wide registry lock (actor.c takes it when a child boots). */
-void registry_lock(void);
-void registry_unlock(void);
-
 /* In a forked child: the loop-side notify fd of the forkserver that made it,
  * if it is still open (no fd_scrub), else -1. See backend.c for why it matters. */
 int forkserver_inherited_notify_fd(void);
 /* The drain shared by parent and (inherited) child watchers. */
 void forkserver_notify_watch(struct loop *l, int fd, uint32_t events, void *userdata);
-
-/* Entry point of the child after the prelude (implemented in actor.c). */
-__attribute__((noreturn)) void actor_child_entry(struct spawn_request *req);
-
-/* Prelude for a child that the runner forks itself (the root, the capture host):
- * close everything but 0,1,2 and the event log, reset the signal mask. */
-void runner_child_prelude(void);

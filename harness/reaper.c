@@ -189,6 +189,23 @@ wait_descendants_gone(uint64_t deadline_ns)
 	}
 }
 
+/* SigBlk and SigIgn of the main thread, from /proc/PID/status. */
+static void
+read_signal_masks(pid_t pid, uint64_t *ret_blocked, uint64_t *ret_ignored)
+{
+	char path[64], buf[4096];
+	*ret_blocked = *ret_ignored = 0;
+	(void) snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+	if (read_file_into(path, buf, sizeof(buf)) < 0)
+		return;
+	const char *blk = strstr(buf, "\nSigBlk:");
+	const char *ign = strstr(buf, "\nSigIgn:");
+	if (blk)
+		*ret_blocked = strtoull(blk + 8, NULL, 16);
+	if (ign)
+		*ret_ignored = strtoull(ign + 8, NULL, 16);
+}
+
 static void
 signal_all(pid_t pgid, int sig, const struct proc_brief *procs, size_t n)
 {
@@ -213,6 +230,8 @@ reaper_end_all(pid_t pgid, uint64_t grace_ns, struct ended_proc **ret, size_t *r
 		ended[i].pgid = start[i].pgid;
 		memcpy(ended[i].comm, start[i].comm, sizeof(ended[i].comm));
 		ended[i].ended_by = NULL;
+		ended[i].at_start = start[i];
+		read_signal_masks(start[i].pid, &ended[i].sig_blocked, &ended[i].sig_ignored);
 	}
 	static const int rungs[] = { SIGINT, SIGTERM, SIGKILL };
 	static const char *const rung_names[] = { "SIGINT", "SIGTERM", "SIGKILL" };

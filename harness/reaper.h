@@ -38,6 +38,10 @@ struct ended_proc {
 	pid_t pgid;
 	char comm[32];
 	const char *ended_by; /* "exited" | "SIGINT" | "SIGTERM" | "SIGKILL" | "survived" */
+	struct proc_brief at_start; /* what it was when the ladder began */
+	/* Its signal state then (SigBlk/SigIgn of /proc/PID/status; 0 unknown):
+	 * a SIGINT blocked or ignored is why the first rung could not end it. */
+	uint64_t sig_blocked, sig_ignored;
 };
 
 /* End every descendant of ours: signal the group pgid (if > 0) and every

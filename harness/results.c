@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "reports/result.h"
 #include "reports/verdict_class.h"
 #include "util/fdutil.h"
 #include "util/jsonutil.h"
@@ -14,118 +15,6 @@
 #include "util/signames.h"
 #include "util/strbuf.h"
 #include "util/timeutil.h"
-
-static void
-events_problem_note(struct events_problem *problems, size_t max_problems, size_t bad, size_t line, const char *fmt,
-		    ...) __attribute__((format(printf, 5, 6)));
-
-static void
-events_problem_note(struct events_problem *problems, size_t max_problems, size_t bad, size_t line, const char *fmt,
-		    ...)
-{
-	if (!problems || bad >= max_problems)
-		return;
-	struct events_problem *p = &problems[bad];
-	p->line = line;
-	va_list ap;
-	va_start(ap, fmt);
-	(void) vsnprintf(p->reason, sizeof(p->reason), fmt, ap);
-	va_end(ap);
-}
-
-json_t *
-events_parse(const char *data, size_t len, struct events_problem *problems, size_t max_problems,
-	     size_t *ret_bad_lines)
-{
-	json_t *arr = json_array();
-	size_t bad = 0, lineno = 0;
-	/* Lengths, not strings: a NUL byte in a damaged file must not hide the
-	 * lines after it. */
-	for (size_t pos = 0; arr && pos < len;) {
-		const char *line = data + pos;
-		const char *nl = memchr(line, '\n', len - pos);
-		size_t n = nl ? (size_t) (nl - line) : len - pos;
-		pos += n + (nl ? 1 : 0);
-		lineno++;
-		if (n == 0)
-			continue;
-		if (n > EVENTS_MAX_LINE_BYTES) {
-			events_problem_note(problems, max_problems, bad, lineno, "line of %zu bytes, longer than %d", n,
-					    EVENTS_MAX_LINE_BYTES);
-			bad++;
-			continue;
-		}
-		const char *nul = memchr(line, '\0', n);
-		if (nul) {
-			/* jansson would call it the end of the input: say what it is. */
-			events_problem_note(problems, max_problems, bad, lineno, "NUL byte at column %zu (binary data)",
-					    (size_t) (nul - line) + 1);
-			bad++;
-			continue;
-		}
-		json_error_t jerr;
-		json_t *ev = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
-		if (json_is_object(ev)) {
-			json_array_append_new(arr, ev);
-			continue;
-		}
-		if (!ev)
-			events_problem_note(problems, max_problems, bad, lineno, "invalid JSON: %s at column %d%s",
-					    jerr.text, jerr.column, nl ? "" : "; the last line has no newline (torn write?)");
-		else
-			events_problem_note(problems, max_problems, bad, lineno, "not a JSON object");
-		json_decref(ev);
-		bad++;
-	}
-	if (ret_bad_lines)
-		*ret_bad_lines = bad;
-	return arr;
-}
-
-json_t *
-events_load_checked(const char *path, struct events_problem *problems, size_t max_problems, size_t *ret_bad_lines,
-		    int *ret_errno)
-{
-	char *data = NULL;
-	size_t len = 0;
-	int r = read_file_alloc(path, &data, &len);
-	if (ret_errno)
-		*ret_errno = r < 0 ? r : 0;
-	json_t *arr = events_parse(r == 0 ? data : "", r == 0 ? len : 0, problems, max_problems, ret_bad_lines);
-	free(data);
-	return arr;
-}
-
-json_t *
-events_load(const char *path, size_t *ret_bad_lines)
-{
-	return events_load_checked(path, NULL, 0, ret_bad_lines, NULL);
-}
-
-bool
-events_pid_is_actor(const json_t *events, pid_t pid, const char **ret_name)
-{
-	size_t i;
-	json_t *ev;
-	/* Members of the tree: actors (child_start), the root (its own ready
-	 * event), the capture host. Helpers they daemonized are not. */
-	json_array_foreach(events, i, ev) {
-		const char *name = json_str(ev, "ev", "");
-		bool member = false;
-		if (strcmp(name, "child_start") == 0)
-			member = json_int(ev, "pid", -1) == pid && json_int(ev, "actor_id", -1) >= 0;
-		else if (strcmp(name, "ready") == 0)
-			member = json_int(ev, "child_id", -1) == 0 && json_int(ev, "child_pid", -1) == pid;
-		else if (strcmp(name, "capture_start") == 0)
-			member = json_int(ev, "pid", -1) == pid;
-		if (member) {
-			if (ret_name)
-				*ret_name = json_str(ev, "actor", NULL);
-			return true;
-		}
-	}
-	return false;
-}
 
 static json_t *
 rel(uint64_t ts, uint64_t start)
@@ -333,184 +222,191 @@ read_tail(const char *path, size_t max)
 	return data;
 }
 
-json_t *
-results_build_cell(const struct scenario *csc, const char *events_path, const struct cell_facts *f)
+/* The scenario's actors, filled from the events of the cell. */
+struct cell_actors {
+	struct actor_spec **index;
+	size_t n;
+	struct actor_rec *recs;
+	json_t *child_starts[SCENARIO_MAX_ACTORS];
+	json_t *scrubs[SCENARIO_MAX_ACTORS];
+	json_t *extra;	    /* daemons, the capture host */
+	json_t *root_error; /* borrowed from the events */
+	char limit_error[256];
+};
+
+static void
+note_spawn_failed(struct cell_actors *ca, const json_t *ev)
 {
-	struct scenario *sc = (struct scenario *) csc;
-	struct actor_spec **index = NULL;
-	size_t n = 0;
-	(void) scenario_index(sc, &index, &n);
-	size_t bad = 0;
-	struct events_problem first_bad = { 0 };
-	json_t *events = events_load_checked(events_path, &first_bad, 1, &bad, NULL);
-	char limit_error[256] = "";
-	struct actor_rec *recs = calloc(n ? n : 1, sizeof(*recs));
-	json_t *child_starts[SCENARIO_MAX_ACTORS] = { 0 };
-	json_t *scrubs[SCENARIO_MAX_ACTORS] = { 0 };
-	json_t *extra = json_array();
-	json_t *root_error = NULL;
-	for (size_t i = 0; i < n; i++) {
-		recs[i].spec = index[i];
-		json_t *o = json_object();
-		json_object_set_new(o, "name", json_string(index[i]->name));
-		json_object_set_new(o, "id", json_integer(index[i]->id));
-		json_object_set_new(o, "pid", json_null());
-		json_object_set_new(o, "ppid", json_null());
-		json_object_set_new(o, "parent", index[i]->parent_id >= 0 ? json_integer(index[i]->parent_id) : json_null());
-		json_object_set_new(o, "depth", json_integer(index[i]->depth));
-		json_object_set_new(o, "kind", json_string("actor"));
-		recs[i].obj = o;
+	/* fork/posix_spawn refused for lack of processes or memory: the
+	 * machine's limit, not the tree's behaviour. */
+	const char *en = json_str(ev, "errno", "");
+	const char *child_name = json_str(ev, "child", NULL);
+	if (ca->limit_error[0])
+		return;
+	if (strcmp(en, "EAGAIN") == 0 || strcmp(en, "ENOMEM") == 0 || strcmp(en, "EMFILE") == 0 ||
+	    strcmp(en, "ENFILE") == 0)
+		(void) snprintf(ca->limit_error, sizeof(ca->limit_error), "%s failed with %s in %s%s%s%s: %s",
+				json_str(ev, "call", "fork"), en, json_str(ev, "actor", "?"),
+				child_name ? " (spawning " : "", child_name ? child_name : "", child_name ? ")" : "",
+				strcmp(en, "EAGAIN") == 0   ? "process limit reached (RLIMIT_NPROC or a pids cgroup)"
+				: strcmp(en, "ENOMEM") == 0 ? "out of memory"
+				: strcmp(en, "EMFILE") == 0 ? "open file limit reached (RLIMIT_NOFILE, ulimit -n)"
+							    : "the system's open file table is full");
+}
+
+static void
+note_event(struct cell_actors *ca, json_t *ev, uint64_t start_ns)
+{
+	const char *name = json_str(ev, "ev", "");
+	uint64_t ts = (uint64_t) json_int(ev, "ts_ns", 0);
+	struct actor_rec *self = rec_for(ca->recs, ca->n, json_int(ev, "actor_id", -1));
+	struct actor_rec *child = rec_for(ca->recs, ca->n, json_int(ev, "child_id", -1));
+	if (strcmp(name, "spawn") == 0 && child && !child->spawn)
+		child->spawn = ts;
+	else if (strcmp(name, "spawn_failed") == 0 || strcmp(name, "resource_limit") == 0)
+		note_spawn_failed(ca, ev);
+	else if (strcmp(name, "fork") == 0 && child) {
+		child->fork = ts;
+		json_t *threads = json_object_get(ev, "threads");
+		json_object_set_new(child->obj, "threads_at_fork", json_integer((json_int_t) json_array_size(threads)));
+		json_object_set_new(child->obj, "parent_threads", json_incref(threads));
+		json_object_set_new(child->obj, "forking_thread_is_main",
+				    json_boolean(json_bool(ev, "forking_thread_is_main", 0)));
+	} else if (strcmp(name, "child_start") == 0 && self) {
+		size_t id = (size_t) json_int(ev, "actor_id", 0);
+		ca->child_starts[id] = ev;
+		json_object_set_new(self->obj, "pid", json_integer(json_int(ev, "pid", 0)));
+		json_object_set_new(self->obj, "ppid", json_integer(json_int(ev, "ppid", 0)));
+		json_object_set(self->obj, "stdio", json_object_get(ev, "stdio"));
+		json_object_set_new(self->obj, "sigmask_blocked", json_string(json_str(ev, "sig_blocked", "")));
+		json_object_set_new(self->obj, "sigmask_inherited",
+				    json_string(json_str(ev, "sig_blocked_inherited", json_str(ev, "sig_blocked", ""))));
+		json_object_set_new(self->obj, "threads_at_start", json_integer(json_int(ev, "threads", 0)));
+		json_object_set_new(self->obj, "ns_since_fork", json_integer(json_int(ev, "ns_since_fork", 0)));
+		json_object_set_new(self->obj, "exec", json_boolean(json_bool(ev, "exec", 0)));
+	} else if (strcmp(name, "fd_scrub") == 0 && self)
+		ca->scrubs[json_int(ev, "actor_id", 0)] = ev;
+	else if (strcmp(name, "ready") == 0 && child) {
+		if (!child->ready)
+			child->ready = ts;
+		if (json_int(ev, "child_pid", 0) > 0 && json_is_null(json_object_get(child->obj, "pid")))
+			json_object_set_new(child->obj, "pid", json_integer(json_int(ev, "child_pid", 0)));
+	} else if (strcmp(name, "cancel_sent") == 0 && child) {
+		if (!child->cancel)
+			child->cancel = ts;
+		child->cancel_sent = ts;
+		child->has_ladder = true;
+	} else if (strcmp(name, "cancel_ack") == 0 && child)
+		child->ack = ts;
+	else if (strcmp(name, "signal_sent") == 0 && child) {
+		const char *sig = json_str(ev, "signal", "");
+		child->has_ladder = true;
+		if (strcmp(sig, "SIGTERM") == 0 && !child->sigterm)
+			child->sigterm = ts;
+		else if (strcmp(sig, "SIGKILL") == 0 && !child->sigkill)
+			child->sigkill = ts;
+		if (!child->cancel)
+			child->cancel = ts;
+	} else if (strcmp(name, "reaped") == 0 && child) {
+		child->reap = ts;
+		json_object_set_new(child->obj, "exit_status",
+				    status_obj((int) json_int(ev, "code", -1), json_str(ev, "signal", NULL)));
+		if (json_int(ev, "child_pid", 0) > 0 && json_is_null(json_object_get(child->obj, "pid")))
+			json_object_set_new(child->obj, "pid", json_integer(json_int(ev, "child_pid", 0)));
+	} else if (strcmp(name, "exit") == 0 && self) {
+		self->exit = ts;
+		json_t *err = json_object_get(ev, "error");
+		if (err)
+			json_object_set(self->obj, "error", err);
+		json_object_set_new(self->obj, "exit_reason", json_string(json_str(ev, "reason", "")));
+		if (self == &ca->recs[0] && err)
+			ca->root_error = err;
+	} else if (strcmp(name, "teardown") == 0 && self && !self->teardown)
+		self->teardown = ts;
+	else if (strcmp(name, "daemon_start") == 0)
+		json_array_append_new(ca->extra, json_pack("{s:s,s:n,s:i,s:n,s:n,s:s,s:o,s:s}", "name", "daemon", "id",
+							   "pid", (int) json_int(ev, "pid", 0), "ppid", "parent", "kind",
+							   "daemon", "spawn_ns", rel(ts, start_ns), "started_by",
+							   json_str(ev, "started_by", "?")));
+	else if (strcmp(name, "capture_start") == 0)
+		json_array_append_new(ca->extra, json_pack("{s:s,s:n,s:i,s:n,s:n,s:s,s:o,s:s}", "name", "capture", "id",
+							   "pid", (int) json_int(ev, "pid", 0), "ppid", "parent", "kind",
+							   "capture", "spawn_ns", rel(ts, start_ns), "capture",
+							   json_str(ev, "capture", "?")));
+}
+
+static void
+cell_actors_init(struct cell_actors *ca, struct scenario *sc)
+{
+	memset(ca, 0, sizeof(*ca));
+	(void) scenario_index(sc, &ca->index, &ca->n);
+	ca->recs = calloc(ca->n ? ca->n : 1, sizeof(*ca->recs));
+	ca->extra = json_array();
+	for (size_t i = 0; i < ca->n; i++) {
+		struct actor_spec *spec = ca->index[i];
+		ca->recs[i].spec = spec;
+		ca->recs[i].obj = json_pack("{s:s,s:i,s:n,s:n,s:o,s:i,s:s}", "name", spec->name, "id", spec->id, "pid",
+					    "ppid", "parent",
+					    spec->parent_id >= 0 ? json_integer(spec->parent_id) : json_null(), "depth",
+					    spec->depth, "kind", "actor");
 	}
-	size_t i;
-	json_t *ev;
-	json_array_foreach(events, i, ev) {
-		const char *name = json_str(ev, "ev", "");
-		uint64_t ts = (uint64_t) json_int(ev, "ts_ns", 0);
-		struct actor_rec *self = rec_for(recs, n, json_int(ev, "actor_id", -1));
-		struct actor_rec *child = rec_for(recs, n, json_int(ev, "child_id", -1));
-		if (strcmp(name, "spawn") == 0 && child && !child->spawn)
-			child->spawn = ts;
-		else if (strcmp(name, "spawn_failed") == 0 && !limit_error[0]) {
-			/* fork/posix_spawn refused for lack of processes or memory:
-			 * the machine's limit, not the tree's behaviour. */
-			const char *en = json_str(ev, "errno", "");
-			const char *child_name = json_str(ev, "child", NULL);
-			if (strcmp(en, "EAGAIN") == 0 || strcmp(en, "ENOMEM") == 0)
-				(void) snprintf(limit_error, sizeof(limit_error), "%s failed with %s in %s%s%s%s: %s",
-						json_str(ev, "call", "fork"), en, json_str(ev, "actor", "?"),
-						child_name ? " (spawning " : "", child_name ? child_name : "",
-						child_name ? ")" : "",
-						strcmp(en, "EAGAIN") == 0
-						    ? "process limit reached (RLIMIT_NPROC or a pids cgroup)"
-						    : "out of memory");
-		} else if (strcmp(name, "fork") == 0 && child) {
-			child->fork = ts;
-			json_t *threads = json_object_get(ev, "threads");
-			json_object_set_new(child->obj, "threads_at_fork", json_integer((json_int_t) json_array_size(threads)));
-			json_object_set_new(child->obj, "parent_threads", json_incref(threads));
-			json_object_set_new(child->obj, "forking_thread_is_main",
-					    json_boolean(json_bool(ev, "forking_thread_is_main", 0)));
-		} else if (strcmp(name, "child_start") == 0 && self) {
-			size_t id = (size_t) json_int(ev, "actor_id", 0);
-			child_starts[id] = ev;
-			json_object_set_new(self->obj, "pid", json_integer(json_int(ev, "pid", 0)));
-			json_object_set_new(self->obj, "ppid", json_integer(json_int(ev, "ppid", 0)));
-			json_object_set(self->obj, "stdio", json_object_get(ev, "stdio"));
-			json_object_set_new(self->obj, "sigmask_blocked", json_string(json_str(ev, "sig_blocked", "")));
-			json_object_set_new(self->obj, "sigmask_inherited",
-					    json_string(json_str(ev, "sig_blocked_inherited", json_str(ev, "sig_blocked", ""))));
-			json_object_set_new(self->obj, "threads_at_start", json_integer(json_int(ev, "threads", 0)));
-			json_object_set_new(self->obj, "ns_since_fork", json_integer(json_int(ev, "ns_since_fork", 0)));
-			json_object_set_new(self->obj, "exec", json_boolean(json_bool(ev, "exec", 0)));
-		} else if (strcmp(name, "fd_scrub") == 0 && self)
-			scrubs[json_int(ev, "actor_id", 0)] = ev;
-		else if (strcmp(name, "ready") == 0 && child) {
-			if (!child->ready)
-				child->ready = ts;
-			if (json_int(ev, "child_pid", 0) > 0 && json_is_null(json_object_get(child->obj, "pid")))
-				json_object_set_new(child->obj, "pid", json_integer(json_int(ev, "child_pid", 0)));
-		} else if (strcmp(name, "cancel_sent") == 0 && child) {
-			if (!child->cancel)
-				child->cancel = ts;
-			child->cancel_sent = ts;
-			child->has_ladder = true;
-		} else if (strcmp(name, "cancel_ack") == 0 && child)
-			child->ack = ts;
-		else if (strcmp(name, "signal_sent") == 0 && child) {
-			const char *sig = json_str(ev, "signal", "");
-			child->has_ladder = true;
-			if (strcmp(sig, "SIGTERM") == 0 && !child->sigterm)
-				child->sigterm = ts;
-			else if (strcmp(sig, "SIGKILL") == 0 && !child->sigkill)
-				child->sigkill = ts;
-			if (!child->cancel)
-				child->cancel = ts;
-		} else if (strcmp(name, "reaped") == 0 && child) {
-			child->reap = ts;
-			json_object_set_new(child->obj, "exit_status",
-					    status_obj((int) json_int(ev, "code", -1), json_str(ev, "signal", NULL)));
-			if (json_int(ev, "child_pid", 0) > 0 && json_is_null(json_object_get(child->obj, "pid")))
-				json_object_set_new(child->obj, "pid", json_integer(json_int(ev, "child_pid", 0)));
-		} else if (strcmp(name, "exit") == 0 && self) {
-			self->exit = ts;
-			json_t *err = json_object_get(ev, "error");
-			if (err)
-				json_object_set(self->obj, "error", err);
-			json_object_set_new(self->obj, "exit_reason", json_string(json_str(ev, "reason", "")));
-			if (self == &recs[0] && err)
-				root_error = err;
-		} else if (strcmp(name, "teardown") == 0 && self && !self->teardown)
-			self->teardown = ts;
-		else if (strcmp(name, "daemon_start") == 0) {
-			json_t *o = json_pack("{s:s,s:n,s:i,s:n,s:n,s:s,s:o,s:s}", "name", "daemon", "id", "pid",
-					      (int) json_int(ev, "pid", 0), "ppid", "parent", "kind", "daemon", "spawn_ns",
-					      rel(ts, f->start_ns), "started_by", json_str(ev, "started_by", "?"));
-			json_array_append_new(extra, o);
-		} else if (strcmp(name, "capture_start") == 0) {
-			json_t *o = json_pack("{s:s,s:n,s:i,s:n,s:n,s:s,s:o,s:s}", "name", "capture", "id", "pid",
-					      (int) json_int(ev, "pid", 0), "ppid", "parent", "kind", "capture", "spawn_ns",
-					      rel(ts, f->start_ns), "capture", json_str(ev, "capture", "?"));
-			json_array_append_new(extra, o);
-		}
-	}
+}
+
+static json_t *
+cell_actors_json(struct cell_actors *ca, uint64_t start_ns)
+{
 	json_t *actors = json_array();
-	for (size_t k = 0; k < n; k++) {
-		struct actor_rec *r = &recs[k];
-		set_ns(r->obj, "spawn_ns", r->spawn, f->start_ns);
-		set_ns(r->obj, "fork_ns", r->fork, f->start_ns);
-		set_ns(r->obj, "ready_ns", r->ready, f->start_ns);
-		set_ns(r->obj, "cancel_ns", r->cancel, f->start_ns);
-		set_ns(r->obj, "exit_ns", r->exit, f->start_ns);
-		set_ns(r->obj, "reap_ns", r->reap, f->start_ns);
+	for (size_t k = 0; k < ca->n; k++) {
+		struct actor_rec *r = &ca->recs[k];
+		set_ns(r->obj, "spawn_ns", r->spawn, start_ns);
+		set_ns(r->obj, "fork_ns", r->fork, start_ns);
+		set_ns(r->obj, "ready_ns", r->ready, start_ns);
+		set_ns(r->obj, "cancel_ns", r->cancel, start_ns);
+		set_ns(r->obj, "exit_ns", r->exit, start_ns);
+		set_ns(r->obj, "reap_ns", r->reap, start_ns);
 		if (!json_object_get(r->obj, "exit_status"))
 			json_object_set_new(r->obj, "exit_status", json_null());
 		if (r->has_ladder) {
 			json_t *l = json_object();
-			set_ns(l, "cancel_sent_ns", r->cancel_sent, f->start_ns);
-			set_ns(l, "cancel_ack_ns", r->ack, f->start_ns);
-			set_ns(l, "sigterm_ns", r->sigterm, f->start_ns);
-			set_ns(l, "sigkill_ns", r->sigkill, f->start_ns);
-			set_ns(l, "reaped_ns", r->reap, f->start_ns);
+			set_ns(l, "cancel_sent_ns", r->cancel_sent, start_ns);
+			set_ns(l, "cancel_ack_ns", r->ack, start_ns);
+			set_ns(l, "sigterm_ns", r->sigterm, start_ns);
+			set_ns(l, "sigkill_ns", r->sigkill, start_ns);
+			set_ns(l, "reaped_ns", r->reap, start_ns);
 			json_object_set_new(r->obj, "ladder", l);
 		} else
 			json_object_set_new(r->obj, "ladder", json_null());
-		if (child_starts[k])
-			describe_fds(r->obj, child_starts[k], scrubs[k]);
+		if (ca->child_starts[k])
+			describe_fds(r->obj, ca->child_starts[k], ca->scrubs[k]);
 		if (!json_object_get(r->obj, "threads_at_fork"))
 			json_object_set_new(r->obj, "threads_at_fork", json_null());
 		if (!json_object_get(r->obj, "error"))
 			json_object_set_new(r->obj, "error", json_null());
 		json_array_append(actors, r->obj);
 	}
-	json_array_extend(actors, extra);
+	json_array_extend(actors, ca->extra);
+	return actors;
+}
 
-	json_t *verdicts = f->verdicts ? json_deep_copy(f->verdicts) : json_array();
-	json_t *teardown = teardown_section(sc, recs, n, f->start_ns, verdicts);
+static void
+cell_actors_free(struct cell_actors *ca)
+{
+	for (size_t k = 0; k < ca->n; k++)
+		json_decref(ca->recs[k].obj);
+	free(ca->recs);
+	json_decref(ca->extra);
+	free(ca->index);
+}
 
-	const char *outcome;
-	if (f->hang)
-		outcome = "hang";
-	else if (f->root_ended && WIFEXITED(f->root_wstatus) && WEXITSTATUS(f->root_wstatus) == 0)
-		outcome = "ok";
-	else
-		outcome = "error";
-	const char *infra_error = f->infra_error ? f->infra_error : limit_error[0] ? limit_error : NULL;
-	if (infra_error)
-		outcome = "error";
-
-	size_t leaked = json_array_size(f->leftovers);
-	size_t found_hangs = 0;
-	json_t *v;
-	json_array_foreach(verdicts, i, v) {
-		const struct verdict_class_info *info = verdict_class_lookup(json_str(v, "class", ""));
-		if (info && info->is_hang)
-			found_hangs++;
-	}
-
-	/* Expectation. */
+/* The scenario's expectation against what happened. */
+static json_t *
+expectation_mismatches(const struct expectation *x, const char *outcome, const json_t *verdicts, size_t leaked,
+		       const char *infra_error, size_t bad, const struct events_problem *first_bad)
+{
 	json_t *mismatches = json_array();
-	const struct expectation *x = &sc->expect;
 	char msg[512];
+	size_t i;
+	json_t *v;
 	if (infra_error) {
 		(void) snprintf(msg, sizeof(msg), "could not run: %s", infra_error);
 		json_array_append_new(mismatches, json_string(msg));
@@ -546,67 +442,91 @@ results_build_cell(const struct scenario *csc, const char *events_path, const st
 	}
 	if (bad) {
 		(void) snprintf(msg, sizeof(msg), "%zu malformed line%s in events.ndjson (line %zu: %s)", bad,
-				bad == 1 ? "" : "s", first_bad.line, first_bad.reason);
+				bad == 1 ? "" : "s", first_bad->line, first_bad->reason);
 		json_array_append_new(mismatches, json_string(msg));
 	}
+	return mismatches;
+}
 
-	json_t *cell = json_object();
+static void
+set_scenario_fields(json_t *cell, const struct scenario *sc, unsigned repeat)
+{
+	const struct expectation *x = &sc->expect;
+	json_object_set_new(cell, "cell", sc->cell ? json_string(sc->cell) : json_null());
+	json_object_set_new(cell, "file", sc->path ? json_string(sc->path) : json_null());
+	json_object_set_new(cell, "description", sc->description ? json_string(sc->description) : json_null());
+	json_object_set_new(cell, "repeat", json_integer(repeat));
+	json_object_set_new(cell, "backend", json_string(backend_name(sc->backend)));
+	json_object_set_new(cell, "capture", json_string(capture_name(sc->capture)));
+	json_object_set_new(cell, "fixes", fixes_json(&sc->fixes));
+	json_object_set_new(cell, "timeouts", timeouts_json(&sc->timeouts));
+	json_t *expected = json_object();
+	json_object_set_new(expected, "outcome", x->has_outcome ? json_string(outcome_name(x->outcome)) : json_null());
+	json_object_set_new(expected, "verdict",
+			    x->verdict ? json_string(x->verdict) : x->no_verdict ? json_string("none") : json_null());
+	json_object_set_new(expected, "leaked", x->has_leaked ? json_integer(x->leaked) : json_null());
+	json_object_set_new(cell, "expected", expected);
+}
+
+json_t *
+results_build_cell(const struct scenario *csc, const char *events_path, const struct cell_facts *f)
+{
+	struct scenario *sc = (struct scenario *) csc;
+	struct cell_actors ca;
+	cell_actors_init(&ca, sc);
+	size_t bad = 0, i;
+	struct events_problem first_bad = { 0 };
+	json_t *events = events_load_checked(events_path, &first_bad, 1, &bad, NULL);
+	json_t *ev;
+	json_array_foreach(events, i, ev)
+		note_event(&ca, ev, f->start_ns);
+	json_t *actors = cell_actors_json(&ca, f->start_ns);
+
+	json_t *verdicts = f->verdicts ? json_deep_copy(f->verdicts) : json_array();
+	json_t *teardown = teardown_section(sc, ca.recs, ca.n, f->start_ns, verdicts);
+
+	const char *outcome;
+	if (f->hang)
+		outcome = "hang";
+	else if (f->root_ended && WIFEXITED(f->root_wstatus) && WEXITSTATUS(f->root_wstatus) == 0)
+		outcome = "ok";
+	else
+		outcome = "error";
+	const char *infra_error = f->infra_error ? f->infra_error : ca.limit_error[0] ? ca.limit_error : NULL;
+	if (infra_error)
+		outcome = "error";
+
+	/* id and name first: result.json is read by people too. */
+	json_t *cell = json_pack("{s:n,s:n}", "id", "name");
 	struct strbuf id = STRBUF_INIT;
 	(void) strbuf_printf(&id, "%s", sc->name);
 	if (sc->cell)
 		(void) strbuf_printf(&id, "[%s]", sc->cell);
 	if (f->repeat)
 		(void) strbuf_printf(&id, "#%u", f->repeat);
-	json_object_set_new(cell, "id", json_string(id.data));
+	set_scenario_fields(cell, sc, f->repeat);
+	struct cell_facts_common common = {
+		.id = id.data, .name = sc->name, .outcome = outcome, .ended = f->root_ended,
+		.wstatus = f->root_wstatus, .infra_error = infra_error,
+		.mismatches = expectation_mismatches(&sc->expect, outcome, verdicts, json_array_size(f->leftovers),
+						     infra_error, bad, &first_bad),
+		.verdicts = verdicts, .leftovers = f->leftovers,
+		.duration_ns = f->end_ns > f->start_ns ? f->end_ns - f->start_ns : 0,
+		.events_file = f->events_file, .snapshot_file = f->snapshot_file,
+	};
+	result_cell_common(cell, &common);
 	strbuf_free(&id);
-	json_object_set_new(cell, "name", json_string(sc->name));
-	json_object_set_new(cell, "cell", sc->cell ? json_string(sc->cell) : json_null());
-	json_object_set_new(cell, "file", sc->path ? json_string(sc->path) : json_null());
-	json_object_set_new(cell, "description", sc->description ? json_string(sc->description) : json_null());
-	json_object_set_new(cell, "repeat", json_integer(f->repeat));
-	json_object_set_new(cell, "backend", json_string(backend_name(sc->backend)));
-	json_object_set_new(cell, "capture", json_string(capture_name(sc->capture)));
-	json_object_set_new(cell, "fixes", fixes_json(&sc->fixes));
-	json_object_set_new(cell, "timeouts", timeouts_json(&sc->timeouts));
-	json_object_set_new(cell, "outcome", json_string(outcome));
-	json_t *expected = json_object();
-	json_object_set_new(expected, "outcome", x->has_outcome ? json_string(outcome_name(x->outcome)) : json_null());
-	json_object_set_new(expected, "verdict", x->verdict ? json_string(x->verdict) : x->no_verdict ? json_string("none") : json_null());
-	json_object_set_new(expected, "leaked", x->has_leaked ? json_integer(x->leaked) : json_null());
-	json_object_set_new(cell, "expected", expected);
-	json_object_set_new(cell, "passed", json_boolean(json_array_size(mismatches) == 0));
-	json_object_set_new(cell, "mismatches", mismatches);
-	json_object_set_new(cell, "infra_error", infra_error ? json_string(infra_error) : json_null());
-	if (f->root_ended) {
-		int code = WIFEXITED(f->root_wstatus) ? WEXITSTATUS(f->root_wstatus) : -1;
-		const char *sig = WIFSIGNALED(f->root_wstatus) ? signal_name(WTERMSIG(f->root_wstatus)) : NULL;
-		json_object_set_new(cell, "exit", status_obj(code, sig));
-	} else
-		json_object_set_new(cell, "exit", json_null());
 	json_t *errors = json_array();
-	if (root_error)
-		json_array_append(errors, root_error);
+	if (ca.root_error)
+		json_array_append(errors, ca.root_error);
 	json_object_set_new(cell, "errors", errors);
-	json_object_set_new(cell, "verdicts", verdicts);
-	json_object_set_new(cell, "found_hangs", json_integer((json_int_t) found_hangs));
-	json_object_set_new(cell, "leaked", json_integer((json_int_t) leaked));
-	json_object_set(cell, "leftovers", f->leftovers ? f->leftovers : json_array());
-	if (json_is_null(json_object_get(cell, "leftovers")))
-		json_object_set_new(cell, "leftovers", json_array());
-	json_object_set_new(cell, "duration_ns", json_u64(f->end_ns > f->start_ns ? f->end_ns - f->start_ns : 0));
 	json_object_set_new(cell, "teardown", teardown);
 	json_object_set_new(cell, "actors", actors);
 	char *tail = read_tail(f->output_file, 4096);
 	json_object_set_new(cell, "output_tail", tail ? json_string_lossy(tail, strlen(tail)) : json_null());
 	free(tail);
-	json_object_set_new(cell, "events_file", f->events_file ? json_string(f->events_file) : json_null());
-	json_object_set_new(cell, "snapshot_file", f->snapshot_file ? json_string(f->snapshot_file) : json_null());
-
-	for (size_t k = 0; k < n; k++)
-		json_decref(recs[k].obj);
-	free(recs);
-	json_decref(extra);
+	json_decref(verdicts);
+	cell_actors_free(&ca);
 	json_decref(events);
-	free(index);
 	return cell;
 }

@@ -24,20 +24,23 @@ struct run_options {
 	const char *exe_path;
 	const char *json_path, *junit_path, *tap_path, *trace_path, *html_path;
 	const char *color;
-	const char **argv;
+	const char *const *argv;
 	int argc;
+	/* Called with each finished cell (progress for people): the cell, how
+	 * many have finished (1-based) and how many the run has. */
+	void (*on_cell)(const json_t *cell, size_t done, size_t total, void *userdata);
+	void *userdata;
 };
 
-/* Returns the exit status of `forkscope run` (0, 1, 2). */
-int runner_main(const struct run_options *o, char **paths, size_t n_paths);
+/* Run every cell; *ret_doc gets the result document and *ret_run_dir the
+ * run directory (nothing is written there but the cells' own files: the CLI
+ * writes result.json and the renderings). Returns 0, the signal that
+ * interrupted the run (> 0), -EINVAL for invalid scenarios (reported on
+ * stderr as file:line:col: message) or -EIO when the run directory cannot
+ * be made. */
+int runner_main(const struct run_options *o, char **paths, size_t n_paths, json_t **ret_doc, char **ret_run_dir);
 
 /* Load every scenario under paths (files or directories, *.yaml / *.yml,
  * sorted). Errors are printed as file:line:col: message. Returns 0 or -EINVAL. */
 struct scenario;
 int runner_collect(char **paths, size_t n_paths, struct scenario ***ret, size_t *ret_n);
-
-/* The run directory for a new run: out_dir if given, else a fresh one. */
-int runner_make_run_dir(const char *out_dir, const char *prefix, char **ret_path);
-
-/* Host facts for result.json. */
-json_t *runner_host_json(void);

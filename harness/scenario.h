@@ -7,7 +7,7 @@
  * fully resolved `struct scenario` of its own with its own expectation.
  *
  * Errors are reported as "file:line:col: message" (1-based), exactly one per
- * failed load, and nothing is half-loaded. */
+ * failed load (the first in the file), and nothing is half-loaded. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +21,8 @@
 #define SCENARIO_MAX_CELLS 256	   /* matrix product */
 #define SCENARIO_MAX_NAME 64
 #define SCENARIO_MAX_YAML_NESTING 32
+/* `image`: at most this, and at most half of the machine's memory. */
+#define SCENARIO_MAX_IMAGE_BYTES (8ULL << 30)
 
 enum backend_kind {
 	BACKEND_MTF,
@@ -213,6 +215,32 @@ int scenario_set(struct scenario *s, const char *assignment, char **ret_error);
  * a copy of itself. */
 int scenario_expand(const struct scenario *s, struct scenario ***ret_cells, size_t *ret_n,
 		    char **ret_error);
+
+/* Finding scenario files: what `run` and `scenarios` load from their path
+ * arguments. A directory is walked recursively for *.yaml / *.yml (names
+ * starting with '.' are skipped), each argument's files sorted by path.
+ * Symlinks are followed, but a directory or file reached a second time (a
+ * symlink loop, `sub/up -> ..`, the same file named twice) is walked or loaded
+ * once. Anything named *.yaml that is not a regular file (a FIFO, a device) is
+ * refused, never opened for reading. Nothing is printed: errors and warnings
+ * come back as notes, in the order found. */
+struct scenario_note {
+	bool error;    /* an error fails the collection; a warning does not */
+	char *message; /* "path: reason", or the loader's "path:line:col: message" */
+};
+
+struct scenario_collection {
+	struct scenario **scenarios; /* loaded, in order */
+	size_t n_scenarios;
+	struct scenario_note *notes;
+	size_t n_notes;
+	size_t n_errors;
+};
+
+/* Fills *ret (scenarios and notes) and returns 0 even when there are errors
+ * (ret->n_errors > 0); -ENOMEM leaves *ret empty. */
+int scenario_collect(char *const *paths, size_t n_paths, struct scenario_collection *ret);
+void scenario_collection_clear(struct scenario_collection *c);
 
 struct scenario *scenario_copy(const struct scenario *s);
 void scenario_free(struct scenario *s);

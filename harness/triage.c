@@ -26,25 +26,16 @@ triage_load_rules(const char *rules_file, struct ruleset *rs, char **ret_error)
 }
 
 int
-triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts)
+triage_snapshot(const struct triage_request *req, json_t **ret_snapshot)
 {
-	struct ruleset rs = { 0 };
-	char *err = NULL;
-	int r = triage_load_rules(req->rules_file, &rs, &err);
-	if (r < 0) {
-		free(err);
-		return r;
-	}
 	/* Without explicit roots (leftovers after the root ended), start from
 	 * every live descendant of ours: the orphans the subreaper adopted. */
 	pid_t *roots = NULL;
 	size_t n_roots = 0;
 	if (req->n_roots > 0) {
 		roots = malloc(req->n_roots * sizeof(pid_t));
-		if (!roots) {
-			ruleset_free(&rs);
+		if (!roots)
 			return -ENOMEM;
-		}
 		memcpy(roots, req->roots, req->n_roots * sizeof(pid_t));
 		n_roots = req->n_roots;
 	} else {
@@ -59,7 +50,6 @@ triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret
 	}
 	if (n_roots == 0) {
 		free(roots);
-		ruleset_free(&rs);
 		return -ESRCH;
 	}
 	struct snapshot_options opts;
@@ -69,44 +59,38 @@ triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret
 	opts.stacks = req->stacks;
 	opts.python = req->python_mode != 0;
 	struct snapshot *snap = NULL;
-	r = snapshot_take(roots, n_roots, &opts, &snap);
+	int r = snapshot_take(roots, n_roots, &opts, &snap);
 	free(roots);
-	if (r < 0) {
-		ruleset_free(&rs);
+	if (r < 0)
 		return r;
-	}
-	struct wf_graph *g = NULL;
-	r = wf_graph_from_snapshot_struct(snap, req->events, &g);
-	if (r < 0) {
-		snapshot_free(snap);
-		ruleset_free(&rs);
-		return r;
-	}
-	wf_analyze(g);
-	json_t *verdicts = verdicts_compute(g, &rs);
-	*ret_snapshot = snapshot_to_json(snap);
-	*ret_verdicts = verdicts;
-	wf_graph_free(g);
+	json_t *json = snapshot_to_json(snap);
 	snapshot_free(snap);
-	ruleset_free(&rs);
+	if (!json)
+		return -ENOMEM;
+	*ret_snapshot = json;
 	return 0;
 }
 
 int
-triage_replay(const json_t *snapshot, const json_t *events, const char *rules_file, json_t **ret_verdicts,
-	      char **ret_explain)
+triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_file, json_t **ret_verdicts,
+	       char **ret_explain, char **ret_error)
 {
 	struct ruleset rs = { 0 };
 	char *err = NULL;
 	int r = triage_load_rules(rules_file, &rs, &err);
 	if (r < 0) {
-		free(err);
+		if (ret_error)
+			*ret_error = err;
+		else
+			free(err);
 		return r;
 	}
 	struct wf_graph *g = NULL;
 	r = wf_graph_from_snapshot(snapshot, events, &g);
 	if (r < 0) {
 		ruleset_free(&rs);
+		if (ret_error && asprintf(ret_error, "not a forkscope snapshot") < 0)
+			*ret_error = NULL;
 		return r;
 	}
 	wf_analyze(g);
@@ -115,5 +99,30 @@ triage_replay(const json_t *snapshot, const json_t *events, const char *rules_fi
 		*ret_explain = wf_explain(g);
 	wf_graph_free(g);
 	ruleset_free(&rs);
+	return 0;
+}
+
+int
+triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts, char **ret_error)
+{
+	/* Rules first: a bad rules file is a usage error before any process is
+	 * stopped for its stacks. */
+	struct ruleset rs = { 0 };
+	int r = triage_load_rules(req->rules_file, &rs, ret_error);
+	if (r < 0)
+		return r;
+	ruleset_free(&rs);
+	json_t *snap = NULL;
+	r = triage_snapshot(req, &snap);
+	if (r < 0)
+		return r;
+	json_t *verdicts = NULL;
+	r = triage_analyze(snap, req->events, req->rules_file, &verdicts, NULL, ret_error);
+	if (r < 0) {
+		json_decref(snap);
+		return r;
+	}
+	*ret_snapshot = snap;
+	*ret_verdicts = verdicts;
 	return 0;
 }

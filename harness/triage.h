@@ -25,11 +25,16 @@ struct ruleset;
  * *ret_error is "file:line:col: message". */
 int triage_load_rules(const char *rules_file, struct ruleset *rs, char **ret_error);
 
-/* Analyse a recorded snapshot (snapshot.json) again, with the events of its
- * run if given: verdicts, and (explain) the graph as text. */
-int triage_replay(const json_t *snapshot, const json_t *events, const char *rules_file, json_t **ret_verdicts,
-		  char **ret_explain);
-
-/* Returns 0 with a snapshot (JSON) and the verdict list, or -errno when
- * nothing at all could be read (e.g. the pids are gone). */
-int triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts);
+/* Snapshot the live tree as JSON (snapshot.json's content). -ESRCH when
+ * there is no process to look at, -errno when nothing could be read. */
+int triage_snapshot(const struct triage_request *req, json_t **ret_snapshot);
+/* The analysis of a snapshot (live or recorded) with the probe events of its
+ * run if any: the wait-for graph, the rules, the verdicts and (ret_explain,
+ * may be NULL) the graph as text. The one path every verdict goes through,
+ * so `triage --from` reproduces what `run` and `watch` wrote. On error,
+ * *ret_error (may be NULL) gets the message: "file:line:col: ..." for a bad
+ * rules file, "not a forkscope snapshot" for a snapshot it cannot read. */
+int triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_file, json_t **ret_verdicts,
+		   char **ret_explain, char **ret_error);
+/* triage_snapshot then triage_analyze. */
+int triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts, char **ret_error);

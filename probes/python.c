@@ -14,283 +14,10 @@
  *
  * Every read goes through process_vm_readv (or /proc/PID/mem), is bounded and
  * may fail at any time: the target is not stopped by us and may exit. */
-#include "probes/python.h"
+#include "probes/python_internal.h"
 
-#include <dirent.h>
-#include <elf.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <gelf.h>
-#include <inttypes.h>
-#include <libelf.h>
-#include <limits.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <unistd.h>
-
-#include "util/fdutil.h"
-#include "util/jsonutil.h"
-#include "util/macro.h"
-#include "util/strbuf.h"
-
-#define DEFAULT_MAX_FRAMES 256
-#define DEFAULT_MAX_THREADS 1024
-#define MAX_INTERPRETERS 64
-#define MAX_STRING_CHARS 1024
-#define MAX_LINETABLE_BYTES (256 * 1024)
-#define MAX_CANDIDATES 8
-#define ELF_CACHE_MAX 16
-#define CODE_CACHE_SLOTS 1024 /* power of two */
-#define MAX_DEBUG_WORDS 128
-#define NO_OFFSET UINT32_MAX
-
-/* ---- layouts ----------------------------------------------------------- */
-
-/* Everything the walk needs, in bytes from the start of each structure.
- * NO_OFFSET: the version has no such field. */
-struct py_layout {
-	unsigned minor;
-	const char *source; /* where the numbers came from */
-	uint32_t runtime_interpreters_head;
-	uint32_t interp_next;
-	uint32_t interp_threads_head;
-	uint32_t tstate_next;
-	uint32_t tstate_interp;
-	uint32_t tstate_thread_id;
-	uint32_t tstate_native_thread_id;
-	uint32_t tstate_cframe;	       /* 3.11/3.12: _PyCFrame *cframe */
-	uint32_t cframe_current_frame; /* 3.11/3.12 */
-	uint32_t tstate_current_frame; /* 3.13+: the frame pointer itself */
-	uint32_t frame_code;	       /* f_code (3.11/3.12), f_executable (3.13+) */
-	uint32_t frame_previous;
-	uint32_t frame_instr; /* prev_instr (3.11/3.12), instr_ptr (3.13+) */
-	uint32_t frame_owner;
-	uint32_t frame_is_entry; /* 3.11 only */
-	uint32_t code_filename;
-	uint32_t code_name;
-	uint32_t code_qualname;
-	uint32_t code_firstlineno;
-	uint32_t code_linetable;
-	uint32_t code_adaptive; /* co_code_adaptive: the instructions */
-	uint32_t object_type;	/* ob_type */
-	uint32_t type_name;	/* tp_name */
-	uint32_t bytes_size;	/* ob_size */
-	uint32_t bytes_data;	/* ob_sval */
-	uint32_t unicode_length;
-	uint32_t unicode_state;
-	uint32_t unicode_ascii_size;   /* sizeof(PyASCIIObject): compact ASCII data */
-	uint32_t unicode_compact_size; /* sizeof(PyCompactUnicodeObject) */
-	uint8_t owner_not_python;      /* frames with owner >= this are C shims; 0 = none */
-	bool executable_tagged;	       /* f_executable is a _PyStackRef (3.14+) */
-	/* Thread names (threading._active), 3.11/3.12 only: NO_OFFSET = skip. */
-	uint32_t interp_modules;	/* sys.modules */
-	uint32_t type_flags;		/* tp_flags */
-	uint32_t heap_type_cached_keys; /* PyHeapTypeObject.ht_cached_keys */
-	bool managed_dict_tagged;	/* 3.12: PyDictOrValues at obj-24, odd = values - 1 */
-	bool long_tagged;		/* 3.12: PyLongObject.lv_tag, else ob_size */
-};
-
-/* CPython 3.11 and 3.12, x86_64/aarch64 (LP64), default (GIL) build.
- * 3.11: offsetof() over Debian's python3.11-dev 3.11.2 headers
- *   (/usr/include/python3.11/{cpython/pystate.h,cpython/code.h,
- *   internal/pycore_{runtime,interp,frame}.h}) compiled with Py_BUILD_CORE;
- *   tests/test_python.c recompiles them and checks every number here.
- * 3.12: CPython v3.12 headers (Include/cpython/pystate.h, cpython/code.h,
- *   internal/pycore_{runtime,interp,frame}.h), laid out by hand for LP64 and
- *   cross-checked against bloomberg/pystack's 3.12 transcriptions; fields
- *   shared with 3.13 agree with 3.13's published _Py_DebugOffsets; all of
- *   them confirmed by offsetof() over pyenv's 3.12.1 headers.
- * Thread-name fields (interp_modules, type_flags, heap_type_cached_keys):
- *   offsetof() over the same headers (PyInterpreterState.modules in 3.11,
- *   .imports.modules in 3.12).
- * docs/python.md walks through each. */
-static const struct py_layout version_layouts[] = {
-    {
-	.minor = 11,
-	.source = "python3.11-dev headers (offsetof, verified by test)",
-	.runtime_interpreters_head = 40,
-	.interp_next = 0,
-	.interp_threads_head = 16,
-	.tstate_next = 8,
-	.tstate_interp = 16,
-	.tstate_thread_id = 152,
-	.tstate_native_thread_id = 160,
-	.tstate_cframe = 56,
-	.cframe_current_frame = 8,
-	.tstate_current_frame = NO_OFFSET,
-	.frame_code = 32,
-	.frame_previous = 48,
-	.frame_instr = 56,
-	.frame_owner = 69,
-	.frame_is_entry = 68,
-	.code_filename = 112,
-	.code_name = 120,
-	.code_qualname = 128,
-	.code_firstlineno = 72,
-	.code_linetable = 136,
-	.code_adaptive = 184,
-	.object_type = 8,
-	.type_name = 24,
-	.bytes_size = 16,
-	.bytes_data = 32,
-	.unicode_length = 16,
-	.unicode_state = 32,
-	.unicode_ascii_size = 48,
-	.unicode_compact_size = 72,
-	.owner_not_python = 0,
-	.interp_modules = 888,
-	.type_flags = 168,
-	.heap_type_cached_keys = 872,
-	.managed_dict_tagged = false,
-	.long_tagged = false,
-    },
-    {
-	.minor = 12,
-	.source = "CPython 3.12 headers, by hand (LP64)",
-	.runtime_interpreters_head = 40,
-	.interp_next = 0,
-	.interp_threads_head = 72,
-	.tstate_next = 8,
-	.tstate_interp = 16,
-	.tstate_thread_id = 136,
-	.tstate_native_thread_id = 144,
-	.tstate_cframe = 56,
-	.cframe_current_frame = 0,
-	.tstate_current_frame = NO_OFFSET,
-	.frame_code = 0,
-	.frame_previous = 8,
-	.frame_instr = 56,
-	.frame_owner = 70,
-	.frame_is_entry = NO_OFFSET,
-	.code_filename = 112,
-	.code_name = 120,
-	.code_qualname = 128,
-	.code_firstlineno = 68,
-	.code_linetable = 136,
-	.code_adaptive = 192,
-	.object_type = 8,
-	.type_name = 24,
-	.bytes_size = 16,
-	.bytes_data = 32,
-	.unicode_length = 16,
-	.unicode_state = 32,
-	.unicode_ascii_size = 40,
-	.unicode_compact_size = 56,
-	.owner_not_python = 3, /* FRAME_OWNED_BY_CSTACK */
-	.interp_modules = 944,
-	.type_flags = 168,
-	.heap_type_cached_keys = 880,
-	.managed_dict_tagged = true,
-	.long_tagged = true,
-    },
-};
-
-/* Where each field sits in _Py_DebugOffsets, as an index of 8-byte words
- * from the start of _PyRuntime (word 0 is the cookie). The struct itself
- * changes between minor versions (fields are appended to its sub-structs),
- * so this is the one per-version fact 3.13+ need.
- * 3.13: Include/internal/pycore_runtime.h of v3.13, and the words of
- *   Debian 13's python3.13 3.13.5 (tests/python313_chroot.sh).
- * 3.14: Include/internal/pycore_debug_offsets.h of v3.14 (not run here). */
-struct debug_index {
-	unsigned minor;
-	uint8_t free_threaded, runtime_size, interpreters_head;
-	uint8_t interp_next, interp_threads_head;
-	uint8_t tstate_next, tstate_interp, tstate_current_frame, tstate_thread_id,
-	    tstate_native_thread_id;
-	uint8_t frame_previous, frame_executable, frame_instr_ptr, frame_owner;
-	uint8_t code_filename, code_name, code_qualname, code_linetable, code_firstlineno,
-	    code_adaptive;
-	uint8_t object_type, type_name;
-	uint8_t bytes_size, bytes_data;
-	uint8_t unicode_state, unicode_length, unicode_ascii_size;
-	uint8_t n_words;	  /* words to read: up to the last one used */
-	uint8_t owner_not_python; /* first enum _frameowner value that is no Python frame */
-	bool executable_tagged;
-};
-
-static const struct debug_index debug_indexes[] = {
-    {
-	.minor = 13,
-	.free_threaded = 2,
-	.runtime_size = 3,
-	.interpreters_head = 5,
-	.interp_next = 8,
-	.interp_threads_head = 9,
-	.tstate_next = 21,
-	.tstate_interp = 22,
-	.tstate_current_frame = 23,
-	.tstate_thread_id = 24,
-	.tstate_native_thread_id = 25,
-	.frame_previous = 29,
-	.frame_executable = 30,
-	.frame_instr_ptr = 31,
-	.frame_owner = 33,
-	.code_filename = 35,
-	.code_name = 36,
-	.code_qualname = 37,
-	.code_linetable = 38,
-	.code_firstlineno = 39,
-	.code_adaptive = 43,
-	.object_type = 45,
-	.type_name = 47,
-	.bytes_size = 65,
-	.bytes_data = 66,
-	.unicode_state = 68,
-	.unicode_length = 69,
-	.unicode_ascii_size = 70,
-	.n_words = 73,
-	.owner_not_python = 3, /* FRAME_OWNED_BY_CSTACK */
-	.executable_tagged = false,
-    },
-    {
-	.minor = 14,
-	.free_threaded = 2,
-	.runtime_size = 3,
-	.interpreters_head = 5,
-	.interp_next = 8,
-	.interp_threads_head = 9,
-	.tstate_next = 24,
-	.tstate_interp = 25,
-	.tstate_current_frame = 26,
-	.tstate_thread_id = 27,
-	.tstate_native_thread_id = 28,
-	.frame_previous = 32,
-	.frame_executable = 33,
-	.frame_instr_ptr = 34,
-	.frame_owner = 36,
-	.code_filename = 40,
-	.code_name = 41,
-	.code_qualname = 42,
-	.code_linetable = 43,
-	.code_firstlineno = 44,
-	.code_adaptive = 48,
-	.object_type = 51,
-	.type_name = 53,
-	.bytes_size = 75,
-	.bytes_data = 76,
-	.unicode_state = 78,
-	.unicode_length = 79,
-	.unicode_ascii_size = 80,
-	.n_words = 81,
-	.owner_not_python = 3, /* FRAME_OWNED_BY_INTERPRETER, then _CSTACK */
-	.executable_tagged = true,
-    },
-};
-
-/* ---- small helpers ----------------------------------------------------- */
-
-static char *errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *
-errorf(const char *fmt, ...)
+char *
+python_errorf(const char *fmt, ...)
 {
 	va_list ap;
 	char *s = NULL;
@@ -301,52 +28,6 @@ errorf(const char *fmt, ...)
 	return s;
 }
 
-static const char *
-path_basename(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	return slash ? slash + 1 : path;
-}
-
-static uint64_t
-le64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t
-le32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/* ---- target memory ----------------------------------------------------- */
-
-/* Reads go through a small cache of whole pages: a stack's frames, code
- * objects and strings sit on few pages, and one process_vm_readv per page
- * costs about what one per field does. The cache lives for one read; the
- * torn-read check bypasses it. */
-#define READ_PAGE 4096
-#define READ_PAGES 32
-
-struct read_page {
-	uint64_t addr;
-	int error; /* 0: data valid; < 0: the page could not be read */
-	unsigned char data[READ_PAGE];
-};
-
-struct reader {
-	pid_t pid;
-	int mem_fd; /* /proc/PID/mem, opened when process_vm_readv is refused */
-	bool vm_refused;
-	struct read_page *pages; /* READ_PAGES, NULL: no cache */
-	size_t n_pages, next_page;
-	unsigned syscalls;
-};
 
 static int
 mem_read_direct(struct reader *rd, uint64_t addr, void *buf, size_t len)
@@ -400,7 +81,7 @@ page_get(struct reader *rd, uint64_t page_addr)
 	return p;
 }
 
-static int
+int
 mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len)
 {
 	if (addr == 0 || addr + len < addr)
@@ -422,7 +103,7 @@ mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len)
 	return 0;
 }
 
-static int
+int
 mem_read_u64(struct reader *rd, uint64_t addr, uint64_t *ret)
 {
 	unsigned char b[8];
@@ -729,27 +410,6 @@ locate_interpreter(pid_t pid, struct located *ret)
 	return 0;
 }
 
-/* ---- code objects ------------------------------------------------------ */
-
-struct code_info {
-	uint64_t addr;
-	bool valid;
-	char *name, *qualname, *filename;
-	int firstlineno;
-	unsigned char *linetable;
-	size_t linetable_len;
-};
-
-struct walk {
-	struct reader rd;
-	struct py_layout L;
-	unsigned max_frames, max_threads;
-	bool frozen;
-	uint64_t code_type;	 /* address of PyCode_Type once seen */
-	struct code_info *codes; /* CODE_CACHE_SLOTS, open addressing */
-	size_t n_codes;
-};
-
 static void
 code_info_clear(struct code_info *c)
 {
@@ -793,7 +453,7 @@ utf8_put(struct strbuf *sb, uint32_t cp)
 
 /* A str object as UTF-8. Only compact strings (all that code objects hold);
  * anything else, or a state that makes no sense, is -EINVAL. */
-static int
+int
 read_unicode(struct walk *w, uint64_t addr, char **ret)
 {
 	const struct py_layout *L = &w->L;
@@ -1007,7 +667,7 @@ linetable_line(const unsigned char *table, size_t len, int firstlineno, int64_t 
 
 /* ---- the walk ---------------------------------------------------------- */
 
-static char *
+char *
 strdup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -1088,11 +748,11 @@ walk_frames(struct walk *w, uint64_t first, struct py_thread *t, uint64_t *ret_f
 	for (uint64_t frame = first; frame;) {
 		for (size_t i = 0; i < n_seen; i++)
 			if (seen[i] == frame) {
-				thread_fail(t, errorf("frame chain loops at 0x%" PRIx64, frame));
+				thread_fail(t, python_errorf("frame chain loops at 0x%" PRIx64, frame));
 				return 0;
 			}
 		if (n_seen >= w->max_frames) {
-			thread_fail(t, errorf("stopped at %u frames (max_frames)", w->max_frames));
+			thread_fail(t, python_errorf("stopped at %u frames (max_frames)", w->max_frames));
 			return 0;
 		}
 		seen[n_seen++] = frame;
@@ -1100,7 +760,7 @@ walk_frames(struct walk *w, uint64_t first, struct py_thread *t, uint64_t *ret_f
 		unsigned char buf[128];
 		int r = mem_read(&w->rd, frame, buf, span);
 		if (r < 0) {
-			thread_fail(t, errorf("frame at 0x%" PRIx64 ": %s", frame, strerror(-r)));
+			thread_fail(t, python_errorf("frame at 0x%" PRIx64 ": %s", frame, strerror(-r)));
 			return r == -ESRCH ? r : 0;
 		}
 		uint64_t code = le64(buf + L->frame_code);
@@ -1123,7 +783,7 @@ walk_frames(struct walk *w, uint64_t first, struct py_thread *t, uint64_t *ret_f
 		if (!c) {
 			if (r == -ENOMEM)
 				return r;
-			thread_fail(t, errorf("code object at 0x%" PRIx64 ": %s", code,
+			thread_fail(t, python_errorf("code object at 0x%" PRIx64 ": %s", code,
 					      r == -EINVAL ? "not a code object" : strerror(-r)));
 			return r == -ESRCH ? r : 0;
 		}
@@ -1158,7 +818,7 @@ read_thread(struct walk *w, uint64_t tstate, struct py_thread *t)
 	if ((r = mem_read_u64(&w->rd, tstate + L->tstate_thread_id, &thread_id)) < 0 ||
 	    (r = mem_read_u64(&w->rd, tstate + L->tstate_native_thread_id, &native)) < 0 ||
 	    (r = current_frame_of(w, tstate, &frame)) < 0) {
-		thread_fail(t, errorf("thread state at 0x%" PRIx64 ": %s", tstate, strerror(-r)));
+		thread_fail(t, python_errorf("thread state at 0x%" PRIx64 ": %s", tstate, strerror(-r)));
 		return r == -ESRCH ? r : 0;
 	}
 	t->thread_id = (unsigned long)thread_id;
@@ -1235,215 +895,6 @@ match_threads(pid_t pid, struct py_process *py)
 		py->threads[0].tid = tids[0];
 }
 
-/* ---- thread names (3.11/3.12) ------------------------------------------ */
-
-#define MAX_DICT_ENTRIES 65536
-#define TPFLAGS_MANAGED_DICT (1UL << 4)
-
-/* Is the str at addr equal to s? Compact ASCII only: module and attribute
- * names are. */
-static bool
-unicode_equals(struct walk *w, uint64_t addr, const char *s)
-{
-	const struct py_layout *L = &w->L;
-	unsigned char head[128];
-	size_t head_len = MAX(L->unicode_state, L->unicode_length) + 8;
-	if (!addr || mem_read(&w->rd, addr, head, head_len) < 0)
-		return false;
-	uint32_t state = le32(head + L->unicode_state);
-	size_t len = strlen(s);
-	if (!((state >> 5) & 1) || !((state >> 6) & 1) || le64(head + L->unicode_length) != len)
-		return false;
-	char data[64];
-	if (len > sizeof(data) || mem_read(&w->rd, addr + L->unicode_ascii_size, data, len) < 0)
-		return false;
-	return memcmp(data, s, len) == 0;
-}
-
-struct dict_view {
-	uint64_t entries; /* first entry */
-	size_t entry_size, key_at, value_at;
-	size_t n;	 /* dk_nentries, capped */
-	uint64_t values; /* split table: the values array, else 0 */
-};
-
-/* PyDictKeysObject as 3.11 and 3.12 lay it out: dk_log2_index_bytes at 9,
- * dk_kind at 10, dk_nentries at 24, the index table at 32, then entries of
- * {hash, key, value} (general) or {key, value} (unicode, split). */
-static int
-keys_view(struct walk *w, uint64_t keys, struct dict_view *v)
-{
-	unsigned char head[40];
-	int r = mem_read(&w->rd, keys, head, sizeof(head));
-	if (r < 0)
-		return r;
-	unsigned log2_index_bytes = head[9], kind = head[10];
-	uint64_t n = le64(head + 24);
-	if (log2_index_bytes > 40 || kind > 2 || n > MAX_DICT_ENTRIES)
-		return -EINVAL;
-	*v = (struct dict_view){
-	    .entries = keys + 32 + (1ULL << log2_index_bytes),
-	    .entry_size = kind == 0 ? 24 : 16,
-	    .key_at = kind == 0 ? 8 : 0,
-	    .value_at = kind == 0 ? 16 : 8,
-	    .n = (size_t)n,
-	};
-	return 0;
-}
-
-static int
-dict_view(struct walk *w, uint64_t dict, struct dict_view *v)
-{
-	uint64_t keys, values;
-	int r;
-	if ((r = mem_read_u64(&w->rd, dict + 32, &keys)) < 0 ||
-	    (r = mem_read_u64(&w->rd, dict + 40, &values)) < 0 || (r = keys_view(w, keys, v)) < 0)
-		return r;
-	v->values = values;
-	return 0;
-}
-
-static int
-dict_entry(struct walk *w, const struct dict_view *v, size_t i, uint64_t *ret_key,
-	   uint64_t *ret_value)
-{
-	uint64_t at = v->entries + i * v->entry_size;
-	int r = mem_read_u64(&w->rd, at + v->key_at, ret_key);
-	if (r < 0)
-		return r;
-	if (v->values)
-		return mem_read_u64(&w->rd, v->values + 8 * i, ret_value);
-	return mem_read_u64(&w->rd, at + v->value_at, ret_value);
-}
-
-/* dict[key] for a str key; 0 when absent or unreadable. */
-static uint64_t
-dict_get(struct walk *w, uint64_t dict, const char *key)
-{
-	struct dict_view v;
-	if (dict_view(w, dict, &v) < 0)
-		return 0;
-	for (size_t i = 0; i < v.n; i++) {
-		uint64_t k, val;
-		if (dict_entry(w, &v, i, &k, &val) < 0)
-			return 0;
-		if (k && val && unicode_equals(w, k, key))
-			return val;
-	}
-	return 0;
-}
-
-/* An attribute from the managed dict (or split values) of an instance. */
-static uint64_t
-instance_attr(struct walk *w, uint64_t obj, const char *name)
-{
-	const struct py_layout *L = &w->L;
-	uint64_t type, flags, dict = 0, values = 0;
-	if (mem_read_u64(&w->rd, obj + L->object_type, &type) < 0 ||
-	    mem_read_u64(&w->rd, type + L->type_flags, &flags) < 0 ||
-	    !(flags & TPFLAGS_MANAGED_DICT))
-		return 0;
-	if (L->managed_dict_tagged) {
-		uint64_t dorv;
-		if (mem_read_u64(&w->rd, obj - 24, &dorv) < 0)
-			return 0;
-		if (dorv & 1) /* stored as values - 1 (_PyDictOrValues_SetValues) */
-			values = dorv + 1;
-		else
-			dict = dorv;
-	} else if (mem_read_u64(&w->rd, obj - 24, &dict) < 0 ||
-		   mem_read_u64(&w->rd, obj - 32, &values) < 0) {
-		return 0;
-	}
-	if (dict)
-		return dict_get(w, dict, name);
-	if (!values)
-		return 0;
-	/* Split table: the keys are the type's, the values the instance's. */
-	uint64_t keys;
-	struct dict_view v;
-	if (mem_read_u64(&w->rd, type + L->heap_type_cached_keys, &keys) < 0 ||
-	    keys_view(w, keys, &v) < 0)
-		return 0;
-	v.values = values;
-	for (size_t i = 0; i < v.n; i++) {
-		uint64_t k, val;
-		if (dict_entry(w, &v, i, &k, &val) < 0)
-			return 0;
-		if (k && unicode_equals(w, k, name))
-			return val;
-	}
-	return 0;
-}
-
-/* A small non-negative int (thread idents are pthread_t values). */
-static int
-read_ident(struct walk *w, uint64_t addr, unsigned long *ret)
-{
-	unsigned char head[40];
-	int r = mem_read(&w->rd, addr, head, sizeof(head));
-	if (r < 0)
-		return r;
-	uint64_t ndigits;
-	if (w->L.long_tagged) {
-		uint64_t tag = le64(head + 16);
-		if ((tag & 3) == 2)
-			return -EINVAL; /* negative */
-		ndigits = tag >> 3;
-	} else {
-		int64_t size = (int64_t)le64(head + 16);
-		if (size < 0)
-			return -EINVAL;
-		ndigits = (uint64_t)size;
-	}
-	if (ndigits > 3)
-		return -EINVAL;
-	uint32_t digits[3] = {0};
-	if (ndigits && (r = mem_read(&w->rd, addr + 24, digits, ndigits * 4)) < 0)
-		return r;
-	uint64_t v = 0;
-	for (size_t i = ndigits; i-- > 0;)
-		v = (v << 30) | (digits[i] & 0x3fffffff);
-	*ret = (unsigned long)v;
-	return 0;
-}
-
-/* threading._active maps get_ident() to Thread objects: their _name. Best
- * effort: any failure leaves the names NULL. */
-static void
-read_thread_names(struct walk *w, uint64_t interp, struct py_thread *threads, size_t n)
-{
-	const struct py_layout *L = &w->L;
-	if (L->interp_modules == NO_OFFSET || n == 0)
-		return;
-	uint64_t modules, threading, md_dict, active;
-	if (mem_read_u64(&w->rd, interp + L->interp_modules, &modules) < 0 || !modules)
-		return;
-	if (!(threading = dict_get(w, modules, "threading")) ||
-	    mem_read_u64(&w->rd, threading + 16, &md_dict) < 0 ||
-	    !md_dict || /* PyModuleObject.md_dict */
-	    !(active = dict_get(w, md_dict, "_active")))
-		return;
-	struct dict_view v;
-	if (dict_view(w, active, &v) < 0)
-		return;
-	for (size_t i = 0; i < v.n && i < w->max_threads; i++) {
-		uint64_t key, thread;
-		unsigned long ident;
-		if (dict_entry(w, &v, i, &key, &thread) < 0)
-			return;
-		if (!key || !thread || read_ident(w, key, &ident) < 0)
-			continue;
-		for (size_t k = 0; k < n; k++) {
-			if (threads[k].thread_id != ident || threads[k].name)
-				continue;
-			uint64_t name = instance_attr(w, thread, "_name");
-			if (name)
-				(void)read_unicode(w, name, &threads[k].name);
-		}
-	}
-}
-
 static int
 walk_interpreters(struct walk *w, uint64_t runtime, struct py_process *py)
 {
@@ -1485,7 +936,7 @@ walk_interpreters(struct walk *w, uint64_t runtime, struct py_process *py)
 			if (back != interp) {
 				if (py->n == 0 && tstate == first_tstate) {
 					free(py->unsupported_reason);
-					py->unsupported_reason = errorf(
+					py->unsupported_reason = python_errorf(
 					    "CPython %s: thread state does not point back at its "
 					    "interpreter; layout (%s) does not match this build",
 					    py->version ? py->version : "?", L->source);
@@ -1524,149 +975,13 @@ cut:
 	py->partial = true;
 	if (!py->error)
 		py->error =
-		    errorf("thread list cut (limit of %u threads, or a loop)", w->max_threads);
+		    python_errorf("thread list cut (limit of %u threads, or a loop)", w->max_threads);
 	return 0;
 failed:
 	py->partial = true;
 	if (!py->error)
-		py->error = errorf("reading the thread list: %s", strerror(-r));
+		py->error = python_errorf("reading the thread list: %s", strerror(-r));
 	return r == -ESRCH ? r : 0;
-}
-
-/* 3.13+: the layout from the _Py_DebugOffsets at the start of _PyRuntime. */
-static int
-layout_from_debug_offsets(struct reader *rd, uint64_t runtime, uint64_t runtime_size,
-			  unsigned minor, struct py_layout *ret, char **ret_unsupported)
-{
-	const struct debug_index *ix = NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(debug_indexes); i++)
-		if (debug_indexes[i].minor == minor)
-			ix = &debug_indexes[i];
-	if (!ix) {
-		*ret_unsupported = errorf("CPython 3.%u: the layout of its _Py_DebugOffsets is not "
-					  "known to this forkscope (3.13 and 3.14 are)",
-					  minor);
-		return 0;
-	}
-	uint64_t words[MAX_DEBUG_WORDS];
-	int r = mem_read(rd, runtime, words, (size_t)ix->n_words * 8);
-	if (r < 0)
-		return r;
-	if (memcmp(words, "xdebugpy", 8) != 0) {
-		*ret_unsupported = strdup("_PyRuntime does not start with the \"xdebugpy\" cookie");
-		return 0;
-	}
-	if (((words[1] >> 16) & 0xff) != minor) {
-		*ret_unsupported =
-		    errorf("_Py_DebugOffsets says version 0x%" PRIx64 ", Py_Version says 3.%u",
-			   words[1], minor);
-		return 0;
-	}
-	if (words[ix->free_threaded]) {
-		*ret_unsupported = errorf("CPython 3.%u free-threaded build: not supported", minor);
-		return 0;
-	}
-	/* The symbol's size is the struct's: a cheap check that the indexes
-	 * below read the words they mean to. */
-	if (runtime_size && words[ix->runtime_size] != runtime_size) {
-		*ret_unsupported =
-		    errorf("_Py_DebugOffsets of CPython 3.%u does not have the "
-			   "expected layout (runtime size %" PRIu64 " vs symbol %" PRIu64 ")",
-			   minor, words[ix->runtime_size], runtime_size);
-		return 0;
-	}
-	const uint64_t limit = 1 << 20; /* any offset beyond this is garbage */
-	const uint8_t used[] = {ix->interpreters_head,	 ix->interp_next,
-				ix->interp_threads_head, ix->tstate_next,
-				ix->tstate_interp,	 ix->tstate_current_frame,
-				ix->tstate_thread_id,	 ix->tstate_native_thread_id,
-				ix->frame_previous,	 ix->frame_executable,
-				ix->frame_instr_ptr,	 ix->frame_owner,
-				ix->code_filename,	 ix->code_name,
-				ix->code_qualname,	 ix->code_linetable,
-				ix->code_firstlineno,	 ix->code_adaptive,
-				ix->object_type,	 ix->type_name,
-				ix->bytes_size,		 ix->bytes_data,
-				ix->unicode_state,	 ix->unicode_length,
-				ix->unicode_ascii_size};
-	for (size_t i = 0; i < ARRAY_SIZE(used); i++)
-		if (words[used[i]] >= limit) {
-			*ret_unsupported = errorf("_Py_DebugOffsets of CPython 3.%u: implausible "
-						  "offset %" PRIu64 " in word %u",
-						  minor, words[used[i]], used[i]);
-			return 0;
-		}
-	/* Frame and unicode fields are read from one buffer: keep them small. */
-	if (words[ix->frame_previous] > 96 || words[ix->frame_executable] > 96 ||
-	    words[ix->frame_instr_ptr] > 96 || words[ix->frame_owner] > 120 ||
-	    words[ix->unicode_state] > 96 || words[ix->unicode_length] > 96) {
-		*ret_unsupported = errorf("_Py_DebugOffsets of CPython 3.%u: frame or str fields "
-					  "further than this reader expects",
-					  minor);
-		return 0;
-	}
-	*ret = (struct py_layout){
-	    .minor = minor,
-	    .source = "_Py_DebugOffsets",
-	    .runtime_interpreters_head = (uint32_t)words[ix->interpreters_head],
-	    .interp_next = (uint32_t)words[ix->interp_next],
-	    .interp_threads_head = (uint32_t)words[ix->interp_threads_head],
-	    .tstate_next = (uint32_t)words[ix->tstate_next],
-	    .tstate_interp = (uint32_t)words[ix->tstate_interp],
-	    .tstate_thread_id = (uint32_t)words[ix->tstate_thread_id],
-	    .tstate_native_thread_id = (uint32_t)words[ix->tstate_native_thread_id],
-	    .tstate_cframe = NO_OFFSET,
-	    .cframe_current_frame = NO_OFFSET,
-	    .tstate_current_frame = (uint32_t)words[ix->tstate_current_frame],
-	    .frame_code = (uint32_t)words[ix->frame_executable],
-	    .frame_previous = (uint32_t)words[ix->frame_previous],
-	    .frame_instr = (uint32_t)words[ix->frame_instr_ptr],
-	    .frame_owner = (uint32_t)words[ix->frame_owner],
-	    .frame_is_entry = NO_OFFSET,
-	    .code_filename = (uint32_t)words[ix->code_filename],
-	    .code_name = (uint32_t)words[ix->code_name],
-	    .code_qualname = (uint32_t)words[ix->code_qualname],
-	    .code_firstlineno = (uint32_t)words[ix->code_firstlineno],
-	    .code_linetable = (uint32_t)words[ix->code_linetable],
-	    .code_adaptive = (uint32_t)words[ix->code_adaptive],
-	    .object_type = (uint32_t)words[ix->object_type],
-	    .type_name = (uint32_t)words[ix->type_name],
-	    .bytes_size = (uint32_t)words[ix->bytes_size],
-	    .bytes_data = (uint32_t)words[ix->bytes_data],
-	    .unicode_length = (uint32_t)words[ix->unicode_length],
-	    .unicode_state = (uint32_t)words[ix->unicode_state],
-	    .unicode_ascii_size = (uint32_t)words[ix->unicode_ascii_size],
-	    /* utf8_length and utf8 follow PyASCIIObject in every 3.12+ */
-	    .unicode_compact_size = (uint32_t)words[ix->unicode_ascii_size] + 16,
-	    .owner_not_python = ix->owner_not_python,
-	    .executable_tagged = ix->executable_tagged,
-	};
-	return 0;
-}
-
-static char *
-version_string(uint64_t hex)
-{
-	unsigned major = (hex >> 24) & 0xff, minor = (hex >> 16) & 0xff, micro = (hex >> 8) & 0xff;
-	unsigned level = (hex >> 4) & 0xf, serial = hex & 0xf;
-	const char *tag = level == 0xa ? "a" : level == 0xb ? "b" : level == 0xc ? "rc" : "";
-	if (level == 0xf)
-		return errorf("%u.%u.%u", major, minor, micro);
-	return errorf("%u.%u.%u%s%u", major, minor, micro, tag, serial);
-}
-
-/* "3.10" out of "libpython3.10.so.1.0" or "python3.10", for the message. */
-static char *
-version_from_name(const char *base)
-{
-	const char *p = strstr(base, "python");
-	if (!p)
-		return NULL;
-	p += 6;
-	size_t n = strspn(p, "0123456789.");
-	while (n && p[n - 1] == '.')
-		n--;
-	return n ? strndup(p, n) : NULL;
 }
 
 int
@@ -1701,7 +1016,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 			    strdup("PyPy: its frames are not CPython's; native frames only");
 		else
 			py->unsupported_reason =
-			    errorf("Python %s (%s) has no _PyRuntime: CPython 3.11 or newer "
+			    python_errorf("Python %s (%s) has no _PyRuntime: CPython 3.11 or newer "
 				   "is needed; native frames only",
 				   v ? v : "2.x or unknown", other);
 		py->module = strdup(other);
@@ -1716,7 +1031,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 		/* _PyRuntime exists since 3.7, Py_Version since 3.11. */
 		_cleanup_free_ char *v = version_from_name(py->module);
 		py->unsupported_reason =
-		    errorf("CPython %s (no Py_Version: older than 3.11); native "
+		    python_errorf("CPython %s (no Py_Version: older than 3.11); native "
 			   "frames only",
 			   v ? v : "3.7 to 3.10");
 		if (!py->unsupported_reason)
@@ -1731,7 +1046,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 		goto enomem;
 	unsigned major = (hex >> 24) & 0xff, minor = (hex >> 16) & 0xff;
 	if (major != 3 || minor < 11) {
-		py->unsupported_reason = errorf(
+		py->unsupported_reason = python_errorf(
 		    "CPython %s: only 3.11 and newer are read; native frames only", py->version);
 		if (!py->unsupported_reason)
 			goto enomem;
@@ -1748,9 +1063,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 			goto done;
 		}
 	} else {
-		for (size_t i = 0; i < ARRAY_SIZE(version_layouts); i++)
-			if (version_layouts[i].minor == minor)
-				w.L = version_layouts[i];
+		w.L = *python_layout_for_minor(minor);
 	}
 
 	w.codes = calloc(CODE_CACHE_SLOTS, sizeof(*w.codes));
@@ -1767,7 +1080,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 	if (r < 0) {
 		py->partial = true;
 		if (!py->error)
-			py->error = errorf("target gone while read: %s", strerror(-r));
+			py->error = python_errorf("target gone while read: %s", strerror(-r));
 	}
 	if (py->unsupported_reason) {
 		for (size_t i = 0; i < py->n; i++)
@@ -1812,182 +1125,3 @@ py_process_free(struct py_process *py)
 	free(py);
 }
 
-/* ---- native interleaving ----------------------------------------------- */
-
-char *
-py_frame_text(const struct py_frame *f)
-{
-	char *s = NULL;
-	const char *name = f->qualname ? f->qualname : f->function ? f->function : "?";
-	if (f->line > 0)
-		s = errorf("%s (%s:%d)", name, f->file ? f->file : "?", f->line);
-	else
-		s = errorf("%s (%s)", name, f->file ? f->file : "?");
-	return s;
-}
-
-static bool
-is_eval_frame(const struct frame *f)
-{
-	return f->pc != 0 && !f->inlined && f->function &&
-	       strcmp(f->function, "_PyEval_EvalFrameDefault") == 0;
-}
-
-static int
-attach_thread(const struct py_thread *pt, struct thread_stack *ts)
-{
-	size_t total = ts->n_frames + pt->n_frames;
-	struct frame *out = calloc(total ? total : 1, sizeof(*out));
-	if (!out)
-		return -ENOMEM;
-	/* Build the Python entries first so a failure leaves ts untouched. */
-	struct frame *pyf = calloc(pt->n_frames ? pt->n_frames : 1, sizeof(*pyf));
-	if (!pyf) {
-		free(out);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < pt->n_frames; i++) {
-		const struct py_frame *p = &pt->frames[i];
-		pyf[i] = (struct frame){
-		    .file = strdup_or_null(p->file), .line = p->line, .python = py_frame_text(p)};
-		if (!pyf[i].python || (p->file && !pyf[i].file)) {
-			frames_free(pyf, i + 1);
-			free(out);
-			return -ENOMEM;
-		}
-	}
-	/* Innermost first on both sides: the k-th eval frame from the top runs
-	 * the k-th segment of Python frames, a segment ending at an entry frame. */
-	size_t n = 0, next_py = 0;
-	for (size_t i = 0; i < ts->n_frames; i++) {
-		if (is_eval_frame(&ts->frames[i]))
-			while (next_py < pt->n_frames) {
-				bool entry = pt->frames[next_py].entry;
-				out[n++] = pyf[next_py++];
-				if (entry)
-					break;
-			}
-		out[n++] = ts->frames[i];
-	}
-	while (next_py < pt->n_frames)
-		out[n++] = pyf[next_py++];
-	free(pyf);
-	free(ts->frames);
-	ts->frames = out;
-	ts->n_frames = n;
-	if (pt->partial) {
-		ts->partial = true;
-		char *e = errorf("%s%spython: %s", ts->error ? ts->error : "",
-				 ts->error ? "; " : "", pt->error ? pt->error : "partial");
-		if (e) {
-			free(ts->error);
-			ts->error = e;
-		}
-	}
-	return (int)pt->n_frames;
-}
-
-int
-python_attach_frames(const struct py_process *py, struct thread_stack *threads, size_t n)
-{
-	if (!py || (!threads && n))
-		return -EINVAL;
-	int total = 0;
-	for (size_t i = 0; i < py->n; i++) {
-		const struct py_thread *pt = &py->threads[i];
-		if (pt->tid <= 0 || pt->n_frames == 0)
-			continue;
-		for (size_t k = 0; k < n; k++) {
-			if (threads[k].tid != pt->tid)
-				continue;
-			int r = attach_thread(pt, &threads[k]);
-			if (r < 0)
-				return r;
-			total += r;
-			break;
-		}
-	}
-	return total;
-}
-
-void
-python_stacks_frozen(pid_t pid, struct thread_stack *threads, size_t n_threads, void *userdata)
-{
-	struct py_process **out = userdata;
-	struct py_process *py = NULL;
-	const struct python_read_options opts = {.frozen = true};
-	if (out)
-		*out = NULL;
-	if (python_read_with(pid, &opts, &py) < 0)
-		return;
-	(void)python_attach_frames(py, threads, n_threads);
-	if (out)
-		*out = py;
-	else
-		py_process_free(py);
-}
-
-/* ---- JSON -------------------------------------------------------------- */
-
-static json_t *
-jstr(const char *s)
-{
-	return s ? json_string_lossy(s, strlen(s)) : json_null();
-}
-
-json_t *
-python_process_to_json(const struct py_process *py)
-{
-	if (!py)
-		return json_null();
-	json_t *o = json_object();
-	json_t *threads = json_array();
-	if (!o || !threads)
-		goto fail;
-	int e = 0;
-	e |= json_object_set_new(o, "pid", json_integer(py->pid));
-	e |= json_object_set_new(o, "version", jstr(py->version));
-	e |= json_object_set_new(o, "module", jstr(py->module));
-	e |= json_object_set_new(o, "partial", json_boolean(py->partial));
-	e |= json_object_set_new(o, "error", jstr(py->error));
-	e |= json_object_set_new(o, "unsupported_reason", jstr(py->unsupported_reason));
-	for (size_t i = 0; i < py->n; i++) {
-		const struct py_thread *t = &py->threads[i];
-		json_t *to = json_object(), *frames = json_array();
-		if (!to || !frames) {
-			json_decref(to);
-			json_decref(frames);
-			goto fail;
-		}
-		e |= json_object_set_new(to, "tid", json_integer(t->tid));
-		e |= json_object_set_new(to, "thread_id", json_u64(t->thread_id));
-		e |= json_object_set_new(to, "name", jstr(t->name));
-		e |= json_object_set_new(to, "partial", json_boolean(t->partial));
-		e |= json_object_set_new(to, "error", jstr(t->error));
-		for (size_t k = 0; k < t->n_frames; k++) {
-			const struct py_frame *f = &t->frames[k];
-			json_t *fo = json_object();
-			if (!fo) {
-				e = -1;
-				break;
-			}
-			e |= json_object_set_new(fo, "function", jstr(f->function));
-			e |= json_object_set_new(fo, "qualname", jstr(f->qualname));
-			e |= json_object_set_new(fo, "file", jstr(f->file));
-			e |= json_object_set_new(fo, "line", json_integer(f->line));
-			e |= json_object_set_new(fo, "entry", json_boolean(f->entry));
-			e |= json_array_append_new(frames, fo);
-		}
-		e |= json_object_set_new(to, "frames", frames);
-		e |= json_array_append_new(threads, to);
-	}
-	e |= json_object_set_new(o, "threads", threads);
-	threads = NULL;
-	if (e)
-		goto fail;
-	return o;
-fail:
-	json_decref(threads);
-	json_decref(o);
-	return NULL;
-}

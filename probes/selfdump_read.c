@@ -13,122 +13,66 @@
 #include <sys/pidfd.h>
 #include <unistd.h>
 
+#include "probes/eventlog_read.h"
 #include "util/fdutil.h"
+#include "util/jsonutil.h"
 #include "util/macro.h"
 #include "util/timeutil.h"
-
-/* ---- small JSON helpers (probes/ cannot use harness' or util_json's
- * accessors without pulling in more than it needs) ---- */
-
-static const char *
-get_str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static int64_t
-get_int(const json_t *o, const char *key, int64_t fallback)
-{
-	const json_t *v = json_object_get(o, key);
-	return json_is_integer(v) ? (int64_t) json_integer_value(v) : fallback;
-}
-
-static bool
-get_hex(const json_t *o, const char *key, uint64_t *ret)
-{
-	const char *s = get_str(o, key);
-	if (!s)
-		return false;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 16);
-	if (errno || end == s || *end)
-		return false;
-	*ret = v;
-	return true;
-}
 
 static bool
 is_selfdump_of(const json_t *ev, pid_t pid)
 {
-	const char *name = get_str(ev, "ev");
-	return name && strcmp(name, "selfdump") == 0 && (pid == 0 || get_int(ev, "pid", -1) == pid);
+	return strcmp(json_str(ev, "ev", ""), "selfdump") == 0 && (pid == 0 || json_int(ev, "pid", -1) == pid);
 }
 
 static bool
 is_part(const json_t *ev, const char *part)
 {
-	const char *p = get_str(ev, "part");
-	return p && strcmp(p, part) == 0;
+	return strcmp(json_str(ev, "part", ""), part) == 0;
 }
 
 /* ---- loading ---- */
 
-static void
-take_lines(char *data, size_t len, pid_t pid, json_t *out)
+struct selfdump_lines {
+	pid_t pid;
+	json_t *out;
+};
+
+/* An events line: kept when it is a selfdump event of the pid. Damaged
+ * lines are skipped, as the self-dump has no one to tell. */
+static int
+take_selfdump_line(const char *line, size_t n, size_t lineno, bool terminated, void *userdata)
 {
-	char *line = data;
-	char *end = data + len;
-	while (line < end) {
-		char *nl = memchr(line, '\n', (size_t) (end - line));
-		if (!nl)
-			break;
-		*nl = '\0';
-		/* Cheap filter first: most lines are other events. */
-		if (strstr(line, "\"selfdump\"")) {
-			json_t *ev = json_loads(line, 0, NULL);
-			if (json_is_object(ev) && is_selfdump_of(ev, pid))
-				(void) json_array_append_new(out, ev);
-			else
-				json_decref(ev);
-		}
-		line = nl + 1;
-	}
+	struct selfdump_lines *sl = userdata;
+	/* Cheap filter first: most lines are other events. */
+	if (!line || !memmem(line, n, "\"selfdump\"", 10))
+		return 0;
+	json_t *ev = json_loadb(line, n, 0, NULL);
+	if (json_is_object(ev) && is_selfdump_of(ev, sl->pid))
+		return json_array_append_new(sl->out, ev) == 0 ? 0 : -ENOMEM;
+	json_decref(ev);
+	return 0;
 }
 
 json_t *
 selfdump_events_load(const char *events_path, pid_t pid)
 {
-	json_t *out = json_array();
-	char *data = NULL;
-	size_t len = 0;
-	if (out && read_file_alloc(events_path, &data, &len) == 0)
-		take_lines(data, len, pid, out);
-	free(data);
-	return out;
+	struct selfdump_lines sl = { .pid = pid, .out = json_array() };
+	if (sl.out)
+		(void) events_read_lines(events_path, take_selfdump_line, &sl);
+	return sl.out;
 }
 
 /* Append the selfdump lines of pid written since *offset; only whole lines
  * are consumed, a line still being written is read next time. */
 static void
-read_new_lines(int fd, off_t *offset, pid_t pid, json_t *out)
+read_new_lines(int fd, uint64_t *offset, pid_t pid, json_t *out)
 {
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap);
-	if (!buf)
-		return;
-	for (;;) {
-		if (len == cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb)
-				break;
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t n = pread(fd, buf + len, cap - len, *offset + (off_t) len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t) n;
-	}
-	char *last = len ? memrchr(buf, '\n', len) : NULL;
-	if (last) {
-		size_t used = (size_t) (last + 1 - buf);
-		take_lines(buf, used, pid, out);
-		*offset += (off_t) used;
-	}
-	free(buf);
+	struct selfdump_lines sl = { .pid = pid, .out = out };
+	uint64_t consumed = 0;
+	uint64_t left = *offset < EVENTS_MAX_FILE_BYTES ? EVENTS_MAX_FILE_BYTES - *offset : 0;
+	(void) events_read_fd(fd, *offset, left, false, take_selfdump_line, &sl, &consumed);
+	*offset += consumed;
 }
 
 unsigned
@@ -139,7 +83,7 @@ selfdump_latest(const json_t *events, pid_t pid)
 	json_t *ev;
 	json_array_foreach(events, i, ev)
 		if (is_selfdump_of(ev, pid) && is_part(ev, "modules"))
-			latest = MAX(latest, (unsigned) get_int(ev, "dump", 0));
+			latest = MAX(latest, (unsigned) json_int(ev, "dump", 0));
 	return latest;
 }
 
@@ -159,10 +103,10 @@ dump_view_collect(const json_t *events, pid_t pid, unsigned dump, struct dump_vi
 	size_t i;
 	json_t *ev;
 	json_array_foreach(events, i, ev) {
-		if (!is_selfdump_of(ev, pid) || get_int(ev, "dump", -1) != (int64_t) dump)
+		if (!is_selfdump_of(ev, pid) || json_int(ev, "dump", -1) != (int64_t) dump)
 			continue;
 		if (is_part(ev, "modules")) {
-			if (get_int(ev, "chunk", 0) == 0)
+			if (json_int(ev, "chunk", 0) == 0)
 				v->head = ev;
 			(void) json_array_extend(v->modules, json_object_get(ev, "modules"));
 			if (json_is_true(json_object_get(ev, "last")))
@@ -196,7 +140,7 @@ stack_of(const struct dump_view *v, pid_t tid)
 	size_t i;
 	json_t *s;
 	json_array_foreach(v->stacks, i, s)
-		if (get_int(s, "tid", -1) == tid)
+		if (json_int(s, "tid", -1) == tid)
 			return s;
 	return NULL;
 }
@@ -240,12 +184,12 @@ raw_modules_from_json(const json_t *modules, struct raw_module **ret, size_t *re
 	json_t *o;
 	json_array_foreach(modules, i, o) {
 		struct raw_module r = { 0 };
-		const char *path = get_str(o, "path");
-		if (!path || !get_hex(o, "start", &r.start) || !get_hex(o, "end", &r.end) ||
-		    !get_hex(o, "offset", &r.offset))
+		const char *path = json_str(o, "path", NULL);
+		if (!path || json_hex_checked(o, "start", &r.start) < 0 || json_hex_checked(o, "end", &r.end) < 0 ||
+		    json_hex_checked(o, "offset", &r.offset) < 0)
 			continue;
 		r.path = strdup(path);
-		const char *id = get_str(o, "build_id");
+		const char *id = json_str(o, "build_id", NULL);
 		r.build_id = id ? strdup(id) : NULL;
 		if (!r.path || (id && !r.build_id)) {
 			free(r.path);
@@ -285,7 +229,7 @@ stack_from_event(struct stack_cache *cache, const struct raw_module *mods, size_
 	out->frames = frames;
 	out->n_frames = k;
 	out->partial = json_is_true(json_object_get(ev, "partial"));
-	const char *err = get_str(ev, "error");
+	const char *err = json_str(ev, "error", NULL);
 	if (err && !(out->error = strdup(err)))
 		return -ENOMEM;
 	return 0;
@@ -358,7 +302,7 @@ selfdump_read(const json_t *events, pid_t pid, unsigned dump, struct stack_cache
 	 * but keep whatever answered. */
 	json_t *ev;
 	json_array_foreach(v.stacks, i, ev) {
-		pid_t tid = (pid_t) get_int(ev, "tid", 0);
+		pid_t tid = (pid_t) json_int(ev, "tid", 0);
 		if (tid_in(threads, tid))
 			continue;
 		struct thread_stack *s = &out[n++];
@@ -388,9 +332,9 @@ selfdump_request(const char *events_path, pid_t pid, int sig, uint64_t timeout_n
 {
 	if (!events_path || pid <= 0 || sig <= 0)
 		return -EINVAL;
-	_cleanup_close_ int fd = open(events_path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = events_open(events_path);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	_cleanup_close_ int pidfd = pidfd_open(pid, 0);
 	if (pidfd < 0)
 		return -errno;
@@ -400,7 +344,7 @@ selfdump_request(const char *events_path, pid_t pid, int sig, uint64_t timeout_n
 		ino = -1;
 	}
 	json_t *events = json_array();
-	off_t offset = 0;
+	uint64_t offset = 0;
 	read_new_lines(fd, &offset, pid, events);
 	unsigned before = selfdump_latest(events, pid);
 
@@ -506,7 +450,7 @@ selfdump_merge_into_snapshot(json_t *snapshot, pid_t pid, const struct thread_st
 	size_t i;
 	json_t *p;
 	json_array_foreach(procs, i, p)
-		if (get_int(p, "pid", -1) == pid)
+		if (json_int(p, "pid", -1) == pid)
 			proc = p;
 	if (!proc)
 		return -ENOENT;
@@ -520,7 +464,7 @@ selfdump_merge_into_snapshot(json_t *snapshot, pid_t pid, const struct thread_st
 	for (size_t k = 0; k < n; k++) {
 		json_t *match = NULL, *t;
 		json_array_foreach(thread_list, i, t)
-			if (get_int(t, "tid", -1) == threads[k].tid)
+			if (json_int(t, "tid", -1) == threads[k].tid)
 				match = t;
 		if (match && json_is_object(json_object_get(match, "stack")))
 			continue; /* ptrace got one: keep it */

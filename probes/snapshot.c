@@ -83,6 +83,12 @@ process_clear(struct snapshot_process *p)
 	free(p->stacks_error);
 	py_process_free(p->python);
 	free(p->partial_reason);
+	for (size_t i = 0; i < p->n_gaps; i++) {
+		free(p->gaps[i].what);
+		free(p->gaps[i].cause);
+		free(p->gaps[i].detail);
+	}
+	free(p->gaps);
 }
 
 void
@@ -154,18 +160,110 @@ append_reason(char **reason, const char *fmt, ...)
 	*reason = strbuf_steal(&sb);
 }
 
+static bool
+same_or_null(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Record a gap (err: -errno or 0), once per (what, errno, cause, tid): a
+ * hundred unreadable fdinfo files are one gap. */
+static void
+gap_add(struct snapshot_process *p, const char *what, int err, const char *cause, pid_t tid, pid_t tracer,
+	const char *detail)
+{
+	for (size_t i = 0; i < p->n_gaps; i++) {
+		const struct snapshot_gap *g = &p->gaps[i];
+		if (strcmp(g->what, what) == 0 && g->err == -err && same_or_null(g->cause, cause) && g->tid == tid)
+			return;
+	}
+	struct snapshot_gap *grown = realloc(p->gaps, (p->n_gaps + 1) * sizeof(*grown));
+	if (!grown)
+		return;
+	p->gaps = grown;
+	struct snapshot_gap g = { .what = strdup(what), .err = -err, .tid = tid, .tracer = tracer };
+	g.cause = cause ? strdup(cause) : NULL;
+	g.detail = detail ? strdup(detail) : NULL;
+	if (!g.what || (cause && !g.cause) || (detail && !g.detail)) {
+		free(g.what);
+		free(g.cause);
+		free(g.detail);
+		return;
+	}
+	p->gaps[p->n_gaps++] = g;
+}
+
+/* The gap's name for what a reason text calls a step. */
+static const char *
+gap_what(const char *step)
+{
+	static const struct {
+		const char *step, *what;
+	} names[] = {
+		{ "open /proc", "process" },
+		{ "fd", "fd table" },
+		{ "task", "threads" },
+		{ "exited during snapshot", "second sample" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(step, names[i].step) == 0)
+			return names[i].what;
+	return step;
+}
+
 static void
 proc_partial(struct snapshot_process *p, const char *what, int err)
 {
 	p->partial = true;
 	append_reason(&p->partial_reason, "%s: %s", what, strerror(-err));
+	gap_add(p, gap_what(what), err, NULL, 0, 0, NULL);
 }
 
 static void
-thread_partial(struct snapshot_thread *t, const char *what, int err)
+thread_partial(struct snapshot_process *p, struct snapshot_thread *t, const char *what, int err)
 {
 	t->partial = true;
 	append_reason(&t->partial_reason, "%s: %s", what, strerror(-err));
+	gap_add(p, strcmp(what, "task") == 0 ? "thread" : what, err, NULL, t->tid, 0, NULL);
+}
+
+enum snapshot_gap_kind
+snapshot_gap_classify(int err, const char *cause)
+{
+	if (cause) {
+		if (strcmp(cause, "kernel-thread") == 0)
+			return SNAPSHOT_GAP_KERNEL_THREAD;
+		if (strcmp(cause, "traced") == 0)
+			return SNAPSHOT_GAP_TRACED;
+		if (strcmp(cause, "pid-reused") == 0 || strcmp(cause, "exited") == 0)
+			return SNAPSHOT_GAP_GONE;
+		if (strcmp(cause, "other-user") == 0 || strcmp(cause, "not-dumpable") == 0 ||
+		    strcmp(cause, "ptrace-scope") == 0)
+			return SNAPSHOT_GAP_DENIED;
+	}
+	if (err == ESRCH || err == ENOENT)
+		return SNAPSHOT_GAP_GONE;
+	if (err == EPERM || err == EACCES)
+		return SNAPSHOT_GAP_DENIED;
+	return SNAPSHOT_GAP_OTHER;
+}
+
+const char *
+snapshot_gap_kind_name(enum snapshot_gap_kind kind)
+{
+	switch (kind) {
+	case SNAPSHOT_GAP_GONE:
+		return "gone";
+	case SNAPSHOT_GAP_DENIED:
+		return "denied";
+	case SNAPSHOT_GAP_TRACED:
+		return "traced";
+	case SNAPSHOT_GAP_KERNEL_THREAD:
+		return "kernel-thread";
+	case SNAPSHOT_GAP_OTHER:
+		break;
+	}
+	return "other";
 }
 
 /* Errors that mean "the process is gone", as opposed to "not allowed". */
@@ -373,19 +471,20 @@ sample_from_stat(struct snapshot_thread_sample *s, const struct proc_stat *st)
 }
 
 static void
-read_thread(int pid_dirfd, pid_t pid, struct snapshot_thread *t)
+read_thread(int pid_dirfd, struct snapshot_process *p, struct snapshot_thread *t)
 {
+	pid_t pid = p->pid;
 	int r;
 	int dirfd = procfs_open_task(pid_dirfd, t->tid);
 	if (dirfd < 0) {
-		thread_partial(t, "task", dirfd);
+		thread_partial(p, t, "task", dirfd);
 		return;
 	}
 	t->samples[0].at_ns = now_ns();
 	struct proc_stat st;
 	r = procfs_read_stat(dirfd, &st);
 	if (r < 0) {
-		thread_partial(t, "stat", r);
+		thread_partial(p, t, "stat", r);
 	} else {
 		t->state = st.state;
 		t->utime = st.utime;
@@ -396,7 +495,7 @@ read_thread(int pid_dirfd, pid_t pid, struct snapshot_thread *t)
 	struct proc_status status;
 	r = procfs_read_status(dirfd, &status);
 	if (r < 0) {
-		thread_partial(t, "status", r);
+		thread_partial(p, t, "status", r);
 	} else {
 		t->sig_pending = status.sig_pending;
 		t->sig_blocked = status.sig_blocked;
@@ -410,27 +509,35 @@ read_thread(int pid_dirfd, pid_t pid, struct snapshot_thread *t)
 	char wchan[128] = "";
 	r = procfs_read_wchan(dirfd, wchan, sizeof(wchan));
 	if (r < 0 && !is_gone(r))
-		thread_partial(t, "wchan", r);
+		thread_partial(p, t, "wchan", r);
 	t->wchan = strdup(wchan);
 
 	r = procfs_read_syscall(dirfd, &t->syscall);
 	if (r < 0) {
 		/* zombies and exiting threads have no syscall to show */
 		if (!(is_gone(r) && t->state == 'Z'))
-			thread_partial(t, "syscall", r);
+			thread_partial(p, t, "syscall", r);
 		t->syscall.kind = PROC_SYSCALL_UNKNOWN;
 	}
 	(void) procfs_syscall_resolve_restart(&t->syscall, t->wchan);
 	t->samples[0].syscall = t->syscall;
 	(void) close(dirfd);
 
+	/* Reads of the target's memory (process_vm_readv) need ptrace access:
+	 * a refusal is a gap, not a partial record. */
 	syscall_wait_decode(&t->syscall, &t->wait);
-	if (t->wait.timeout_kind == SYSCALL_TIMEOUT_POINTER)
-		(void) syscall_wait_read_timeout(pid, &t->wait);
+	if (t->wait.timeout_kind == SYSCALL_TIMEOUT_POINTER) {
+		r = syscall_wait_read_timeout(pid, &t->wait);
+		if (r < 0 && !is_gone(r))
+			gap_add(p, "memory", r, NULL, t->tid, 0, "syscall timeout");
+	}
 	if (t->wait.fds_ptr && !t->wait.is_futex) {
 		struct wait_fd fds[MAX_WAIT_FDS];
 		size_t n = 0;
-		if (syscall_wait_read_fds(pid, &t->wait, fds, ARRAY_SIZE(fds), &n) == 0 && n > 0) {
+		r = syscall_wait_read_fds(pid, &t->wait, fds, ARRAY_SIZE(fds), &n);
+		if (r < 0 && !is_gone(r))
+			gap_add(p, "memory", r, NULL, t->tid, 0, "waited-for fds");
+		if (r == 0 && n > 0) {
 			t->wait_fds = malloc(n * sizeof(*fds));
 			if (t->wait_fds) {
 				memcpy(t->wait_fds, fds, n * sizeof(*fds));
@@ -441,6 +548,8 @@ read_thread(int pid_dirfd, pid_t pid, struct snapshot_thread *t)
 	if (t->wait.is_futex && t->wait.futex_uaddr) {
 		if (futex_inspect(pid, &t->wait, &t->futex) == 0)
 			t->has_futex = true;
+		if (t->has_futex && t->futex.word_error && !is_gone(-t->futex.word_error))
+			gap_add(p, "memory", -t->futex.word_error, NULL, t->tid, 0, "futex word");
 	}
 }
 
@@ -481,8 +590,9 @@ fd_error(struct snapshot_fd *f, const char *what, int err)
 
 /* Returns the readlink error: the fd is useless without its target. */
 static int
-read_fd(struct take_ctx *ctx, int dirfd, pid_t pid, struct snapshot_fd *f)
+read_fd(struct take_ctx *ctx, int dirfd, struct snapshot_process *p, struct snapshot_fd *f)
 {
+	pid_t pid = p->pid;
 	char name[32];
 	int r;
 
@@ -513,6 +623,11 @@ read_fd(struct take_ctx *ctx, int dirfd, pid_t pid, struct snapshot_fd *f)
 	r = procfs_read_fdinfo(dirfd, f->fd, &fi, &targets);
 	if (r < 0) {
 		fd_error(f, "fdinfo", r);
+		if (!is_gone(r)) {
+			char detail[32];
+			(void) snprintf(detail, sizeof(detail), "fd %d", f->fd);
+			gap_add(p, "fdinfo", r, NULL, 0, 0, detail);
+		}
 	} else {
 		f->has_fdinfo = true;
 		f->flags = fi.flags;
@@ -585,7 +700,7 @@ read_fds(struct take_ctx *ctx, int dirfd, struct snapshot_process *p)
 	for (size_t i = 0; i < n; i++) {
 		struct snapshot_fd *f = &p->fds[k];
 		*f = (struct snapshot_fd){.fd = fds[i]};
-		r = read_fd(ctx, dirfd, p->pid, f);
+		r = read_fd(ctx, dirfd, p, f);
 		if (is_gone(r)) {
 			/* closed between listing and reading: not an fd any more */
 			fd_clear(f);
@@ -673,7 +788,7 @@ read_process(struct take_ctx *ctx, struct snapshot_process *p)
 			for (size_t i = 0; i < n_tids; i++) {
 				struct snapshot_thread *t = &p->threads[i];
 				t->tid = tids[i];
-				read_thread(dirfd, p->pid, t);
+				read_thread(dirfd, p, t);
 				if (t->state == 'T' || t->state == 't')
 					p->stopped = true;
 				if (t->partial) {
@@ -707,6 +822,7 @@ resample_process(struct snapshot_process *p, int idx)
 	if (p->starttime && st.starttime != p->starttime) {
 		p->partial = true;
 		append_reason(&p->partial_reason, "pid reused during snapshot");
+		gap_add(p, "second sample", 0, "pid-reused", 0, 0, NULL);
 		(void) close(dirfd);
 		return;
 	}
@@ -715,6 +831,7 @@ resample_process(struct snapshot_process *p, int idx)
 		p->partial = true;
 		append_reason(&p->partial_reason,
 			      "exited during snapshot (zombie at second sample)");
+		gap_add(p, "second sample", 0, "exited", 0, 0, "zombie at second sample");
 	}
 	if (procfs_read_io(dirfd, &p->io[idx]) == 0)
 		p->has_io[idx] = true;
@@ -1071,6 +1188,10 @@ capture_stacks(struct take_ctx *ctx, struct snapshot_process *p)
 			p->stacks_error = reason;
 		else
 			append_reason(&p->stacks_error, "stacks: %s", strerror(-r));
+		/* ptrace refused: say by what, so no reader parses the text */
+		struct ptrace_obstacle o = { .kind = PTRACE_OBSTACLE_UNKNOWN };
+		bool obstacle = r == -EPERM && stacks_ptrace_obstacle(p->pid, &o) == 0;
+		gap_add(p, "stacks", r, obstacle ? ptrace_obstacle_name(o.kind) : NULL, 0, o.tracer, p->stacks_error);
 		/* without ptrace, Python frames can still be read (unfrozen, maybe torn) */
 		if (ctx->opts->python && python_read(p->pid, &py) == 0)
 			p->python = py;

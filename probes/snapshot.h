@@ -138,6 +138,44 @@ struct snapshot_fd {
 	char *error; /* why part of this fd could not be read */
 };
 
+/* One thing the snapshot could not read about a process, and why: the fact
+ * behind the English of partial_reason and stacks_error, for programs
+ * (docs/snapshot.md "Gaps"). */
+struct snapshot_gap {
+	char *what;   /* "stacks", "status", "fd table", "fdinfo", "thread", ... */
+	int err;      /* errno (positive); 0 when the cause is no errno */
+	char *cause;  /* NULL, or finer: a ptrace_obstacle_name() for stacks,
+		       * "pid-reused", "exited" */
+	pid_t tid;    /* the thread concerned; 0: the process */
+	pid_t tracer; /* cause "traced": the tracer */
+	char *detail; /* NULL, or more: "fd 7", the stacks reason */
+};
+
+/* How a gap came about, for a reader that must word it or act on it. */
+enum snapshot_gap_kind {
+	SNAPSHOT_GAP_OTHER,
+	SNAPSHOT_GAP_GONE,	    /* the process or thread went away meanwhile */
+	SNAPSHOT_GAP_DENIED,	    /* permission: root or CAP_SYS_PTRACE would read it */
+	SNAPSHOT_GAP_TRACED,	    /* ptrace: another tracer holds it */
+	SNAPSHOT_GAP_KERNEL_THREAD, /* ptrace: a kernel thread, nothing to read */
+};
+
+/* From the errno (positive) and the cause (may be NULL). */
+enum snapshot_gap_kind snapshot_gap_classify(int err, const char *cause);
+/* A gap object of snapshot.json ("errno" and "cause"). */
+enum snapshot_gap_kind snapshot_gap_kind(const json_t *gap);
+/* "other", "gone", "denied", "traced", "kernel-thread". */
+const char *snapshot_gap_kind_name(enum snapshot_gap_kind kind);
+
+/* The gaps of one process object of snapshot.json, counted by kind. A
+ * snapshot older than the gaps has none: n is then 0. */
+struct snapshot_gap_summary {
+	size_t n;
+	size_t by_kind[SNAPSHOT_GAP_KERNEL_THREAD + 1];
+	bool stacks; /* one of them is about stacks */
+};
+void snapshot_process_gap_summary(const json_t *process, struct snapshot_gap_summary *ret);
+
 struct snapshot_process {
 	pid_t pid;
 	pid_t ppid;
@@ -177,6 +215,8 @@ struct snapshot_process {
 	struct py_process *python; /* CPython frames and version, NULL when not Python */
 	bool partial;
 	char *partial_reason; /* "; "-separated reasons */
+	struct snapshot_gap *gaps; /* each (what, errno, cause, tid) once */
+	size_t n_gaps;
 };
 
 struct snapshot {

@@ -58,46 +58,6 @@ set_mask(json_t *obj, const char *key, uint64_t mask)
 	set(obj, names_key, names);
 }
 
-/* ---- small readers ---- */
-
-static uint64_t
-get_hex(const json_t *obj, const char *key)
-{
-	const json_t *v = json_object_get(obj, key);
-	uint64_t out = 0;
-	if (json_is_string(v))
-		(void) as_parse_hex(json_string_value(v), &out);
-	else if (json_is_integer(v))
-		out = (uint64_t) json_integer_value(v);
-	return out;
-}
-
-static char
-get_char(const json_t *obj, const char *key)
-{
-	const char *s = json_str(obj, key, NULL);
-	return s && s[0] ? s[0] : '\0';
-}
-
-/* strdup of an optional string; *ok cleared on allocation failure. */
-static char *
-get_strdup(const json_t *obj, const char *key, bool *ok)
-{
-	const char *s = json_str(obj, key, NULL);
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
-	if (!d)
-		*ok = false;
-	return d;
-}
-
-static bool
-get_bool(const json_t *obj, const char *key)
-{
-	return json_bool(obj, key, 0) != 0;
-}
-
 /* ---- enums ---- */
 
 static const char *const syscall_kind_names[] = {
@@ -428,6 +388,22 @@ io_to_json(bool has, const struct proc_io *io)
 }
 
 static json_t *
+gap_to_json(const struct snapshot_gap *g)
+{
+	json_t *o = json_object();
+	set(o, "what", json_string(g->what));
+	set(o, "errno", g->err ? json_integer(g->err) : json_null());
+	const char *name = g->err ? strerrorname_np(g->err) : NULL;
+	set(o, "errno_name", jstr_or_null(name));
+	set(o, "cause", jstr_or_null(g->cause));
+	set(o, "tid", g->tid ? json_integer(g->tid) : json_null());
+	if (g->tracer)
+		set(o, "tracer", json_integer(g->tracer));
+	set(o, "detail", jstr_or_null(g->detail));
+	return o;
+}
+
+static json_t *
 process_to_json(const struct snapshot_process *p)
 {
 	json_t *o = json_object();
@@ -492,6 +468,10 @@ process_to_json(const struct snapshot_process *p)
 	set(o, "python", p->python ? python_process_to_json(p->python) : json_null());
 	set(o, "partial", json_boolean(p->partial));
 	set(o, "partial_reason", jstr_or_null(p->partial_reason));
+	json_t *gaps = json_array();
+	for (size_t i = 0; i < p->n_gaps; i++)
+		(void) json_array_append_new(gaps, gap_to_json(&p->gaps[i]));
+	set(o, "gaps", gaps);
 	return o;
 }
 
@@ -543,8 +523,8 @@ syscall_from_json(const json_t *o, struct proc_syscall *sc)
 			(void) as_parse_hex(json_string_value(a), &v);
 		sc->args[i] = v;
 	}
-	sc->sp = get_hex(o, "sp");
-	sc->pc = get_hex(o, "pc");
+	sc->sp = json_hex(o, "sp", 0);
+	sc->pc = json_hex(o, "pc", 0);
 }
 
 static bool
@@ -582,11 +562,11 @@ static void
 futex_from_json(const json_t *o, struct futex_info *f)
 {
 	*f = (struct futex_info){0};
-	f->uaddr = get_hex(o, "uaddr");
+	f->uaddr = json_hex(o, "uaddr", 0);
 	f->op = (int) json_int(o, "op", 0);
 	f->cmd = f->op & 0x7f;
-	f->private_flag = get_bool(o, "private");
-	f->clock_realtime = get_bool(o, "clock_realtime");
+	f->private_flag = json_bool(o, "private", 0);
+	f->clock_realtime = json_bool(o, "clock_realtime", 0);
 	f->val = (uint32_t) json_int(o, "val", 0);
 	const json_t *w = json_object_get(o, "word");
 	f->word_read = json_is_integer(w);
@@ -607,8 +587,8 @@ stack_from_json(const json_t *o, struct thread_stack *s)
 	bool ok = true;
 	*s = (struct thread_stack){0};
 	s->tid = (pid_t) json_int(o, "tid", 0);
-	s->partial = get_bool(o, "partial");
-	s->error = get_strdup(o, "error", &ok);
+	s->partial = json_bool(o, "partial", 0);
+	s->error = json_strdup(o, "error", &ok);
 	const json_t *frames = json_object_get(o, "frames");
 	size_t n = json_array_size(frames);
 	if (n) {
@@ -619,14 +599,14 @@ stack_from_json(const json_t *o, struct thread_stack *s)
 		for (size_t i = 0; i < n; i++) {
 			const json_t *fo = json_array_get(frames, i);
 			struct frame *f = &s->frames[i];
-			f->pc = get_hex(fo, "pc");
-			f->function = get_strdup(fo, "function", &ok);
+			f->pc = json_hex(fo, "pc", 0);
+			f->function = json_strdup(fo, "function", &ok);
 			f->offset = (uint64_t) json_int(fo, "offset", 0);
-			f->module = get_strdup(fo, "module", &ok);
-			f->file = get_strdup(fo, "file", &ok);
+			f->module = json_strdup(fo, "module", &ok);
+			f->file = json_strdup(fo, "file", &ok);
 			f->line = (int) json_int(fo, "line", 0);
-			f->inlined = get_bool(fo, "inlined");
-			f->python = get_strdup(fo, "python", &ok);
+			f->inlined = json_bool(fo, "inlined", 0);
+			f->python = json_strdup(fo, "python", &ok);
 		}
 	}
 	return ok;
@@ -635,9 +615,9 @@ stack_from_json(const json_t *o, struct thread_stack *s)
 static void
 sample_from_json(const json_t *o, struct snapshot_thread_sample *s)
 {
-	s->valid = get_bool(o, "valid");
+	s->valid = json_bool(o, "valid", 0);
 	s->at_ns = (uint64_t) json_int(o, "at_ns", 0);
-	s->state = get_char(o, "state");
+	s->state = json_char(o, "state", '\0');
 	s->utime = (uint64_t) json_int(o, "utime", 0);
 	s->stime = (uint64_t) json_int(o, "stime", 0);
 	s->voluntary_ctxt_switches = (uint64_t) json_int(o, "voluntary_ctxt_switches", 0);
@@ -650,14 +630,14 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 {
 	bool ok = true;
 	t->tid = (pid_t) json_int(o, "tid", 0);
-	t->name = get_strdup(o, "name", &ok);
-	t->state = get_char(o, "state");
-	t->wchan = get_strdup(o, "wchan", &ok);
+	t->name = json_strdup(o, "name", &ok);
+	t->state = json_char(o, "state", '\0');
+	t->wchan = json_strdup(o, "wchan", &ok);
 	syscall_from_json(json_object_get(o, "syscall"), &t->syscall);
 	if (!wait_from_json(json_object_get(o, "wait"), t))
 		return false;
-	t->sig_pending = get_hex(o, "sig_pending");
-	t->sig_blocked = get_hex(o, "sig_blocked");
+	t->sig_pending = json_hex(o, "sig_pending", 0);
+	t->sig_blocked = json_hex(o, "sig_blocked", 0);
 	t->utime = (uint64_t) json_int(o, "utime", 0);
 	t->stime = (uint64_t) json_int(o, "stime", 0);
 	t->voluntary_ctxt_switches = (uint64_t) json_int(o, "voluntary_ctxt_switches", 0);
@@ -667,7 +647,7 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 		sample_from_json(json_array_get(samples, i), &t->samples[i]);
 	const json_t *ss = json_object_get(o, "syscall_samples");
 	t->n_syscall_samples = (unsigned) json_int(ss, "taken", 0);
-	t->sampling_error = get_strdup(ss, "error", &ok);
+	t->sampling_error = json_strdup(ss, "error", &ok);
 	const json_t *hist = json_object_get(ss, "histogram");
 	size_t n = json_array_size(hist);
 	if (n) {
@@ -682,7 +662,7 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 			h->kind = strcmp(kind, "user") == 0 ? SYSCALL_SAMPLE_USER
 							    : SYSCALL_SAMPLE_SYSCALL;
 			h->nr = (long) json_int(e, "nr", -1);
-			h->arg0 = get_hex(e, "arg0");
+			h->arg0 = json_hex(e, "arg0", 0);
 			h->has_result = json_is_integer(json_object_get(e, "result"));
 			h->result = json_int(e, "result", 0);
 			h->count = (unsigned) json_int(e, "count", 0);
@@ -693,8 +673,8 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 		t->has_futex = true;
 		futex_from_json(fx, &t->futex);
 	}
-	t->partial = get_bool(o, "partial");
-	t->partial_reason = get_strdup(o, "partial_reason", &ok);
+	t->partial = json_bool(o, "partial", 0);
+	t->partial_reason = json_strdup(o, "partial_reason", &ok);
 	return ok;
 }
 
@@ -724,7 +704,7 @@ unix_from_json(const json_t *o, struct unix_sock_info *u)
 		for (size_t i = 0; i < n; i++)
 			u->icons[i] = (uint32_t) json_integer_value(json_array_get(icons, i));
 	}
-	u->name = get_strdup(o, "name", &ok);
+	u->name = json_strdup(o, "name", &ok);
 	u->has_vfs = json_is_integer(json_object_get(o, "vfs_ino"));
 	u->vfs_ino = (uint64_t) json_int(o, "vfs_ino", 0);
 	u->vfs_dev = (uint32_t) json_int(o, "vfs_dev", 0);
@@ -756,18 +736,18 @@ fd_from_json(const json_t *o, struct snapshot_fd *f)
 {
 	bool ok = true;
 	f->fd = (int) json_int(o, "fd", -1);
-	f->target = get_strdup(o, "target", &ok);
+	f->target = json_strdup(o, "target", &ok);
 	int kind = fd_kind_from_name(json_str(o, "kind", "other"));
 	f->kind = kind < 0 ? FD_KIND_OTHER : (enum fd_kind) kind;
 	f->ino = (uint64_t) json_int(o, "ino", 0);
-	f->deleted = get_bool(o, "deleted");
-	f->has_fdinfo = get_bool(o, "has_fdinfo");
+	f->deleted = json_bool(o, "deleted", 0);
+	f->has_fdinfo = json_bool(o, "has_fdinfo", 0);
 	const char *flags = json_str(o, "flags", NULL);
 	if (flags)
 		f->flags = (uint32_t) strtoul(flags, NULL, 8);
 	f->access = access_from_name(json_str(o, "access", NULL));
-	f->nonblock = get_bool(o, "nonblock");
-	f->cloexec = get_bool(o, "cloexec");
+	f->nonblock = json_bool(o, "nonblock", 0);
+	f->cloexec = json_bool(o, "cloexec", 0);
 	f->pos = json_int(o, "pos", 0);
 	f->mnt_id = (int) json_int(o, "mnt_id", 0);
 	const json_t *targets = json_object_get(o, "epoll_targets");
@@ -781,15 +761,15 @@ fd_from_json(const json_t *o, struct snapshot_fd *f)
 			const json_t *e = json_array_get(targets, i);
 			struct epoll_target *t = &f->epoll_targets[i];
 			t->tfd = (int) json_int(e, "tfd", -1);
-			t->events = (uint32_t) get_hex(e, "events");
-			t->data = get_hex(e, "data");
+			t->events = (uint32_t) json_hex(e, "events", 0);
+			t->data = json_hex(e, "data", 0);
 			t->ino = (uint64_t) json_int(e, "ino", 0);
 			t->sdev = (uint32_t) json_int(e, "sdev", 0);
 		}
 	}
 	f->pidfd_pid = (pid_t) json_int(o, "pidfd_pid", 0);
-	f->eventfd_count = get_hex(o, "eventfd_count");
-	f->signalfd_mask = get_hex(o, "signalfd_mask");
+	f->eventfd_count = json_hex(o, "eventfd_count", 0);
+	f->signalfd_mask = json_hex(o, "signalfd_mask", 0);
 	f->timerfd_clockid = (int) json_int(o, "timerfd_clockid", 0);
 	f->timerfd_value_ns = json_int(o, "timerfd_value_ns", 0);
 	f->timerfd_interval_ns = json_int(o, "timerfd_interval_ns", 0);
@@ -801,10 +781,10 @@ fd_from_json(const json_t *o, struct snapshot_fd *f)
 		f->pipe_fill.capacity = (int) json_int(pipe, "capacity", 0);
 		f->pipe_fill.ino = (uint64_t) json_int(pipe, "ino", 0);
 	}
-	f->pipe_fill_error = get_strdup(o, "pipe_error", &ok);
+	f->pipe_fill_error = json_strdup(o, "pipe_error", &ok);
 	const json_t *so = json_object_get(o, "socket");
 	if (json_is_object(so)) {
-		f->sock_protocol = get_strdup(so, "protocol", &ok);
+		f->sock_protocol = json_strdup(so, "protocol", &ok);
 		const json_t *u = json_object_get(so, "unix");
 		if (json_is_object(u)) {
 			f->has_unix = true;
@@ -817,7 +797,7 @@ fd_from_json(const json_t *o, struct snapshot_fd *f)
 			inet_from_json(in, &f->inet_sock);
 		}
 	}
-	f->error = get_strdup(o, "error", &ok);
+	f->error = json_strdup(o, "error", &ok);
 	return ok;
 }
 
@@ -862,6 +842,33 @@ argv_from_json(const json_t *arr, struct snapshot_process *p)
 	return true;
 }
 
+/* Gaps that name no `what` are not gaps: skipped. */
+static bool
+gaps_from_json(const json_t *arr, struct snapshot_process *p)
+{
+	size_t n = json_array_size(arr);
+	if (n == 0)
+		return true;
+	p->gaps = calloc(n, sizeof(*p->gaps));
+	if (!p->gaps)
+		return false;
+	bool ok = true;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *go = json_array_get(arr, i);
+		if (!json_str(go, "what", NULL))
+			continue;
+		struct snapshot_gap *g = &p->gaps[p->n_gaps++];
+		g->what = json_strdup(go, "what", &ok);
+		int64_t err = json_int(go, "errno", 0);
+		g->err = err > 0 && err < 4096 ? (int) err : 0;
+		g->cause = json_strdup(go, "cause", &ok);
+		g->tid = (pid_t) json_int(go, "tid", 0);
+		g->tracer = (pid_t) json_int(go, "tracer", 0);
+		g->detail = json_strdup(go, "detail", &ok);
+	}
+	return ok;
+}
+
 static bool
 process_from_json(const json_t *o, struct snapshot_process *p)
 {
@@ -875,16 +882,16 @@ process_from_json(const json_t *o, struct snapshot_process *p)
 	p->euid = (uid_t) json_int(o, "euid", 0);
 	p->gid = (gid_t) json_int(o, "gid", 0);
 	p->egid = (gid_t) json_int(o, "egid", 0);
-	p->comm = get_strdup(o, "comm", &ok);
+	p->comm = json_strdup(o, "comm", &ok);
 	if (!argv_from_json(json_object_get(o, "argv"), p))
 		return false;
-	p->exe = get_strdup(o, "exe", &ok);
-	p->state = get_char(o, "state");
-	p->zombie = get_bool(o, "zombie");
-	p->stopped = get_bool(o, "stopped");
-	p->is_traced = get_bool(o, "is_traced");
+	p->exe = json_strdup(o, "exe", &ok);
+	p->state = json_char(o, "state", '\0');
+	p->zombie = json_bool(o, "zombie", 0);
+	p->stopped = json_bool(o, "stopped", 0);
+	p->is_traced = json_bool(o, "is_traced", 0);
 	p->tracer_pid = (pid_t) json_int(o, "tracer_pid", 0);
-	p->orphan_hint = get_bool(o, "orphan_hint");
+	p->orphan_hint = json_bool(o, "orphan_hint", 0);
 	const json_t *via = json_object_get(o, "found_via");
 	for (size_t i = 0; i < json_array_size(via); i++) {
 		int k = name_index(via_names, ARRAY_SIZE(via_names),
@@ -896,9 +903,9 @@ process_from_json(const json_t *o, struct snapshot_process *p)
 	p->utime = (uint64_t) json_int(o, "utime", 0);
 	p->stime = (uint64_t) json_int(o, "stime", 0);
 	p->num_threads = json_int(o, "num_threads", 0);
-	p->shd_pending = get_hex(o, "shd_pending");
-	p->sig_ignored = get_hex(o, "sig_ignored");
-	p->sig_caught = get_hex(o, "sig_caught");
+	p->shd_pending = json_hex(o, "shd_pending", 0);
+	p->sig_ignored = json_hex(o, "sig_ignored", 0);
+	p->sig_caught = json_hex(o, "sig_caught", 0);
 	p->sigq_queued = (uint64_t) json_int(o, "sigq_queued", 0);
 	p->sigq_limit = (uint64_t) json_int(o, "sigq_limit", 0);
 	const json_t *io = json_object_get(o, "io");
@@ -937,7 +944,7 @@ process_from_json(const json_t *o, struct snapshot_process *p)
 	for (size_t i = 0; i < json_array_size(extra); i++)
 		if (!stack_from_json(json_array_get(extra, i), &p->stacks[p->n_stacks++]))
 			ok = false;
-	p->stacks_error = get_strdup(o, "stacks_error", &ok);
+	p->stacks_error = json_strdup(o, "stacks_error", &ok);
 
 	const json_t *fds = json_object_get(o, "fds");
 	size_t nf = json_array_size(fds);
@@ -950,8 +957,10 @@ process_from_json(const json_t *o, struct snapshot_process *p)
 			if (!fd_from_json(json_array_get(fds, i), &p->fds[i]))
 				ok = false;
 	}
-	p->partial = get_bool(o, "partial");
-	p->partial_reason = get_strdup(o, "partial_reason", &ok);
+	p->partial = json_bool(o, "partial", 0);
+	p->partial_reason = json_strdup(o, "partial_reason", &ok);
+	if (!gaps_from_json(json_object_get(o, "gaps"), p))
+		ok = false;
 	return ok;
 }
 
@@ -972,7 +981,7 @@ snapshot_from_json(const json_t *doc, struct snapshot **ret)
 	snap->sample_interval_ns = (uint64_t) json_int(doc, "sample_interval_ns", 0);
 	snap->clock_ticks = (long) json_int(doc, "clock_ticks", 100);
 	snap->taken_by = (pid_t) json_int(doc, "taken_by", 0);
-	snap->kernel = get_strdup(doc, "kernel", &ok);
+	snap->kernel = json_strdup(doc, "kernel", &ok);
 	const json_t *roots = json_object_get(doc, "roots");
 	size_t nr = json_array_size(roots);
 	if (nr) {
@@ -987,8 +996,8 @@ snapshot_from_json(const json_t *doc, struct snapshot **ret)
 	snap->subreaper = (pid_t) json_int(doc, "subreaper", 0);
 	snap->pgid = (pid_t) json_int(doc, "pgid", 0);
 	snap->sid = (pid_t) json_int(doc, "sid", 0);
-	snap->truncated = get_bool(doc, "truncated");
-	snap->sockdiag_error = get_strdup(doc, "sockdiag_error", &ok);
+	snap->truncated = json_bool(doc, "truncated", 0);
+	snap->sockdiag_error = json_strdup(doc, "sockdiag_error", &ok);
 	const json_t *procs = json_object_get(doc, "processes");
 	size_t np = json_array_size(procs);
 	if (ok && np) {
@@ -1013,4 +1022,30 @@ snapshot_from_json(const json_t *doc, struct snapshot **ret)
 	}
 	*ret = snap;
 	return 0;
+}
+
+/* ---- gaps, for readers of snapshot.json ---- */
+
+enum snapshot_gap_kind
+snapshot_gap_kind(const json_t *gap)
+{
+	int64_t err = json_int(gap, "errno", 0);
+	return snapshot_gap_classify(err > 0 && err < 4096 ? (int) err : 0, json_str(gap, "cause", NULL));
+}
+
+void
+snapshot_process_gap_summary(const json_t *process, struct snapshot_gap_summary *ret)
+{
+	struct snapshot_gap_summary s = { 0 };
+	size_t i;
+	const json_t *gap;
+	json_array_foreach(json_object_get(process, "gaps"), i, gap) {
+		if (!json_is_object(gap))
+			continue;
+		s.n++;
+		s.by_kind[snapshot_gap_kind(gap)]++;
+		if (strcmp(json_str(gap, "what", ""), "stacks") == 0)
+			s.stacks = true;
+	}
+	*ret = s;
 }

@@ -73,6 +73,31 @@ int stacks_capture(struct stack_cache *cache, pid_t pid, const struct stacks_opt
 
 void thread_stacks_free(struct thread_stack *threads, size_t n);
 
+/* What stands between us and PTRACE_SEIZE of a process, as far as /proc
+ * tells: asked after an EPERM, for a reason a program can act on
+ * (docs/stacks.md "When ptrace is refused"). */
+enum ptrace_obstacle_kind {
+	PTRACE_OBSTACLE_UNKNOWN,       /* nothing visible: a security module, seccomp? */
+	PTRACE_OBSTACLE_KERNEL_THREAD, /* PF_KTHREAD: no user space; nobody may trace it */
+	PTRACE_OBSTACLE_TRACED,	       /* TracerPid != 0: one tracer at a time, root too */
+	PTRACE_OBSTACLE_OTHER_USER,    /* uid/gid differ and we lack CAP_SYS_PTRACE */
+	PTRACE_OBSTACLE_NOT_DUMPABLE,  /* PR_SET_DUMPABLE 0 or set[ug]id, and we lack CAP_SYS_PTRACE */
+	PTRACE_OBSTACLE_PTRACE_SCOPE,  /* kernel.yama.ptrace_scope forbids it */
+};
+
+struct ptrace_obstacle {
+	enum ptrace_obstacle_kind kind;
+	pid_t tracer;	  /* PTRACE_OBSTACLE_TRACED: the tracer's pid */
+	int ptrace_scope; /* kernel.yama.ptrace_scope, -1 when there is no Yama */
+};
+
+/* The first obstacle in the order of the enum (kernel thread first: nothing
+ * else matters then). Returns 0, -ESRCH when pid is gone, or -errno. */
+int stacks_ptrace_obstacle(pid_t pid, struct ptrace_obstacle *ret);
+/* "kernel-thread", "traced", "other-user", "not-dumpable", "ptrace-scope",
+ * "unknown": the `cause` of a snapshot gap. */
+const char *ptrace_obstacle_name(enum ptrace_obstacle_kind kind);
+
 /* A module as recorded by a process about itself (self-dump without ptrace). */
 struct raw_module {
 	uint64_t start, end; /* mapped address range */

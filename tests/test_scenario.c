@@ -1,16 +1,22 @@
 /* Scenario loader: valid files, --set, matrix expansion, JSON round trip,
  * the pre-order index, and a corpus of invalid files with their exact message
- * (fixtures/scenarios/invalid/NAME.yaml + NAME.expected). */
+ * (fixtures/scenarios/invalid/NAME.yaml + NAME.expected), and the walk that
+ * finds scenario files (symlink loops, FIFOs, unreadable directories). */
 #include <criterion/criterion.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "harness/runner.h"
 #include "harness/scenario.h"
 #include "util/fdutil.h"
 #include "util/timeutil.h"
@@ -839,4 +845,322 @@ Test(scenario, names_round_trip)
 	cr_assert_str_eq(backend_name(_BACKEND_MAX), "?");
 	scenario_free(NULL);
 	scenario_free_cells(NULL, 0);
+}
+
+/* ---- finding scenario files (scenario_collect, and runner_collect over it) ---- */
+
+static const char minimal_text[] = "name: NAME\ntree:\n  name: root\n";
+
+/* A fresh directory tree for one test; removed by tree_remove. */
+static char *
+tree_new(void)
+{
+	char *dir = strdup("/tmp/forkscope-collect-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	return dir;
+}
+
+static int
+remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		(void)chmod(path, 0700);
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static void
+tree_remove(char *dir)
+{
+	/* Unlock first: a 000 directory cannot be listed to empty it. */
+	char *cmd = NULL;
+	cr_assert(asprintf(&cmd, "chmod -R u+rwx '%s'", dir) >= 0);
+	(void)system(cmd);
+	free(cmd);
+	(void)nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+static char *
+tree_path(const char *dir, const char *rel)
+{
+	char *p = NULL;
+	cr_assert(asprintf(&p, "%s/%s", dir, rel) >= 0);
+	return p;
+}
+
+static void
+tree_mkdir(const char *dir, const char *rel)
+{
+	char *p = tree_path(dir, rel);
+	cr_assert_eq(mkdir(p, 0755), 0, "mkdir %s: %s", p, strerror(errno));
+	free(p);
+}
+
+static void
+tree_scenario(const char *dir, const char *rel, const char *name)
+{
+	char *p = tree_path(dir, rel);
+	FILE *f = fopen(p, "we");
+	cr_assert_not_null(f, "%s: %s", p, strerror(errno));
+	for (const char *t = minimal_text; *t; t++)
+		if (strncmp(t, "NAME", 4) == 0) {
+			fputs(name, f);
+			t += 3;
+		} else {
+			fputc(*t, f);
+		}
+	cr_assert_eq(fclose(f), 0);
+	free(p);
+}
+
+static void
+tree_symlink(const char *dir, const char *rel, const char *target)
+{
+	char *p = tree_path(dir, rel);
+	cr_assert_eq(symlink(target, p), 0, "symlink %s: %s", p, strerror(errno));
+	free(p);
+}
+
+static size_t
+count_notes(const struct scenario_collection *c, bool error, const char *part)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->n_notes; i++)
+		if (c->notes[i].error == error && strstr(c->notes[i].message, part))
+			n++;
+	return n;
+}
+
+static void
+collect_dir(const char *dir, struct scenario_collection *c)
+{
+	char *paths[] = {(char *)dir};
+	cr_assert_eq(scenario_collect(paths, 1, c), 0);
+}
+
+/* Regression (issue 17): `sub/up -> ..` made the walk load one file 41 times
+ * (until ELOOP); runner_collect is the entry point run and scenarios use. */
+Test(collect, parent_symlink_loads_each_file_once, .timeout = 300)
+{
+	char *dir = tree_new();
+	tree_scenario(dir, "one.yaml", "one");
+	tree_mkdir(dir, "sub");
+	tree_symlink(dir, "sub/up", "..");
+	char *paths[] = {dir};
+	struct scenario **list = NULL;
+	size_t n = 0;
+	cr_assert_eq(runner_collect(paths, 1, &list, &n), 0);
+	cr_assert_eq(n, 1, "loaded %zu scenarios from one file", n);
+	cr_assert_str_eq(list[0]->name, "one");
+	scenario_free(list[0]);
+	free(list);
+
+	struct scenario_collection c;
+	collect_dir(dir, &c);
+	cr_assert_eq(c.n_scenarios, 1);
+	cr_assert_eq(c.n_errors, 0);
+	cr_assert_eq(count_notes(&c, false, "sub/up: skipped, the same directory as"), 1);
+	scenario_collection_clear(&c);
+	tree_remove(dir);
+}
+
+/* Regression (issue 17): two `ln -s .` made the walk run forever, growing. */
+Test(collect, self_symlinks_do_not_loop, .timeout = 300)
+{
+	char *dir = tree_new();
+	tree_scenario(dir, "a.yaml", "a");
+	tree_mkdir(dir, "deeper");
+	tree_scenario(dir, "deeper/b.yaml", "b");
+	tree_symlink(dir, "x", ".");
+	tree_symlink(dir, "y", ".");
+	tree_symlink(dir, "deeper/z", "../deeper");
+	char *paths[] = {dir};
+	struct scenario **list = NULL;
+	size_t n = 0;
+	cr_assert_eq(runner_collect(paths, 1, &list, &n), 0);
+	cr_assert_eq(n, 2);
+	for (size_t i = 0; i < n; i++)
+		scenario_free(list[i]);
+	free(list);
+
+	struct scenario_collection c;
+	collect_dir(dir, &c);
+	cr_assert_eq(c.n_scenarios, 2);
+	/* sorted by path: a.yaml before deeper/b.yaml */
+	cr_assert_str_eq(c.scenarios[0]->name, "a");
+	cr_assert_str_eq(c.scenarios[1]->name, "b");
+	cr_assert_eq(c.n_errors, 0);
+	cr_assert_eq(count_notes(&c, false, "skipped, the same directory as"), 3);
+	scenario_collection_clear(&c);
+	tree_remove(dir);
+}
+
+Test(collect, same_file_named_twice_loads_once)
+{
+	char *dir = tree_new();
+	tree_scenario(dir, "one.yaml", "one");
+	tree_symlink(dir, "alias.yaml", "one.yaml");
+	char *file = tree_path(dir, "one.yaml");
+	char *paths[] = {file, dir};
+	struct scenario_collection c;
+	cr_assert_eq(scenario_collect(paths, 2, &c), 0);
+	cr_assert_eq(c.n_scenarios, 1);
+	cr_assert_str_eq(c.scenarios[0]->path, file);
+	cr_assert_eq(c.n_errors, 0);
+	/* alias.yaml and one.yaml under dir are both the file already loaded */
+	cr_assert_eq(count_notes(&c, false, "skipped, the same file as"), 2);
+	scenario_collection_clear(&c);
+	free(file);
+	tree_remove(dir);
+}
+
+/* Regression (issue 17): a FIFO named x.yaml blocked the loader in open(). */
+Test(collect, fifo_is_refused_without_blocking, .timeout = 300)
+{
+	char *dir = tree_new();
+	tree_scenario(dir, "good.yaml", "good");
+	char *fifo = tree_path(dir, "x.yaml");
+	cr_assert_eq(mkfifo(fifo, 0644), 0);
+
+	struct scenario *s = NULL;
+	char *err = NULL;
+	cr_assert_eq(scenario_load(fifo, &s, &err), -EINVAL);
+	cr_assert_null(s);
+	char *want = NULL;
+	cr_assert(asprintf(&want, "%s: not a regular file (a FIFO); a scenario must be a regular file",
+			   fifo) >= 0);
+	cr_assert_str_eq(err, want);
+	free(err);
+
+	struct scenario_collection c;
+	collect_dir(dir, &c);
+	cr_assert_eq(c.n_scenarios, 1);
+	cr_assert_eq(c.n_errors, 1);
+	cr_assert_str_eq(c.notes[0].message, want);
+	scenario_collection_clear(&c);
+
+	err = NULL;
+	cr_assert_eq(scenario_load("/dev/null", &s, &err), -EINVAL);
+	cr_assert_str_eq(err, "/dev/null: not a regular file (a character device); a scenario must "
+			      "be a regular file");
+	free(err);
+	free(want);
+	free(fifo);
+	tree_remove(dir);
+}
+
+/* Lower the effective capabilities that bypass directory permissions (root
+ * reads a mode 000 directory anyway); the permitted set keeps them. */
+static void
+set_dac_override(bool on)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+	cr_assert_eq(syscall(SYS_capget, &hdr, data), 0);
+	unsigned mask = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH);
+	if (on)
+		data[0].effective |= mask & data[0].permitted;
+	else
+		data[0].effective &= ~mask;
+	cr_assert_eq(syscall(SYS_capset, &hdr, data), 0, "capset: %s", strerror(errno));
+}
+
+/* Regression (issue 17): an unreadable subdirectory was skipped silently. */
+Test(collect, unreadable_subdirectory_is_a_warning)
+{
+	char *dir = tree_new();
+	tree_scenario(dir, "a.yaml", "a");
+	tree_mkdir(dir, "locked");
+	tree_scenario(dir, "locked/b.yaml", "b");
+	char *locked = tree_path(dir, "locked");
+	cr_assert_eq(chmod(locked, 0), 0);
+
+	struct scenario_collection c;
+	set_dac_override(false);
+	collect_dir(dir, &c);
+	set_dac_override(true);
+	cr_assert_eq(c.n_scenarios, 1);
+	cr_assert_eq(c.n_errors, 0);
+	cr_assert_eq(c.n_notes, 1);
+	char *want = NULL;
+	cr_assert(asprintf(&want,
+			   "%s: cannot read directory (Permission denied); the scenarios in it "
+			   "are skipped",
+			   locked) >= 0);
+	cr_assert_str_eq(c.notes[0].message, want);
+	scenario_collection_clear(&c);
+
+	/* Given as the argument itself it is an error: nothing can be run. */
+	char *paths[] = {locked};
+	set_dac_override(false);
+	cr_assert_eq(scenario_collect(paths, 1, &c), 0);
+	set_dac_override(true);
+	cr_assert_eq(c.n_scenarios, 0);
+	cr_assert_eq(c.n_errors, 1);
+	cr_assert(strstr(c.notes[0].message, "cannot read directory: Permission denied"));
+	scenario_collection_clear(&c);
+	free(want);
+	free(locked);
+	tree_remove(dir);
+}
+
+Test(collect, errors_are_data_in_order)
+{
+	char *dir = tree_new();
+	tree_mkdir(dir, "empty");
+	tree_symlink(dir, "empty/dangling.yaml", "nowhere.yaml");
+	tree_mkdir(dir, "nothing");
+	char *empty = tree_path(dir, "empty"), *nothing = tree_path(dir, "nothing");
+	char *missing = tree_path(dir, "missing");
+	char *paths[] = {missing, nothing, empty};
+	struct scenario_collection c;
+	cr_assert_eq(scenario_collect(paths, 3, &c), 0);
+	cr_assert_eq(c.n_scenarios, 0);
+	cr_assert_eq(c.n_errors, 3);
+	cr_assert_eq(c.n_notes, 3);
+	char *want[3] = {NULL};
+	cr_assert(asprintf(&want[0], "%s: No such file or directory", missing) >= 0);
+	cr_assert(asprintf(&want[1], "%s: no scenario files (*.yaml) found", nothing) >= 0);
+	cr_assert(asprintf(&want[2], "%s/dangling.yaml: No such file or directory", empty) >= 0);
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert(c.notes[i].error);
+		cr_assert_str_eq(c.notes[i].message, want[i]);
+		free(want[i]);
+	}
+	scenario_collection_clear(&c);
+	scenario_collection_clear(NULL);
+	free(empty);
+	free(nothing);
+	free(missing);
+	tree_remove(dir);
+}
+
+/* Regression (issue 17): `image` had no cap below the machine's memory. The
+ * limit is the smaller of SCENARIO_MAX_IMAGE_BYTES and half the memory. */
+Test(scenario, image_is_capped_below_memory)
+{
+	uint64_t half = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 2;
+	uint64_t limit = half < SCENARIO_MAX_IMAGE_BYTES ? half : SCENARIO_MAX_IMAGE_BYTES;
+	struct scenario *s = load_text(minimal_text);
+	char set[64], *err = NULL;
+
+	(void)snprintf(set, sizeof(set), "image=%lluB", (unsigned long long)limit);
+	cr_assert_eq(scenario_set(s, set, &err), 0, "%s", err ? err : "");
+	cr_assert_eq(s->image_bytes, limit);
+
+	(void)snprintf(set, sizeof(set), "image=%lluB", (unsigned long long)limit + 1);
+	cr_assert_eq(scenario_set(s, set, &err), -EINVAL);
+	cr_assert_eq(s->image_bytes, limit, "a refused --set leaves the scenario alone");
+	if (limit == SCENARIO_MAX_IMAGE_BYTES)
+		cr_assert(strstr(err, "is larger than the limit of 8 GiB"), "%s", err);
+	else
+		cr_assert(strstr(err, "is more than half of this machine's memory"), "%s", err);
+	free(err);
+
+	err = NULL;
+	cr_assert_eq(scenario_set(s, "image=1024GiB", &err), -EINVAL);
+	free(err);
+	scenario_free(s);
 }

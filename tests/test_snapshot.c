@@ -26,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -36,6 +37,7 @@
 
 #include "probes/snapshot.h"
 #include "util/fdutil.h"
+#include "util/jsonutil.h"
 
 #define WAIT_LIMIT_MS 20000 /* guard against a broken fixture, not a timing assertion */
 
@@ -969,6 +971,19 @@ Test(snapshot, unprivileged)
 				bad |= 2;
 			if (p->state != 'S')
 				bad |= 4; /* stat stays readable */
+			/* the same facts as gaps: denied by errno, stacks by cause */
+			bool denied = false, stacks_other_user = false;
+			for (size_t k = 0; k < p->n_gaps; k++) {
+				const struct snapshot_gap *g = &p->gaps[k];
+				denied = denied || snapshot_gap_classify(g->err, g->cause) == SNAPSHOT_GAP_DENIED;
+				stacks_other_user = stacks_other_user ||
+						    (strcmp(g->what, "stacks") == 0 && g->err == EPERM && g->cause &&
+						     strcmp(g->cause, "other-user") == 0);
+			}
+			if (!denied)
+				bad |= 16;
+			if (!stacks_other_user)
+				bad |= 32;
 		}
 		json_t *doc = snapshot_to_json(snap);
 		if (!doc)
@@ -984,4 +999,175 @@ Test(snapshot, unprivileged)
 		     WEXITSTATUS(status));
 	assert_not_stopped_or_traced(f.pid);
 	fixture_kill(&f);
+}
+
+Test(snapshot, gap_kinds)
+{
+	cr_assert_eq(snapshot_gap_classify(EPERM, NULL), SNAPSHOT_GAP_DENIED);
+	cr_assert_eq(snapshot_gap_classify(EACCES, NULL), SNAPSHOT_GAP_DENIED);
+	cr_assert_eq(snapshot_gap_classify(ESRCH, NULL), SNAPSHOT_GAP_GONE);
+	cr_assert_eq(snapshot_gap_classify(ENOENT, NULL), SNAPSHOT_GAP_GONE);
+	cr_assert_eq(snapshot_gap_classify(ETIMEDOUT, NULL), SNAPSHOT_GAP_OTHER);
+	cr_assert_eq(snapshot_gap_classify(EPERM, "traced"), SNAPSHOT_GAP_TRACED);
+	cr_assert_eq(snapshot_gap_classify(EPERM, "kernel-thread"), SNAPSHOT_GAP_KERNEL_THREAD);
+	cr_assert_eq(snapshot_gap_classify(EPERM, "not-dumpable"), SNAPSHOT_GAP_DENIED);
+	cr_assert_eq(snapshot_gap_classify(0, "pid-reused"), SNAPSHOT_GAP_GONE);
+	cr_assert_eq(snapshot_gap_classify(0, NULL), SNAPSHOT_GAP_OTHER);
+	cr_assert_str_eq(snapshot_gap_kind_name(SNAPSHOT_GAP_KERNEL_THREAD), "kernel-thread");
+
+	/* From snapshot.json: the numbers decide, never an English text. */
+	json_error_t err;
+	json_t *proc = json_loads("{\"pid\": 5, \"partial_reason\": \"status: Permission denied\", \"gaps\": ["
+				  "{\"what\": \"status\", \"errno\": 13, \"errno_name\": \"EACCES\"},"
+				  "{\"what\": \"stacks\", \"errno\": 1, \"cause\": \"traced\", \"tracer\": 9},"
+				  "{\"what\": \"second sample\", \"errno\": 3, \"detail\": \"Permission denied\"},"
+				  "\"junk\"]}",
+				  0, &err);
+	cr_assert_not_null(proc, "%s", err.text);
+	const json_t *gaps = json_object_get(proc, "gaps");
+	cr_assert_eq(snapshot_gap_kind(json_array_get(gaps, 0)), SNAPSHOT_GAP_DENIED);
+	cr_assert_eq(snapshot_gap_kind(json_array_get(gaps, 1)), SNAPSHOT_GAP_TRACED);
+	cr_assert_eq(snapshot_gap_kind(json_array_get(gaps, 2)), SNAPSHOT_GAP_GONE);
+	struct snapshot_gap_summary s;
+	snapshot_process_gap_summary(proc, &s);
+	cr_assert_eq(s.n, 3);
+	cr_assert_eq(s.by_kind[SNAPSHOT_GAP_DENIED], 1);
+	cr_assert_eq(s.by_kind[SNAPSHOT_GAP_TRACED], 1);
+	cr_assert_eq(s.by_kind[SNAPSHOT_GAP_GONE], 1);
+	cr_assert(s.stacks);
+	json_decref(proc);
+	/* A snapshot from before the gaps: nothing to count. */
+	proc = json_pack("{s:i, s:s}", "pid", 5, "partial_reason", "status: Permission denied");
+	snapshot_process_gap_summary(proc, &s);
+	cr_assert_eq(s.n, 0);
+	json_decref(proc);
+}
+
+/* A tracer of our own making: PTRACE_SEIZE of target, then it waits for
+ * its release (or our death). */
+static pid_t
+tracer_start(pid_t target, int *ret_release)
+{
+	int ready[2], release[2];
+	cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(release, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		(void) close(ready[0]);
+		(void) close(release[1]);
+		(void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		char ok = ptrace(PTRACE_SEIZE, target, NULL, NULL) == 0;
+		if (write(ready[1], &ok, 1) != 1)
+			_exit(1);
+		char c;
+		while (read(release[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	(void) close(ready[1]);
+	(void) close(release[0]);
+	char ok = 0;
+	cr_assert_eq(read(ready[0], &ok, 1), 1);
+	(void) close(ready[0]);
+	cr_assert_eq(ok, 1, "the tracer could not seize %d", (int) target);
+	*ret_release = release[1];
+	return pid;
+}
+
+Test(snapshot, gap_of_a_traced_process)
+{
+	struct fixture f;
+	fixture_start(&f, "HANG_MUTUAL_WAIT");
+	pid_t parent = (pid_t) fixture_value(&f, "parent");
+	pid_t child = (pid_t) fixture_value(&f, "child");
+	wait_for_state(child, 'S', SYS_read);
+	int release;
+	pid_t tracer = tracer_start(child, &release);
+
+	struct snapshot *snap = take(&parent, 1, 0, true);
+	const struct snapshot_process *p = must_find(snap, child);
+	cr_assert_not_null(p->stacks_error);
+	const struct snapshot_gap *g = NULL;
+	for (size_t i = 0; i < p->n_gaps; i++)
+		if (strcmp(p->gaps[i].what, "stacks") == 0)
+			g = &p->gaps[i];
+	cr_assert_not_null(g, "no stacks gap (stacks_error: %s)", p->stacks_error);
+	cr_assert_eq(g->err, EPERM);
+	cr_assert_str_eq(g->cause, "traced");
+	cr_assert_eq(g->tracer, tracer);
+	cr_assert_eq(snapshot_gap_classify(g->err, g->cause), SNAPSHOT_GAP_TRACED);
+	/* The parent, not traced, has its stacks and no stacks gap. */
+	const struct snapshot_process *pp = must_find(snap, parent);
+	cr_assert_null(pp->stacks_error, "%s", pp->stacks_error);
+
+	json_t *doc = snapshot_to_json(snap);
+	const json_t *jp = NULL, *jg;
+	size_t i;
+	json_array_foreach(json_object_get(doc, "processes"), i, jg)
+		if (json_integer_value(json_object_get(jg, "pid")) == child)
+			jp = jg;
+	cr_assert_not_null(jp);
+	const json_t *stacks_gap = NULL;
+	json_array_foreach(json_object_get(jp, "gaps"), i, jg)
+		if (strcmp(json_string_value(json_object_get(jg, "what")), "stacks") == 0)
+			stacks_gap = jg;
+	cr_assert_not_null(stacks_gap);
+	cr_assert_str_eq(json_string_value(json_object_get(stacks_gap, "errno_name")), "EPERM");
+	cr_assert_eq(json_integer_value(json_object_get(stacks_gap, "errno")), EPERM);
+	cr_assert_eq(json_integer_value(json_object_get(stacks_gap, "tracer")), tracer);
+	cr_assert_eq(snapshot_gap_kind(stacks_gap), SNAPSHOT_GAP_TRACED);
+	/* and back: the gaps survive a round trip */
+	struct snapshot *back = NULL;
+	cr_assert_eq(snapshot_from_json(doc, &back), 0);
+	json_t *again = snapshot_to_json(back);
+	cr_assert(json_equal(doc, again), "JSON differs after a round trip");
+	json_decref(again);
+	json_decref(doc);
+	snapshot_free(back);
+	snapshot_free(snap);
+
+	(void) kill(tracer, SIGKILL);
+	(void) close(release);
+	int status;
+	cr_assert_eq(waitpid(tracer, &status, 0), tracer);
+	assert_not_stopped_or_traced(f.pid);
+	fixture_kill(&f);
+}
+
+/* The util/jsonutil accessors snapshot_from_json reads with. */
+Test(snapshot, json_accessors)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:s, s:s, s:n}", "hex", "0x1f", "bare", "ff", "upper",
+			      "0XABCDEF0123456789", "long", "0x00000000000000000001", "junk", "0x1g", "int",
+			      (json_int_t) 42, "neg", -1, "state", "S", "empty", "", "null");
+	cr_assert_not_null(o);
+	uint64_t v = 7;
+	cr_assert_eq(json_hex_checked(o, "hex", &v), 0);
+	cr_assert_eq(v, 0x1f);
+	cr_assert_eq(json_hex(o, "bare", 0), 0xff);
+	cr_assert_eq(json_hex(o, "upper", 0), 0xABCDEF0123456789ULL);
+	cr_assert_eq(json_hex(o, "long", 0), 1, "leading zeros are no overflow");
+	cr_assert_eq(json_hex(o, "int", 0), 42);
+	v = 7;
+	cr_assert_eq(json_hex_checked(o, "junk", &v), -EINVAL);
+	cr_assert_eq(v, 7, "untouched on failure");
+	cr_assert_eq(json_hex_checked(o, "neg", &v), -EINVAL);
+	cr_assert_eq(json_hex_checked(o, "missing", &v), -ENOENT);
+	cr_assert_eq(json_hex_checked(o, "null", &v), -EINVAL);
+	cr_assert_eq(json_hex(o, "junk", 99), 99);
+	json_t *big = json_pack("{s:s}", "h", "0x10000000000000000");
+	cr_assert_eq(json_hex_checked(big, "h", &v), -EINVAL, "17 significant digits overflow");
+	json_decref(big);
+	cr_assert_eq(json_char(o, "state", '?'), 'S');
+	cr_assert_eq(json_char(o, "empty", '?'), '?');
+	cr_assert_eq(json_char(o, "int", '?'), '?');
+	bool ok = true;
+	char *s = json_strdup(o, "state", &ok);
+	cr_assert_str_eq(s, "S");
+	free(s);
+	cr_assert_null(json_strdup(o, "int", &ok));
+	cr_assert_null(json_strdup(o, "missing", &ok));
+	cr_assert(ok);
+	json_decref(o);
 }

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -863,4 +864,194 @@ Test(stacks, symbolize_offline)
 	stack_cache_free(live);
 	assert_untouched(fx.pid, 'S');
 	fixture_stop(&fx);
+}
+
+/* ---- why ptrace was refused (issue 17: kernel threads, tracees, non-dumpable) ---- */
+
+enum blocker_mode {
+	BLOCKER_PLAIN,
+	BLOCKER_NOBODY_DUMPABLE,     /* uid 65534, PR_SET_DUMPABLE 1 */
+	BLOCKER_NOBODY_NOT_DUMPABLE, /* uid 65534, PR_SET_DUMPABLE 0 */
+	BLOCKER_TRACER,		     /* PTRACE_SEIZE of `target`, then wait */
+};
+
+struct blocker {
+	pid_t pid;
+	int release; /* closing it lets the blocker exit */
+};
+
+static bool
+drop_to_nobody(void)
+{
+	if (geteuid() != 0)
+		return true; /* already unprivileged: stay who we are */
+	return setgroups(0, NULL) == 0 && setresgid(65534, 65534, 65534) == 0 &&
+	       setresuid(65534, 65534, 65534) == 0;
+}
+
+/* A child that sets itself up, says so on a pipe, and blocks until released
+ * (or until we die: PR_SET_PDEATHSIG). No sleeps: the ready byte is the
+ * synchronisation. */
+static struct blocker
+blocker_start(enum blocker_mode mode, pid_t target)
+{
+	int ready[2], release[2];
+	cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(release, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		(void) close(ready[0]);
+		(void) close(release[1]);
+		(void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		char ok = 1;
+		if (mode == BLOCKER_NOBODY_DUMPABLE || mode == BLOCKER_NOBODY_NOT_DUMPABLE) {
+			/* A uid change resets dumpable to fs.suid_dumpable: set it after. */
+			ok = drop_to_nobody() &&
+			     prctl(PR_SET_DUMPABLE, mode == BLOCKER_NOBODY_DUMPABLE ? 1 : 0, 0, 0, 0) == 0;
+		} else if (mode == BLOCKER_TRACER) {
+			ok = ptrace(PTRACE_SEIZE, target, NULL, NULL) == 0;
+		}
+		if (write(ready[1], &ok, 1) != 1)
+			_exit(1);
+		char c;
+		while (read(release[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	(void) close(ready[1]);
+	(void) close(release[0]);
+	char ok = 0;
+	cr_assert_eq(read_full(ready[0], &ok, 1), 1, "blocker %d died before it was ready", (int) pid);
+	(void) close(ready[0]);
+	cr_assert_eq(ok, 1, "blocker %d (mode %d) could not set itself up", (int) pid, (int) mode);
+	return (struct blocker){ .pid = pid, .release = release[1] };
+}
+
+static void
+blocker_stop(struct blocker *b)
+{
+	(void) kill(b->pid, SIGKILL);
+	(void) close(b->release);
+	int status;
+	cr_assert_eq(waitpid(b->pid, &status, 0), b->pid);
+}
+
+/* What an unprivileged capture of target says: r, the reason, the obstacle,
+ * from a child that drops to nobody (when root) first. */
+struct unprivileged_answer {
+	int r;
+	struct ptrace_obstacle obstacle;
+	int obstacle_r;
+	char reason[512];
+};
+
+static struct unprivileged_answer
+capture_as_nobody(pid_t target)
+{
+	int result[2];
+	cr_assert_eq(pipe2(result, O_CLOEXEC), 0);
+	pid_t child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		struct unprivileged_answer a = { 0 };
+		if (!drop_to_nobody())
+			_exit(3);
+		struct stack_cache *cache = stack_cache_new();
+		struct thread_stack *threads = NULL;
+		size_t n = 0;
+		char *reason = NULL;
+		a.r = stacks_capture(cache, target, NULL, &threads, &n, &reason);
+		if (a.r == 0)
+			thread_stacks_free(threads, n);
+		a.obstacle_r = stacks_ptrace_obstacle(target, &a.obstacle);
+		(void) snprintf(a.reason, sizeof(a.reason), "%s", reason ? reason : "");
+		_exit(write_full(result[1], &a, sizeof(a)) < 0 ? 4 : 0);
+	}
+	(void) close(result[1]);
+	struct unprivileged_answer a;
+	cr_assert_eq(read_full(result[0], &a, sizeof(a)), (ssize_t) sizeof(a));
+	(void) close(result[0]);
+	int status;
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+	return a;
+}
+
+Test(stacks, eperm_already_traced)
+{
+	struct blocker target = blocker_start(BLOCKER_PLAIN, 0);
+	struct blocker tracer = blocker_start(BLOCKER_TRACER, target.pid);
+	struct stack_cache *cache = stack_cache_new();
+	struct thread_stack *threads = NULL;
+	size_t n = 0;
+	char *reason = NULL;
+	/* Root too: a process has one tracer at a time. */
+	int r = stacks_capture(cache, target.pid, NULL, &threads, &n, &reason);
+	cr_assert_eq(r, -EPERM, "got %d (%s)", r, reason ? reason : "");
+	char want[64];
+	(void) snprintf(want, sizeof(want), "already traced by pid %d", (int) tracer.pid);
+	cr_assert(strstr(reason, want), "reason: %s", reason);
+	cr_assert_null(strstr(reason, "security module"), "reason: %s", reason);
+	struct ptrace_obstacle o;
+	cr_assert_eq(stacks_ptrace_obstacle(target.pid, &o), 0);
+	cr_assert_eq(o.kind, PTRACE_OBSTACLE_TRACED);
+	cr_assert_eq(o.tracer, tracer.pid);
+	cr_assert_str_eq(ptrace_obstacle_name(o.kind), "traced");
+	free(reason);
+	stack_cache_free(cache);
+	blocker_stop(&tracer);
+	blocker_stop(&target);
+}
+
+Test(stacks, eperm_kernel_thread)
+{
+	/* kthreadd is pid 2 outside a pid namespace; inside one there is no
+	 * kernel thread to see. */
+	char comm[32] = "";
+	if (read_file_into("/proc/2/comm", comm, sizeof(comm)) <= 0 || strncmp(comm, "kthreadd", 8) != 0)
+		cr_skip_test("no kthreadd at pid 2 (pid namespace?)");
+	struct ptrace_obstacle o;
+	cr_assert_eq(stacks_ptrace_obstacle(2, &o), 0);
+	cr_assert_eq(o.kind, PTRACE_OBSTACLE_KERNEL_THREAD);
+	cr_assert_str_eq(ptrace_obstacle_name(o.kind), "kernel-thread");
+	struct stack_cache *cache = stack_cache_new();
+	struct thread_stack *threads = NULL;
+	size_t n = 0;
+	char *reason = NULL;
+	int r = stacks_capture(cache, 2, NULL, &threads, &n, &reason);
+	cr_assert_eq(r, -EPERM, "got %d (%s)", r, reason ? reason : "");
+	cr_assert(strstr(reason, "kernel thread"), "reason: %s", reason);
+	cr_assert_null(strstr(reason, "security module"), "reason: %s", reason);
+	free(reason);
+	stack_cache_free(cache);
+	/* Our own process is no kernel thread. */
+	cr_assert_eq(stacks_ptrace_obstacle(getpid(), &o), 0);
+	cr_assert_neq(o.kind, PTRACE_OBSTACLE_KERNEL_THREAD);
+}
+
+Test(stacks, eperm_not_dumpable)
+{
+	/* As root, PR_SET_DUMPABLE 0 stops nobody (CAP_SYS_PTRACE): the check
+	 * runs as uid 65534 against a target of the same uid, where only the
+	 * dumpable flag can refuse. */
+	struct ptrace_obstacle self;
+	cr_assert_eq(stacks_ptrace_obstacle(getpid(), &self), 0);
+	if (self.ptrace_scope >= 1)
+		cr_skip_test("kernel.yama.ptrace_scope=%d refuses a sibling anyway", self.ptrace_scope);
+
+	struct blocker open_target = blocker_start(BLOCKER_NOBODY_DUMPABLE, 0);
+	struct unprivileged_answer a = capture_as_nobody(open_target.pid);
+	cr_assert_eq(a.r, 0, "control: a dumpable target of our uid: %d (%s)", a.r, a.reason);
+	blocker_stop(&open_target);
+
+	struct blocker closed_target = blocker_start(BLOCKER_NOBODY_NOT_DUMPABLE, 0);
+	a = capture_as_nobody(closed_target.pid);
+	cr_assert_eq(a.r, -EPERM, "got %d (%s)", a.r, a.reason);
+	cr_assert_eq(a.obstacle_r, 0);
+	cr_assert_eq(a.obstacle.kind, PTRACE_OBSTACLE_NOT_DUMPABLE, "obstacle %s, reason %s",
+		     ptrace_obstacle_name(a.obstacle.kind), a.reason);
+	cr_assert(strstr(a.reason, "not dumpable"), "reason: %s", a.reason);
+	cr_assert_null(strstr(a.reason, "security module"), "reason: %s", a.reason);
+	blocker_stop(&closed_target);
 }

@@ -277,7 +277,10 @@ def test_exec_failure_and_usage(tmp_path):
     assert proc.returncode == 127
     for args in (["watch"], ["watch", "--timeout", "soon", "--", "true"], ["watch", "--bogus", "--", "true"]):
         p = subprocess.run([FORKSCOPE, *args], capture_output=True, timeout=60)
-        assert p.returncode == 2, (args, p.stderr)
+        # watch's own failures exit 125 (as timeout(1)): never confused with
+        # a command's own status 2
+        assert p.returncode == 125, (args, p.stderr)
+        assert p.stderr.startswith(b"forkscope watch: "), p.stderr
 
 
 LIST_FDS = textwrap.dedent("""

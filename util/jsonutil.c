@@ -164,3 +164,56 @@ json_string_lossy(const char *data, size_t len)
 	free(out);
 	return s;
 }
+
+int
+json_hex_checked(const json_t *obj, const char *key, uint64_t *ret)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (!v)
+		return -ENOENT;
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0)
+			return -EINVAL;
+		*ret = (uint64_t) json_integer_value(v);
+		return 0;
+	}
+	const char *s = json_string_value(v);
+	if (!s)
+		return -EINVAL;
+	const char *digits = s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ? s + 2 : s;
+	size_t n = strspn(digits, "0123456789abcdefABCDEF");
+	if (n == 0 || digits[n] != '\0')
+		return -EINVAL;
+	size_t zeros = strspn(digits, "0");
+	/* More than 16 significant digits would overflow a uint64. */
+	if (n - zeros > 16)
+		return -EINVAL;
+	*ret = strtoull(digits, NULL, 16);
+	return 0;
+}
+
+uint64_t
+json_hex(const json_t *obj, const char *key, uint64_t fallback)
+{
+	uint64_t v;
+	return json_hex_checked(obj, key, &v) == 0 ? v : fallback;
+}
+
+char
+json_char(const json_t *obj, const char *key, char fallback)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s && s[0] ? s[0] : fallback;
+}
+
+char *
+json_strdup(const json_t *obj, const char *key, bool *ret_ok)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d && ret_ok)
+		*ret_ok = false;
+	return d;
+}

@@ -1,6 +1,7 @@
 #pragma once
 /* Glue over jansson shared by the CLI, the runner and the renderers. */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Write JSON to path through a temporary file and rename(2), so a reader never
@@ -19,3 +20,17 @@ int json_bool(const json_t *obj, const char *key, int fallback);
 json_t *json_string_lossy(const char *data, size_t len);
 /* json_integer for uint64 values (clamped to INT64_MAX). */
 json_t *json_u64(uint64_t v);
+
+/* Accessors of the probes' snapshot and self-dump readers (appended here so
+ * that other additions above merge cleanly). */
+/* A uint64 written as a hex string ("0x1f" or "1f", the whole string) or as a
+ * non-negative integer; fallback when missing or malformed. */
+uint64_t json_hex(const json_t *obj, const char *key, uint64_t fallback);
+/* Same, telling why not: 0 and *ret, -ENOENT (missing), -EINVAL (malformed). */
+int json_hex_checked(const json_t *obj, const char *key, uint64_t *ret);
+/* The first character of a string member, fallback when missing or empty. */
+char json_char(const json_t *obj, const char *key, char fallback);
+/* strdup of an optional string member: NULL when missing or not a string.
+ * On allocation failure returns NULL and clears *ret_ok (left alone
+ * otherwise), so a reader of many fields checks once at the end. */
+char *json_strdup(const json_t *obj, const char *key, bool *ret_ok);
