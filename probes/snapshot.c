@@ -54,6 +54,7 @@ thread_clear(struct snapshot_thread *t)
 	free(t->histogram);
 	free(t->sampling_error);
 	free(t->partial_reason);
+	free(t->wait_path);
 }
 
 static void
@@ -64,6 +65,7 @@ fd_clear(struct snapshot_fd *f)
 	free(f->pipe_fill_error);
 	free(f->sock_protocol);
 	unix_sock_info_clear(&f->unix_sock);
+	free(f->locks);
 	free(f->error);
 }
 
@@ -551,6 +553,7 @@ read_thread(int pid_dirfd, struct snapshot_process *p, struct snapshot_thread *t
 		if (t->has_futex && t->futex.word_error && !is_gone(-t->futex.word_error))
 			gap_add(p, "memory", -t->futex.word_error, NULL, t->tid, 0, "futex word");
 	}
+	(void) open_wait_path(t->tid, &t->syscall, &t->wait_path);
 }
 
 static int
@@ -649,6 +652,8 @@ read_fd(struct take_ctx *ctx, int dirfd, struct snapshot_process *p, struct snap
 		f->timerfd_interval_ns = fi.timerfd_interval_ns;
 		f->timerfd_ticks = fi.timerfd_ticks;
 	}
+	if (f->kind == FD_KIND_FILE)
+		(void) fd_locks_read(pid, f->fd, &f->locks, &f->n_locks);
 	if (f->kind == FD_KIND_PIPE) {
 		r = pipe_cached(ctx, pid, f->fd, f->ino, &f->pipe_fill);
 		if (r == 0) {
@@ -1181,7 +1186,14 @@ capture_stacks(struct take_ctx *ctx, struct snapshot_process *p)
 		sopts.while_frozen = python_stacks_frozen;
 		sopts.userdata = &py;
 	}
-	int r = stacks_capture(ctx->stack_cache, p->pid, &sopts, &stacks, &n, &reason);
+	int r = 0;
+	for (size_t i = 0; i < p->n_threads && r == 0; i++)
+		if (wait_breaks_on_interrupt(p->threads[i].wchan, &p->threads[i].syscall)) {
+			reason = strdup("not stopped for stacks: a blocked write would return short if interrupted");
+			r = -EBUSY;
+		}
+	if (r == 0)
+		r = stacks_capture(ctx->stack_cache, p->pid, &sopts, &stacks, &n, &reason);
 	if (r < 0) {
 		py_process_free(py);
 		if (reason)
@@ -1205,6 +1217,12 @@ capture_stacks(struct take_ctx *ctx, struct snapshot_process *p)
 		for (size_t k = 0; k < n; k++)
 			if (stacks[k].tid == p->threads[i].tid)
 				p->threads[i].stack = &stacks[k];
+	for (size_t i = 0; i < p->n_threads; i++) {
+		struct snapshot_thread *t = &p->threads[i];
+		if (t->stack && t->stack->n_frames)
+			(void) syscall_resolve_restart_by_frame(p->pid, t->stack->frames[0].function, &t->syscall,
+								&t->wait);
+	}
 }
 
 /* ---- futex owners across processes ---- */

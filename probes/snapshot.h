@@ -21,6 +21,7 @@
 #include "probes/python.h"
 #include "probes/sockdiag.h"
 #include "probes/stacks.h"
+#include "probes/waitfacts.h"
 
 #define SNAPSHOT_SCHEMA_VERSION 1
 
@@ -99,6 +100,7 @@ struct snapshot_thread {
 	char *sampling_error; /* why sampling stopped early, or NULL */
 	bool has_futex;
 	struct futex_info futex;
+	char *wait_path; /* open()/openat() in progress: the path (a FIFO without partner) */
 	const struct thread_stack *stack; /* into the process' stacks, or NULL */
 	bool partial;
 	char *partial_reason;
@@ -135,6 +137,8 @@ struct snapshot_fd {
 	struct unix_sock_info unix_sock; /* joined from sock_diag by inode */
 	bool has_inet;
 	struct inet_sock_info inet_sock;
+	struct fd_lock *locks; /* file locks held through this fd (fdinfo lock: lines) */
+	size_t n_locks;
 	char *error; /* why part of this fd could not be read */
 };
 

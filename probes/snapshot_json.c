@@ -232,6 +232,8 @@ thread_to_json(const struct snapshot_thread *t)
 	set(o, "state", jchar(t->state));
 	set(o, "wchan", jstr_or_null(t->wchan));
 	set(o, "syscall", syscall_to_json(&t->syscall));
+	if (t->wait_path)
+		set(o, "wait_path", json_string(t->wait_path));
 	set(o, "wait", t->syscall.kind == PROC_SYSCALL_IN ? wait_to_json(t) : json_null());
 	set_mask(o, "sig_pending", t->sig_pending);
 	set_mask(o, "sig_blocked", t->sig_blocked);
@@ -311,6 +313,11 @@ inet_to_json(const struct inet_sock_info *s)
 	set(o, "rqueue", json_integer(s->rqueue));
 	set(o, "wqueue", json_integer(s->wqueue));
 	set(o, "uid", json_integer(s->uid));
+	if (s->has_tcp_info)
+		set(o, "tcp_info", json_pack("{s:o,s:o,s:I,s:I}", "bytes_acked", json_u64(s->bytes_acked),
+					     "bytes_received", json_u64(s->bytes_received), "last_data_sent_ms",
+					     (json_int_t) s->last_data_sent_ms, "last_data_recv_ms",
+					     (json_int_t) s->last_data_recv_ms));
 	return o;
 }
 
@@ -372,6 +379,8 @@ fd_to_json(const struct snapshot_fd *f)
 		set(so, "inet", f->has_inet ? inet_to_json(&f->inet_sock) : json_null());
 		set(o, "socket", so);
 	}
+	if (f->n_locks)
+		set(o, "locks", fd_locks_to_json(f->locks, f->n_locks));
 	set(o, "error", jstr_or_null(f->error));
 	return o;
 }
@@ -634,6 +643,7 @@ thread_from_json(const json_t *o, struct snapshot_thread *t)
 	t->state = json_char(o, "state", '\0');
 	t->wchan = json_strdup(o, "wchan", &ok);
 	syscall_from_json(json_object_get(o, "syscall"), &t->syscall);
+	t->wait_path = json_strdup(o, "wait_path", &ok);
 	if (!wait_from_json(json_object_get(o, "wait"), t))
 		return false;
 	t->sig_pending = json_hex(o, "sig_pending", 0);
@@ -729,6 +739,14 @@ inet_from_json(const json_t *o, struct inet_sock_info *s)
 	s->rqueue = (uint32_t) json_int(o, "rqueue", 0);
 	s->wqueue = (uint32_t) json_int(o, "wqueue", 0);
 	s->uid = (uid_t) json_int(o, "uid", 0);
+	const json_t *ti = json_object_get(o, "tcp_info");
+	if (json_is_object(ti)) {
+		s->has_tcp_info = true;
+		s->bytes_acked = (uint64_t) json_int(ti, "bytes_acked", 0);
+		s->bytes_received = (uint64_t) json_int(ti, "bytes_received", 0);
+		s->last_data_sent_ms = (uint32_t) json_int(ti, "last_data_sent_ms", 0);
+		s->last_data_recv_ms = (uint32_t) json_int(ti, "last_data_recv_ms", 0);
+	}
 }
 
 static bool
@@ -797,6 +815,8 @@ fd_from_json(const json_t *o, struct snapshot_fd *f)
 			inet_from_json(in, &f->inet_sock);
 		}
 	}
+	if (fd_locks_from_json(json_object_get(o, "locks"), &f->locks, &f->n_locks) < 0)
+		ok = false;
 	f->error = json_strdup(o, "error", &ok);
 	return ok;
 }

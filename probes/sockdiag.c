@@ -5,6 +5,7 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <linux/tcp.h>
 #include <linux/unix_diag.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -327,6 +328,22 @@ parse_inet_msg(const unsigned char *payload, size_t len, int protocol, struct so
 	format_endpoint(m.idiag_family, m.id.idiag_src, m.id.idiag_sport, s.local, sizeof(s.local));
 	format_endpoint(m.idiag_family, m.id.idiag_dst, m.id.idiag_dport, s.remote,
 			sizeof(s.remote));
+	const unsigned char *p = payload + NLMSG_ALIGN(sizeof(m));
+	const unsigned char *end = payload + len;
+	struct attr a;
+	while (p < end && next_attr(&p, end, &a)) {
+		/* older kernels send a shorter tcp_info: take what is there */
+		if (a.type != INET_DIAG_INFO || protocol != IPPROTO_TCP ||
+		    a.len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(uint64_t))
+			continue;
+		struct tcp_info ti = {0};
+		memcpy(&ti, a.data, MIN(a.len, sizeof(ti)));
+		s.has_tcp_info = true;
+		s.bytes_acked = ti.tcpi_bytes_acked;
+		s.bytes_received = ti.tcpi_bytes_received;
+		s.last_data_sent_ms = ti.tcpi_last_data_sent;
+		s.last_data_recv_ms = ti.tcpi_last_data_recv;
+	}
 	if (t->n_inet == t->cap_inet) {
 		size_t cap = t->cap_inet ? t->cap_inet * 2 : 32;
 		struct inet_sock_info *grown = realloc(t->inet_socks, cap * sizeof(*grown));
@@ -470,6 +487,7 @@ sockdiag_dump(struct sockdiag_table **ret)
 		    .sdiag_family = (uint8_t) inet[i].family,
 		    .sdiag_protocol = (uint8_t) inet[i].protocol,
 		    .idiag_states = ~0u,
+		    .idiag_ext = inet[i].protocol == IPPROTO_TCP ? 1u << (INET_DIAG_INFO - 1) : 0,
 		};
 		r = dump_request(&ireq, sizeof(ireq), inet[i].protocol, t, false);
 		/* inet is a bonus: a missing inet_diag module must not cost the unix facts */

@@ -37,6 +37,12 @@ struct inet_sock_info {
 	char remote[64];
 	uint32_t rqueue, wqueue;
 	uid_t uid;
+	/* TCP only (INET_DIAG_INFO): progress and who spoke last */
+	bool has_tcp_info;
+	uint64_t bytes_acked;	 /* sent and acknowledged by the peer */
+	uint64_t bytes_received;
+	uint32_t last_data_sent_ms; /* since the last data sent / received */
+	uint32_t last_data_recv_ms;
 };
 
 struct sockdiag_table {

@@ -11,6 +11,7 @@
 #include "reports/waitgraph.h"
 #include "util/jsonutil.h"
 #include "util/macro.h"
+#include "util/strbuf.h"
 
 static char *
 dup_or_null(const char *s)
@@ -67,8 +68,27 @@ build_fd(struct wf_fd *out, const struct snapshot_fd *f)
 			out->queued = f->unix_sock.rqlen;
 		out->name = dup_or_null(f->unix_sock.name);
 	}
-	if (f->has_inet)
-		out->listening = f->inet_sock.state == 10;
+	if (f->has_inet) {
+		const struct inet_sock_info *in = &f->inet_sock;
+		out->listening = in->state == 10;
+		out->inet = true;
+		out->inet_protocol = in->protocol;
+		out->inet_state = in->state;
+		(void) snprintf(out->local, sizeof(out->local), "%s", in->local);
+		(void) snprintf(out->remote, sizeof(out->remote), "%s", in->remote);
+		out->has_tcp_info = in->has_tcp_info;
+		out->bytes_acked = in->bytes_acked;
+		out->bytes_received = in->bytes_received;
+		out->last_data_sent_ms = in->last_data_sent_ms;
+		out->last_data_recv_ms = in->last_data_recv_ms;
+		if (!out->listening)
+			out->queued = in->rqueue;
+	}
+	out->timerfd_value_ns = f->timerfd_value_ns;
+	if (f->n_locks && (out->locks = calloc(f->n_locks, sizeof(*out->locks)))) {
+		memcpy(out->locks, f->locks, f->n_locks * sizeof(*out->locks));
+		out->n_locks = f->n_locks;
+	}
 	out->pidfd_pid = f->kind == FD_KIND_PIDFD ? f->pidfd_pid : 0;
 	if (f->kind == FD_KIND_EPOLL && f->n_epoll_targets) {
 		out->epoll_targets = calloc(f->n_epoll_targets, sizeof(int));
@@ -149,10 +169,21 @@ build_thread(struct wf_thread *out, const struct snapshot_process *p, const stru
 		out->sample_interval_ns = b->at_ns - a->at_ns;
 		out->ctxt_delta = (b->voluntary_ctxt_switches + b->nonvoluntary_ctxt_switches) -
 				  (a->voluntary_ctxt_switches + a->nonvoluntary_ctxt_switches);
+		/* Both samples caught the same blocking call (restarted after our
+		 * ptrace interrupt, or never left): blocked, whatever the state
+		 * letter says right after the interrupt's own wake-up. */
+		out->restarted_same = a->syscall.kind == PROC_SYSCALL_IN && b->syscall.kind == PROC_SYSCALL_IN &&
+				      a->syscall.nr == b->syscall.nr && a->syscall.args[0] == b->syscall.args[0];
 		/* A thread caught running at either sample counts as running. */
-		if (b->state == 'R' && out->state != 'R' && out->cpu_delta_ns)
+		if (b->state == 'R' && out->state != 'R' && out->cpu_delta_ns && !out->restarted_same)
 			out->state = 'R';
 	}
+	/* State R read a moment before /proc/TID/syscall showed a blocking call
+	 * with a wait channel: the wake-up of our own interrupt, not work. */
+	if (out->state == 'R' && t->syscall.kind == PROC_SYSCALL_IN && t->wchan && *t->wchan &&
+	    (out->restarted_same || !b->valid))
+		out->state = 'S';
+	out->wait_path = dup_or_null(t->wait_path);
 	if (t->n_histogram > 0) {
 		const struct syscall_histogram_entry *h = &t->histogram[0];
 		char buf[32];
@@ -210,6 +241,27 @@ target_inode(const char *target)
 	return b ? strtoull(b + 1, NULL, 10) : 0;
 }
 
+/* The parent's threads at the fork: who could have held a lock the child
+ * inherited locked. */
+static void
+apply_fork_event(struct wf_graph *g, const json_t *ev)
+{
+	struct wf_proc *c = wf_find_proc(g, (pid_t) json_int(ev, "child_pid", 0));
+	if (!c || c->fork_threads)
+		return;
+	c->forking_tid = (pid_t) json_int(ev, "forking_tid", 0);
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+	json_t *th;
+	json_array_foreach(json_object_get(ev, "threads"), i, th) {
+		pid_t tid = (pid_t) json_int(th, "tid", 0);
+		(void) strbuf_printf(&sb, "%s%d \"%s\"%s", sb.len ? ", " : "", (int) tid, json_str(th, "name", "?"),
+				     tid == c->forking_tid ? " (forked)" : "");
+	}
+	c->fork_threads = sb.len ? strbuf_steal(&sb) : NULL;
+	strbuf_free(&sb);
+}
+
 static void
 apply_events(struct wf_graph *g, const json_t *events)
 {
@@ -263,6 +315,11 @@ apply_events(struct wf_graph *g, const json_t *events)
 			p->actor = strdup("daemon");
 		else if (strcmp(name, "capture_start") == 0 && p && !p->actor)
 			p->actor = strdup("capture");
+		if (strcmp(name, "ready") == 0 || strcmp(name, "spawn") == 0 || strcmp(name, "cancel_recv") == 0 ||
+		    json_object_get(ev, "actor_id"))
+			g->from_scenario = true;
+		if (strcmp(name, "fork") == 0)
+			apply_fork_event(g, ev);
 	}
 	/* A child whose parent never saw its handshake. */
 	for (size_t k = 0; k < g->n_procs; k++) {
@@ -281,6 +338,31 @@ apply_events(struct wf_graph *g, const json_t *events)
 				ready = true;
 		p->spawned_not_ready = !ready;
 	}
+}
+
+/* The peer of a loopback TCP/UDP socket is the one whose (local, remote) is
+ * this one's (remote, local); sockets with no such peer in the tree talk to
+ * the outside. */
+static void
+match_inet_peers(struct wf_graph *g)
+{
+	for (size_t i = 0; i < g->n_procs; i++)
+		for (size_t k = 0; k < g->procs[i].n_fds; k++) {
+			struct wf_fd *f = &g->procs[i].fds[k];
+			size_t rl = strlen(f->remote);
+			/* an unconnected UDP socket (remote port 0) has no peer */
+			if (!f->inet || f->listening || f->peer_ino || rl < 2 || strcmp(f->remote + rl - 2, ":0") == 0)
+				continue;
+			for (size_t j = 0; j < g->n_procs && !f->peer_ino; j++)
+				for (size_t m = 0; m < g->procs[j].n_fds; m++) {
+					const struct wf_fd *q = &g->procs[j].fds[m];
+					if (q->inet && q->ino != f->ino && q->inet_protocol == f->inet_protocol &&
+					    strcmp(q->local, f->remote) == 0 && strcmp(q->remote, f->local) == 0) {
+						f->peer_ino = q->ino;
+						break;
+					}
+				}
+		}
 }
 
 static int
@@ -310,6 +392,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 		p->sig_pending = sp->shd_pending;
 		p->sig_blocked = sp->n_threads ? ~0ULL : 0;
 		p->sig_caught = sp->sig_caught;
+		p->tracer_pid = sp->tracer_pid;
 		p->sig_ignored = sp->sig_ignored;
 		for (size_t r = 0; r < s->n_roots; r++)
 			if (s->roots[r] == sp->pid)
@@ -332,6 +415,8 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 		for (size_t k = 0; k < sp->n_fds; k++)
 			build_fd(&p->fds[k], &sp->fds[k]);
 	}
+	g->taken_by = s->taken_by;
+	match_inet_peers(g);
 	if (events)
 		apply_events(g, events);
 	*ret = g;
@@ -367,6 +452,7 @@ wf_graph_free(struct wf_graph *g)
 		free(p->actor);
 		free(p->partial_reason);
 		free(p->inherited_inos);
+		free(p->fork_threads);
 		for (size_t k = 0; k < p->n_threads; k++) {
 			struct wf_thread *t = &p->threads[k];
 			free(t->name);
@@ -378,12 +464,14 @@ wf_graph_free(struct wf_graph *g)
 				free(t->frames[f]);
 			free(t->frames);
 			free(t->poll_fds);
+			free(t->wait_path);
 		}
 		free(p->threads);
 		for (size_t k = 0; k < p->n_fds; k++) {
 			free(p->fds[k].epoll_targets);
 			free(p->fds[k].target);
 			free(p->fds[k].name);
+			free(p->fds[k].locks);
 		}
 		free(p->fds);
 	}

@@ -32,6 +32,11 @@ static const char *const predicates[] = {
 	"parent_stuck",
 	"orphaned",
 	"cancel_pending",
+	"waits_file_lock",
+	"fifo_without_partner",
+	"stopped",
+	"futex_single_thread",
+	"threads_wait_each_other",
 	NULL,
 };
 

@@ -11,6 +11,7 @@
 #include "util/strbuf.h"
 
 #define MAX_REL 256
+#define FUTEX_PRIVATE 128
 #define EXTERNAL ((pid_t) -1)
 
 struct ctx {
@@ -178,6 +179,23 @@ spinning(struct wf_proc *p, struct wf_thread *t)
 	return io_flat && p->syscr_delta > 1000;
 }
 
+/* A private futex in a process whose only thread waits on it: no thread of
+ * this process can ever release it (CPython locks are semaphores: no owner
+ * field to read, so this is the evidence). */
+static bool
+futex_single_thread(struct wf_proc *p, struct wf_thread *t)
+{
+	if (t->wait != WF_WAIT_FUTEX || strcmp(t->syscall ? t->syscall : "", "futex") != 0)
+		return false;
+	if (!(t->args[1] & FUTEX_PRIVATE))
+		return false;
+	size_t alive = 0;
+	for (size_t k = 0; k < p->n_threads; k++)
+		if (p->threads[k].state != 'Z' && p->threads[k].state != 'X')
+			alive++;
+	return alive == 1 && !(t->futex_owner && t->futex_owner_in_process && t->futex_owner != t->tid);
+}
+
 static bool
 child_waits_on(struct wf_graph *g, struct wf_proc *c, struct wf_proc *p)
 {
@@ -247,6 +265,21 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 	}
 	if (strcmp(name, "futex_owner_absent") == 0)
 		return t->wait == WF_WAIT_FUTEX && t->futex_owner > 0 && !t->futex_owner_in_process;
+	if (strcmp(name, "futex_single_thread") == 0)
+		return futex_single_thread(p, t);
+	if (strcmp(name, "threads_wait_each_other") == 0) {
+		size_t waiting = 0;
+		for (size_t k = 0; k < p->n_threads; k++)
+			if (p->threads[k].wait == WF_WAIT_FUTEX && p->threads[k].stuck)
+				waiting++;
+		return waiting >= 2;
+	}
+	if (strcmp(name, "waits_file_lock") == 0)
+		return t->wait == WF_WAIT_LOCK;
+	if (strcmp(name, "fifo_without_partner") == 0)
+		return t->wait == WF_WAIT_OPEN;
+	if (strcmp(name, "stopped") == 0)
+		return t->wait == WF_WAIT_STOPPED;
 	if (strcmp(name, "blocking_child_wait_in_helper") == 0) {
 		if (t->wait != WF_WAIT_CHILD || !t->blocking || t->wait_pid <= 0)
 			return false;
@@ -648,6 +681,60 @@ describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_
 									  "other_end", (json_int_t) other));
 			json_object_set_new(evidence, "holders", holders);
 		}
+	} else if (strcmp(cls, "lost-wakeup-futex") == 0 && t && !t->futex_owner) {
+		/* no owner field (a semaphore, a CPython lock): the evidence is that
+		 * the process has no other thread */
+		struct wf_proc *par = wf_find_proc(g, p->ppid);
+		char plab[128];
+		(void) snprintf(res, sizeof(res), "futex 0x%llx", (unsigned long long) t->futex_addr);
+		(void) strbuf_printf(sb, "  Resource: %s; %s has a single thread, and it waits on this lock: no thread of this process can ever release it. The lock was held by another thread of its parent %s at fork() and came over locked%s%s%s\n",
+				     res, wf_proc_label(p, lab, sizeof(lab)),
+				     par ? wf_proc_label(par, plab, sizeof(plab)) : "(gone)",
+				     p->fork_threads ? "; the parent's threads at the fork: " : "",
+				     p->fork_threads ? p->fork_threads : "", p->fork_threads ? "" : " (fork not observed by the probe: run it under `forkscope watch` to name the threads)");
+		json_object_set_new(evidence, "futex", json_pack("{s:s,s:b,s:i,s:i,s:s?}", "addr", res + 6, "single_threaded", true,
+								  "parent", (int) p->ppid, "forking_tid", (int) p->forking_tid,
+								  "parent_threads_at_fork", p->fork_threads));
+	} else if (strcmp(cls, "file-lock") == 0 && t) {
+		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
+		(void) snprintf(res, sizeof(res), "%s lock on %s", strcmp(t->syscall, "flock") == 0 ? "flock" : "fcntl",
+				f && f->target ? f->target : "?");
+		json_t *holders = json_array();
+		(void) strbuf_printf(sb, "  Resource: %s (inode %llu); held through:\n", res, (unsigned long long) (f ? f->ino : 0));
+		for (size_t i = 0; f && i < g->n_procs; i++)
+			for (size_t k = 0; k < g->procs[i].n_fds; k++)
+				for (size_t l = 0; l < g->procs[i].fds[k].n_locks; l++) {
+					const struct fd_lock *lk = &g->procs[i].fds[k].locks[l];
+					if (lk->ino != f->ino || lk->waiter)
+						continue;
+					struct wf_thread *ht = pick_thread(&g->procs[i]);
+					char *doing = ht ? wf_describe_wait(g, &g->procs[i], ht) : strdup("?");
+					(void) strbuf_printf(sb, "    %s fd %d: %s %s lock taken by pid %d; it waits for %s\n",
+							     wf_proc_label(&g->procs[i], lab, sizeof(lab)), g->procs[i].fds[k].fd, lk->kind,
+							     lk->write ? "WRITE" : "READ", (int) lk->pid, doing);
+					json_array_append_new(holders, json_pack("{s:i,s:i,s:s,s:b,s:i,s:s}", "pid", (int) g->procs[i].pid,
+										 "fd", g->procs[i].fds[k].fd, "kind", lk->kind, "write", lk->write,
+										 "taken_by", (int) lk->pid, "waits_for", doing));
+					free(doing);
+				}
+		json_object_set_new(evidence, "lock", json_pack("{s:s?,s:I,s:i}", "path", f ? f->target : NULL, "ino",
+								 (json_int_t) (f ? f->ino : 0), "fd", t->wait_fd));
+		json_object_set_new(evidence, "holders", holders);
+	} else if (strcmp(cls, "fifo-no-partner") == 0 && t) {
+		(void) snprintf(res, sizeof(res), "FIFO %s", t->wait_path ? t->wait_path : "?");
+		(void) strbuf_printf(sb, "  Resource: %s; %s blocks in %s until another process opens the other side, and every other process in the tree is stuck\n",
+				     res, wf_proc_label(p, lab, sizeof(lab)), t->syscall);
+		json_object_set_new(evidence, "path", t->wait_path ? json_string(t->wait_path) : json_null());
+		json_object_set_new(evidence, "flags", json_integer((json_int_t) t->args[2]));
+	} else if (strcmp(cls, "stopped") == 0) {
+		(void) snprintf(res, sizeof(res), "pid %d stopped", (int) p->pid);
+		struct wf_proc *tr = p->tracer_pid ? wf_find_proc(g, p->tracer_pid) : NULL;
+		(void) strbuf_printf(sb, "  Resource: %s is stopped (state %c%s%s); nothing in the tree will %s\n",
+				     wf_proc_label(p, lab, sizeof(lab)), t ? t->state : p->state,
+				     p->tracer_pid ? ", traced by " : "", p->tracer_pid ? (tr ? tr->comm : "a process outside the tree") : "",
+				     p->tracer_pid ? "resume it" : "send SIGCONT");
+		json_object_set_new(evidence, "state", json_sprintf("%c", t ? t->state : p->state));
+		json_object_set_new(evidence, "tracer", json_integer(p->tracer_pid));
 	} else if (strcmp(cls, "lost-wakeup-futex") == 0 && t) {
 		(void) snprintf(res, sizeof(res), "futex 0x%llx owner tid %d", (unsigned long long) t->futex_addr,
 				(int) t->futex_owner);
@@ -713,6 +800,43 @@ describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_
 		json_object_set_new(evidence, "ppid", json_integer(p->ppid));
 	}
 	*ret_resource = res[0] ? strdup(res) : NULL;
+}
+
+/* One cause per knot: the other findings of the same component (zombies,
+ * orphans, …) are its consequences, listed under the verdict. */
+static json_t *
+list_consequences(struct ctx *cx, const struct match *m, size_t nm, size_t best, size_t comp, struct strbuf *sb)
+{
+	struct wf_graph *g = cx->g;
+	json_t *out = json_array();
+	char lab[128], plab[128];
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *q = &g->procs[i];
+		if (cx->component[i] != comp || !(q->stuck || q->zombie))
+			continue;
+		const char *cls = NULL;
+		for (size_t j = 0; j < nm && !cls; j++)
+			if (j != best && m[j].p == q && strcmp(m[j].rule->class_name, m[best].rule->class_name) != 0)
+				cls = m[j].rule->class_name;
+		struct wf_proc *par = wf_find_proc(g, q->ppid);
+		char what[256];
+		if (q->zombie)
+			(void) snprintf(what, sizeof(what), "exited and is not reaped: %s waits elsewhere",
+					par ? wf_proc_label(par, plab, sizeof(plab)) : "its parent");
+		else if (cls && strcmp(cls, "orphan") == 0)
+			(void) snprintf(what, sizeof(what), "lost its parent (ppid %d)", (int) q->ppid);
+		else if (cls && strcmp(cls, "signal-blocked") == 0)
+			(void) snprintf(what, sizeof(what), "has a terminating signal pending but blocked");
+		else
+			continue; /* another cause-like match of the same knot: the chain shows it */
+		if (!json_array_size(out))
+			(void) strbuf_printf(sb, "  Consequences (not the cause):\n");
+		(void) strbuf_printf(sb, "    %s %s%s%s\n", wf_proc_label(q, lab, sizeof(lab)), what, cls ? " — " : "",
+				     cls ? cls : "");
+		json_array_append_new(out, json_pack("{s:i,s:s?,s:s}", "pid", (int) q->pid, "class",
+						     cls ? cls : (q->zombie ? "unreaped-zombie" : NULL), "what", what));
+	}
+	return out;
 }
 
 static int
@@ -782,8 +906,9 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 		struct match *b = &m[best];
 		const char *cls = b->rule->class_name;
 		const struct verdict_class_info *info = verdict_class_lookup(cls);
-		const char *title = info ? info->title : b->rule->title ? b->rule->title : cls;
-		const char *remedy = info ? info->remedy : b->rule->remedy ? b->rule->remedy : "(no remedy given)";
+		const char *title = info ? verdict_class_title(info, g->from_scenario) : b->rule->title ? b->rule->title : cls;
+		const char *remedy = info ? verdict_class_remedy(info, g->from_scenario)
+				   : b->rule->remedy ? b->rule->remedy : "(no remedy given)";
 
 		struct strbuf sb = STRBUF_INIT;
 		(void) strbuf_printf(&sb, "Hang: %s — %s\n", cls, title);
@@ -823,6 +948,7 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 				pids[np++] = q->pid;
 		}
 		qsort(pids, np, sizeof(pid_t), cmp_pid);
+		json_t *consequences = grouped ? list_consequences(&cx, m, nm, best, comp, &sb) : json_array();
 		stack_section(&sb, stacks, g, chain_pids, n_chain);
 		(void) strbuf_printf(&sb, "  Remedy: %s.\n", remedy);
 
@@ -848,6 +974,7 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 		json_object_set_new(v, "resource", resource ? json_string(resource) : json_null());
 		json_object_set_new(v, "chain", chain);
 		json_object_set_new(v, "evidence", evidence);
+		json_object_set_new(v, "consequences", consequences);
 		json_object_set_new(v, "stacks", stacks);
 		json_object_set_new(v, "remedy", json_string(remedy));
 		json_object_set_new(v, "rule", json_string(b->rule->origin ? b->rule->origin : b->rule->name));
@@ -860,7 +987,79 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 	free(m);
 	free(cx.in_cycle);
 	free(cx.component);
+	if (verdicts_count_hangs(out) == 0) {
+		json_t *moving = verdict_progress(g);
+		if (moving)
+			json_array_append_new(out, moving);
+	}
 	return out;
+}
+
+/* CPU comes in clock ticks: two ticks is work, not the wake-up of our interrupt. */
+#define PROGRESS_CPU_NS 20000000ULL
+#define PROGRESS_BYTES 4096
+
+json_t *
+verdict_progress(struct wf_graph *g)
+{
+	struct strbuf sb = STRBUF_INIT;
+	json_t *moved = json_array();
+	pid_t pids[256];
+	size_t np = 0;
+	char lab[128];
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *p = &g->procs[i];
+		if (p->zombie)
+			continue;
+		uint64_t cpu = 0, interval = 0;
+		for (size_t k = 0; k < p->n_threads; k++) {
+			struct wf_thread *t = &p->threads[k];
+			if (t->restarted_same && t->wait != WF_WAIT_NONE)
+				continue; /* blocked at both samples: its ticks are not work */
+			cpu += t->cpu_delta_ns;
+			interval = MAX(interval, t->sample_interval_ns);
+		}
+		int64_t bytes = (p->rchar_delta > 0 ? p->rchar_delta : 0) + (p->wchar_delta > 0 ? p->wchar_delta : 0);
+		uint32_t tcp_ms = UINT32_MAX;
+		for (size_t k = 0; k < p->n_fds; k++)
+			if (p->fds[k].has_tcp_info && !p->fds[k].listening)
+				tcp_ms = MIN(tcp_ms, MIN(p->fds[k].last_data_recv_ms, p->fds[k].last_data_sent_ms));
+		uint64_t recent_ms = MAX(1000, interval / 1000000 * 2);
+		bool by_cpu = cpu >= PROGRESS_CPU_NS, by_io = bytes >= PROGRESS_BYTES, by_tcp = tcp_ms < recent_ms;
+		if (!by_cpu && !by_io && !by_tcp)
+			continue;
+		(void) strbuf_printf(&sb, "    %s:", wf_proc_label(p, lab, sizeof(lab)));
+		if (by_cpu)
+			(void) strbuf_printf(&sb, " cpu %.0f ms in %.0f ms;", (double) cpu / 1e6, (double) interval / 1e6);
+		if (by_io)
+			(void) strbuf_printf(&sb, " %lld bytes read/written;", (long long) bytes);
+		if (by_tcp)
+			(void) strbuf_printf(&sb, " TCP data %u ms ago;", tcp_ms);
+		(void) strbuf_printf(&sb, "\n");
+		json_array_append_new(moved, json_pack("{s:i,s:I,s:I,s:I,s:o}", "pid", (int) p->pid, "cpu_ns", (json_int_t) cpu,
+						       "interval_ns", (json_int_t) interval, "io_bytes", (json_int_t) bytes,
+						       "tcp_last_data_ms", tcp_ms == UINT32_MAX ? json_null() : json_integer(tcp_ms)));
+		if (np < ARRAY_SIZE(pids))
+			pids[np++] = p->pid;
+	}
+	if (np == 0) {
+		json_decref(moved);
+		strbuf_free(&sb);
+		return NULL;
+	}
+	const struct verdict_class_info *info = verdict_class_lookup("slow-not-stuck");
+	struct strbuf text = STRBUF_INIT;
+	(void) strbuf_printf(&text, "Finding: slow-not-stuck — %s\n  What moved between the two samples:\n%s  Remedy: %s.\n",
+			     info->title, sb.data, verdict_class_remedy(info, g->from_scenario));
+	char summary[256];
+	(void) snprintf(summary, sizeof(summary), "no knot: %zu process%s moved between the two samples", np,
+			np == 1 ? "" : "es");
+	json_t *v = json_pack("{s:s,s:s,s:o,s:n,s:[],s:{s:o},s:{},s:s,s:s,s:s}", "class", "slow-not-stuck", "summary", summary,
+			      "pids", pids_json(pids, np), "resource", "chain", "evidence", "moved", moved, "stacks",
+			      "remedy", verdict_class_remedy(info, g->from_scenario), "rule", "progress", "text", text.data);
+	strbuf_free(&sb);
+	strbuf_free(&text);
+	return v;
 }
 
 size_t

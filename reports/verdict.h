@@ -11,6 +11,12 @@
 /* Returns a new array of VERDICT objects (possibly empty). */
 json_t *verdicts_compute(struct wf_graph *g, const struct ruleset *rs);
 
+/* Timed out but moving: when the two samples of the snapshot show bytes
+ * (/proc/PID/io), CPU or recent TCP traffic (tcp_info) progressing, a
+ * `slow-not-stuck` finding (not a hang) naming what moved; NULL when nothing
+ * moved. verdicts_compute appends it when it found no hang. */
+json_t *verdict_progress(struct wf_graph *g);
+
 /* The closing line: "Found 2 hangs." / "Found one hang." / "No hang found." */
 const char *verdicts_closing_line(const json_t *verdicts, char *buf, size_t size);
 /* Number of verdicts whose class is a hang (not slow-teardown / escaped). */

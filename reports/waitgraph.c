@@ -78,6 +78,11 @@ static const char *const blind_poll_calls[] = { "poll", "ppoll", "select", "psel
 static const char *const signal_calls[] = { "pause", "rt_sigsuspend", "rt_sigtimedwait", "sigsuspend", NULL };
 static const char *const sleep_calls[] = { "nanosleep", "clock_nanosleep", NULL };
 
+static const char *const open_calls[] = { "open", "openat", "openat2", NULL };
+
+#define LOCK_NB_FLAG 4
+#define F_SETLKW_CMD 7
+#define F_OFD_SETLKW_CMD 38
 #define WNOHANG_FLAG 1
 #define P_ALL_ID 0
 #define P_PID_ID 1
@@ -92,16 +97,33 @@ classify_thread(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 	t->blocking = false;
 	if (p->zombie || t->state == 'Z' || t->state == 'X')
 		return;
-	if (t->state == 'R' || !t->syscall || strcmp(t->syscall, "running") == 0)
-		return;
-	/* A stopped thread (debugger, SIGSTOP) is continued from outside. */
-	if (t->state == 'T' || t->state == 't') {
-		t->wait = WF_WAIT_UNKNOWN;
+	/* A stopped thread (SIGSTOP, SIGTTIN, a debugger) waits for SIGCONT or its
+	 * tracer; our own ptrace stop is not a wait. */
+	if ((t->state == 'T' || t->state == 't') && !(p->tracer_pid && p->tracer_pid == g->taken_by)) {
+		t->wait = WF_WAIT_STOPPED;
+		t->blocking = true;
 		return;
 	}
+	if (t->state == 'R' || !t->syscall || strcmp(t->syscall, "running") == 0)
+		return;
 	const char *sc = t->syscall;
 	int64_t timeout = t->timeout_ms;
-	if (is_one_of(sc, read_calls)) {
+	if (strcmp(sc, "flock") == 0) {
+		t->wait = WF_WAIT_LOCK;
+		t->wait_fd = (int) t->args[0];
+		timeout = (t->args[1] & LOCK_NB_FLAG) ? 0 : -1;
+	} else if (strcmp(sc, "fcntl") == 0 && (t->args[1] == F_SETLKW_CMD || t->args[1] == F_OFD_SETLKW_CMD)) {
+		t->wait = WF_WAIT_LOCK;
+		t->wait_fd = (int) t->args[0];
+		timeout = -1;
+	} else if (is_one_of(sc, open_calls) && t->wchan && strstr(t->wchan, "partner")) {
+		t->wait = WF_WAIT_OPEN;
+		timeout = -1;
+	} else if (strcmp(sc, "connect") == 0) {
+		t->wait = WF_WAIT_CONNECT;
+		t->wait_fd = (int) t->args[0];
+		return; /* in progress: it completes or fails on its own */
+	} else if (is_one_of(sc, read_calls)) {
 		t->wait = WF_WAIT_READ;
 		t->wait_fd = (int) t->args[0];
 		timeout = -1;
@@ -202,6 +224,11 @@ fd_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_fd *f, bool for_wr
 			for (size_t i = 0; i < g->n_procs; i++)
 				if (g->procs[i].ppid == p->pid && !g->procs[i].zombie)
 					n = add_pid(out, n, max, g->procs[i].pid);
+			/* and whoever is connecting right now */
+			for (size_t i = 0; i < g->n_procs; i++)
+				for (size_t k = 0; k < g->procs[i].n_threads; k++)
+					if (g->procs[i].threads[k].wait == WF_WAIT_CONNECT)
+						n = add_pid(out, n, max, g->procs[i].pid);
 			return n;
 		}
 		if (!f->peer_ino)
@@ -224,7 +251,10 @@ fd_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_fd *f, bool for_wr
 	case WF_FD_EVENTFD:
 		return add_holders(g, f->ino, 0, out, n, max);
 	case WF_FD_TIMERFD:
-		return add_pid(out, n, max, WF_EXTERNAL); /* time passes */
+		/* time passes, if the timer is armed and fires within the window */
+		if (f->timerfd_value_ns == 0 || (uint64_t) f->timerfd_value_ns / 1000000 > g->window_ms)
+			return n;
+		return add_pid(out, n, max, WF_EXTERNAL);
 	case WF_FD_SIGNALFD:
 		return n; /* signals from outside are not modelled */
 	case WF_FD_EPOLL:
@@ -233,6 +263,47 @@ fd_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_fd *f, bool for_wr
 	default:
 		return add_pid(out, n, max, WF_EXTERNAL);
 	}
+}
+
+/* The holders of a lock on the file fd refers to: for flock and OFD locks
+ * every process whose fd shares the locked open file description (its fdinfo
+ * shows the lock); for POSIX locks the owning process. */
+static size_t
+lock_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, pid_t *out, size_t n, size_t max)
+{
+	struct wf_fd *wf = wf_find_fd(p, t->wait_fd);
+	if (!wf || !wf->ino)
+		return add_pid(out, n, max, WF_EXTERNAL);
+	size_t before = n;
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *q = &g->procs[i];
+		if (q->zombie)
+			continue;
+		for (size_t k = 0; k < q->n_fds; k++)
+			for (size_t l = 0; l < q->fds[k].n_locks; l++) {
+				const struct fd_lock *lk = &q->fds[k].locks[l];
+				if (lk->ino != wf->ino || lk->waiter)
+					continue;
+				if (strcmp(lk->kind, "POSIX") == 0) {
+					if (lk->pid == p->pid)
+						continue; /* a process never blocks on its own POSIX lock */
+					n = add_pid(out, n, max, wf_find_proc(g, lk->pid) ? lk->pid : WF_EXTERNAL);
+				} else if (!(q == p && &q->fds[k] == wf))
+					n = add_pid(out, n, max, q->pid);
+			}
+	}
+	/* held by someone whose fds we did not see */
+	return n == before ? add_pid(out, n, max, WF_EXTERNAL) : n;
+}
+
+bool
+wf_released_by_anyone(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
+{
+	if (t->wait == WF_WAIT_OPEN)
+		return true;
+	/* a process-shared futex (a multiprocessing lock in shared memory) can be
+	 * released by any process mapping it: we cannot see which */
+	return t->wait == WF_WAIT_FUTEX && t->syscall && strcmp(t->syscall, "futex") == 0 && !(t->args[1] & 128);
 }
 
 size_t
@@ -283,8 +354,21 @@ wf_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, pid_t *
 			return n; /* the owner does not exist here: nobody will unlock */
 		return add_pid(out, n, max, p->pid);
 	case WF_WAIT_SIGNAL:
-	case WF_WAIT_SLEEP:
+		/* a shell's `wait` is a sigsuspend for SIGCHLD: its children's exits */
+		for (size_t i = 0; i < g->n_procs; i++)
+			if (g->procs[i].ppid == p->pid && !g->procs[i].zombie)
+				n = add_pid(out, n, max, g->procs[i].pid);
 		return n;
+	case WF_WAIT_SLEEP:
+	case WF_WAIT_OPEN:
+		return n;
+	case WF_WAIT_LOCK:
+		return lock_releasers(g, p, t, out, n, max);
+	case WF_WAIT_STOPPED:
+		if (p->tracer_pid > 0 && t->state == 't')
+			return add_pid(out, n, max, wf_find_proc(g, p->tracer_pid) ? p->tracer_pid : WF_EXTERNAL);
+		return n; /* SIGCONT from whoever stopped it: nobody we can name */
+	case WF_WAIT_CONNECT:
 	case WF_WAIT_UNKNOWN:
 	case WF_WAIT_NONE:
 	default:
@@ -308,7 +392,8 @@ wf_analyze(struct wf_graph *g)
 		for (size_t k = 0; k < p->n_threads; k++) {
 			struct wf_thread *t = &p->threads[k];
 			t->stuck = false;
-			bool acts = !p->zombie && (!t->blocking || t->wait == WF_WAIT_UNKNOWN || t->wait == WF_WAIT_NONE);
+			bool acts = !p->zombie && (!t->blocking || t->wait == WF_WAIT_UNKNOWN || t->wait == WF_WAIT_NONE ||
+						   t->wait == WF_WAIT_CONNECT);
 			/* A spinning thread is live as far as waits go; busy-loop is judged apart. */
 			if (acts)
 				p->live = true;
@@ -326,6 +411,16 @@ wf_analyze(struct wf_graph *g)
 				struct wf_thread *t = &p->threads[k];
 				if (!t->stuck)
 					continue;
+				if (wf_released_by_anyone(g, p, t)) {
+					for (size_t j = 0; j < g->n_procs && t->stuck; j++)
+						if (&g->procs[j] != p && g->procs[j].live) {
+							t->stuck = false;
+							p->live = true;
+							changed = true;
+						}
+					if (!t->stuck)
+						continue;
+				}
 				pid_t rel[256];
 				size_t n = wf_releasers(g, p, t, rel, ARRAY_SIZE(rel));
 				for (size_t r = 0; r < n; r++) {
@@ -383,6 +478,11 @@ describe_fd_wait(struct strbuf *sb, struct wf_graph *g, struct wf_proc *p, struc
 		}
 		(void) strbuf_printf(sb, "%s socket:[%llu] (fd %d", for_write ? "room in" : "a message or EOF on",
 				     (unsigned long long) f->ino, f->fd);
+		if (f->inet)
+			(void) strbuf_printf(sb, ", %s %s -> %s", f->inet_protocol == 17 ? "UDP" : "TCP", f->local, f->remote);
+		if (f->has_tcp_info)
+			(void) strbuf_printf(sb, ", last data in %.1f s ago, out %.1f s ago", f->last_data_recv_ms / 1000.0,
+					     f->last_data_sent_ms / 1000.0);
 		if (f->peer_ino)
 			(void) strbuf_printf(sb, ", peer socket:[%llu]", (unsigned long long) f->peer_ino);
 		(void) strbuf_printf(sb, ")");
@@ -463,11 +563,55 @@ wf_describe_wait(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 			(void) strbuf_printf(&sb, " owned by tid %d%s", (int) t->futex_owner,
 					     t->futex_owner_in_process ? "" : " (not a thread of this process)");
 		break;
-	case WF_WAIT_SIGNAL:
-		(void) strbuf_printf(&sb, "a signal (%s)", t->syscall);
+	case WF_WAIT_SIGNAL: {
+		bool kids = false;
+		for (size_t i = 0; i < g->n_procs; i++)
+			if (g->procs[i].ppid == p->pid && !g->procs[i].zombie)
+				kids = true;
+		(void) strbuf_printf(&sb, "a signal (%s%s)", t->syscall,
+				     kids ? "; SIGCHLD when a child exits" : "; nothing in the tree will send one");
 		break;
+	}
 	case WF_WAIT_SLEEP:
 		(void) strbuf_printf(&sb, "a timer (%s)", t->syscall);
+		break;
+	case WF_WAIT_LOCK: {
+		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
+		bool is_flock = strcmp(t->syscall, "flock") == 0;
+		(void) strbuf_printf(&sb, "%s lock on %s (fd %d, inode %llu)",
+				     is_flock ? "an flock(2)" : t->args[1] == F_OFD_SETLKW_CMD ? "an OFD (fcntl F_OFD_SETLKW)" :
+				     "a POSIX (fcntl F_SETLKW)", f && f->target ? f->target : "?", t->wait_fd,
+				     (unsigned long long) (f ? f->ino : 0));
+		pid_t takers[16];
+		size_t nt = 0;
+		for (size_t i = 0; f && i < g->n_procs; i++)
+			for (size_t k = 0; k < g->procs[i].n_fds; k++)
+				for (size_t l = 0; l < g->procs[i].fds[k].n_locks; l++) {
+					const struct fd_lock *lk = &g->procs[i].fds[k].locks[l];
+					if (lk->ino == f->ino && !lk->waiter && lk->pid > 0)
+						nt = add_pid(takers, nt, ARRAY_SIZE(takers), lk->pid);
+				}
+		for (size_t i = 0; i < nt; i++)
+			(void) strbuf_printf(&sb, "%s pid %d", i ? "," : ", taken by", (int) takers[i]);
+		break;
+	}
+	case WF_WAIT_OPEN:
+		(void) strbuf_printf(&sb, "another process to open FIFO %s (open blocks until the other side is opened)",
+				     t->wait_path ? t->wait_path : "(path unreadable)");
+		break;
+	case WF_WAIT_STOPPED:
+		if (t->state == 't')
+			(void) strbuf_printf(&sb, "its tracer (pid %d) to resume it (ptrace stop)", (int) p->tracer_pid);
+		else
+			(void) strbuf_printf(&sb, "SIGCONT: it is stopped (state T%s%s)", t->wchan && *t->wchan ? ", wchan " : "",
+					     t->wchan && *t->wchan ? t->wchan : "");
+		break;
+	case WF_WAIT_CONNECT:
+		(void) strbuf_printf(&sb, "a connection to complete (connect on fd %d)", t->wait_fd);
+		break;
+	case WF_WAIT_UNKNOWN:
+		(void) strbuf_printf(&sb, "unclassified wait: syscall %s, wchan %s", t->syscall ? t->syscall : "?",
+				     t->wchan && *t->wchan ? t->wchan : "-");
 		break;
 	case WF_WAIT_NONE:
 		(void) strbuf_printf(&sb, "nothing: it is running%s%s", t->hot_syscall ? ", looping on " : "",
@@ -476,6 +620,9 @@ wf_describe_wait(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 	default:
 		(void) strbuf_printf(&sb, "%s", t->syscall ? t->syscall : "?");
 	}
+	if (t->timeout_ms >= 0 && t->wait != WF_WAIT_NONE && t->wait != WF_WAIT_STOPPED)
+		(void) strbuf_printf(&sb, " [timeout %lld.%03llds%s]", (long long) (t->timeout_ms / 1000),
+				     (long long) (t->timeout_ms % 1000), t->blocking ? ", beyond the window" : "");
 	return strbuf_steal(&sb);
 }
 
@@ -483,8 +630,15 @@ static const char *const wait_names[] = {
 	[WF_WAIT_NONE] = "none",     [WF_WAIT_READ] = "read",	  [WF_WAIT_WRITE] = "write",
 	[WF_WAIT_ACCEPT] = "accept", [WF_WAIT_POLL] = "poll",	  [WF_WAIT_CHILD] = "child",
 	[WF_WAIT_FUTEX] = "futex",   [WF_WAIT_SIGNAL] = "signal", [WF_WAIT_SLEEP] = "sleep",
-	[WF_WAIT_UNKNOWN] = "unknown",
+	[WF_WAIT_LOCK] = "lock",     [WF_WAIT_OPEN] = "fifo-open", [WF_WAIT_STOPPED] = "stopped",
+	[WF_WAIT_CONNECT] = "connect", [WF_WAIT_UNKNOWN] = "unclassified",
 };
+
+const char *
+wf_wait_name(enum wf_wait_kind w)
+{
+	return (size_t) w < ARRAY_SIZE(wait_names) && wait_names[w] ? wait_names[w] : "?";
+}
 
 char *
 wf_explain(struct wf_graph *g)
@@ -515,4 +669,75 @@ wf_explain(struct wf_graph *g)
 		}
 	}
 	return strbuf_steal(&sb);
+}
+
+/* ---- the "no hang found" summary ---- */
+
+static void
+thread_summary(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, struct strbuf *sb, json_t *threads)
+{
+	char *what = t->wait == WF_WAIT_NONE ? NULL : wf_describe_wait(g, p, t);
+	pid_t rel[32];
+	size_t n = t->wait == WF_WAIT_NONE ? 0 : wf_releasers(g, p, t, rel, ARRAY_SIZE(rel));
+	const char *doing = t->state == 'R' || (t->syscall && strcmp(t->syscall, "running") == 0) ? "running" :
+			    t->wait == WF_WAIT_NONE ? "not in a wait" : wf_wait_name(t->wait);
+	(void) strbuf_printf(sb, "    %d %-15s %c %s", (int) t->tid, t->name ? t->name : "?", t->state ? t->state : '?', doing);
+	if (what)
+		(void) strbuf_printf(sb, ": %s", what);
+	if (t->stuck)
+		(void) strbuf_printf(sb, " — STUCK");
+	else if (t->blocking && n)
+		(void) strbuf_printf(sb, " — can be released");
+	if (t->cpu_delta_ns >= 10000000ULL)
+		(void) strbuf_printf(sb, " (cpu %.0f ms in %.0f ms)", (double) t->cpu_delta_ns / 1e6,
+				     (double) t->sample_interval_ns / 1e6);
+	(void) strbuf_printf(sb, "\n");
+	json_t *rj = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(rj, json_integer(rel[i]));
+	json_array_append_new(threads, json_pack("{s:i,s:s?,s:s#,s:s,s:s?,s:s?,s:s?,s:I,s:b,s:b,s:I,s:o}", "tid", (int) t->tid,
+						 "name", t->name, "state", &t->state, t->state ? 1 : 0, "wait", doing,
+						 "waits_for", what, "syscall", t->syscall, "wchan", t->wchan,
+						 "timeout_ms", (json_int_t) t->timeout_ms, "blocking", t->blocking, "stuck",
+						 t->stuck, "cpu_ns", (json_int_t) t->cpu_delta_ns, "released_by", rj));
+	free(what);
+}
+
+static char *
+summary_build(struct wf_graph *g, json_t **ret_json)
+{
+	struct strbuf sb = STRBUF_INIT;
+	json_t *out = json_array();
+	char lab[128];
+	for (size_t i = 0; i < g->n_procs; i++) {
+		struct wf_proc *p = &g->procs[i];
+		(void) strbuf_printf(&sb, "  %s ppid %d, state %c%s%s\n", wf_proc_label(p, lab, sizeof(lab)), (int) p->ppid,
+				     p->state ? p->state : '?', p->zombie ? " (zombie, not reaped)" : "",
+				     p->stuck ? ", stuck" : "");
+		json_t *threads = json_array();
+		for (size_t k = 0; k < p->n_threads && !p->zombie; k++)
+			thread_summary(g, p, &p->threads[k], &sb, threads);
+		json_array_append_new(out, json_pack("{s:i,s:i,s:s?,s:s#,s:b,s:b,s:o}", "pid", (int) p->pid, "ppid", (int) p->ppid,
+						     "comm", p->comm, "state", &p->state, p->state ? 1 : 0, "zombie", p->zombie,
+						     "stuck", p->stuck, "threads", threads));
+	}
+	if (ret_json)
+		*ret_json = out;
+	else
+		json_decref(out);
+	return strbuf_steal(&sb);
+}
+
+char *
+wf_summary_text(struct wf_graph *g)
+{
+	return summary_build(g, NULL);
+}
+
+json_t *
+wf_summary_json(struct wf_graph *g)
+{
+	json_t *j = NULL;
+	free(summary_build(g, &j));
+	return j;
 }

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "probes/waitfacts.h"
+
 enum wf_fd_kind {
 	WF_FD_FILE,
 	WF_FD_PIPE,
@@ -44,6 +46,17 @@ struct wf_fd {
 	size_t n_epoll_targets;
 	char *target;	       /* readlink text, for reports */
 	char *name;	       /* socket name (@abstract or path), if bound */
+	/* TCP/UDP: endpoints, and the peer found by swapping them (loopback) */
+	bool inet;
+	int inet_protocol;     /* IPPROTO_TCP, IPPROTO_UDP */
+	int inet_state;
+	char local[64], remote[64];
+	bool has_tcp_info;
+	uint64_t bytes_acked, bytes_received;
+	uint32_t last_data_sent_ms, last_data_recv_ms;
+	int64_t timerfd_value_ns; /* timerfds: remaining until expiry, 0 disarmed */
+	struct fd_lock *locks;	  /* file locks held through this fd */
+	size_t n_locks;
 };
 
 enum wf_wait_kind {
@@ -56,7 +69,11 @@ enum wf_wait_kind {
 	WF_WAIT_FUTEX,	  /* futex wait */
 	WF_WAIT_SIGNAL,	  /* pause, sigsuspend, sigtimedwait */
 	WF_WAIT_SLEEP,	  /* nanosleep */
-	WF_WAIT_UNKNOWN,  /* blocked in something else */
+	WF_WAIT_LOCK,	  /* flock / fcntl F_SETLKW / F_OFD_SETLKW on a file */
+	WF_WAIT_OPEN,	  /* open() of a FIFO with no partner (wait_for_partner) */
+	WF_WAIT_STOPPED,  /* state T (job control) or t (ptrace) */
+	WF_WAIT_CONNECT,  /* connect() in progress */
+	WF_WAIT_UNKNOWN,  /* blocked in something else: "unclassified" */
 };
 
 struct wf_thread {
@@ -89,6 +106,8 @@ struct wf_thread {
 	/* poll/ppoll/select: the fds read from the target's memory (NULL: unknown) */
 	int *poll_fds;
 	size_t n_poll_fds;
+	char *wait_path;       /* open() in progress: its path */
+	bool restarted_same;   /* both samples caught the same blocking syscall */
 	/* analysis */
 	enum wf_wait_kind wait;
 	int wait_fd;	       /* READ/WRITE/ACCEPT */
@@ -122,6 +141,9 @@ struct wf_proc {
 	int64_t inherited_inos_n;
 	uint64_t *inherited_inos; /* inodes it had at child_start (inherited across fork) */
 	bool is_top;		  /* a root the caller asked about */
+	pid_t tracer_pid;	  /* TracerPid, 0 none */
+	pid_t forking_tid;	  /* fork event: the parent thread that forked it, 0 unknown */
+	char *fork_threads;	  /* fork event: the parent's threads at the fork, "tid name, ..." */
 	/* analysis */
 	bool live;
 	bool stuck;
@@ -132,6 +154,8 @@ struct wf_graph {
 	size_t n_procs;
 	pid_t subreaper;
 	uint64_t window_ms; /* a wait with a longer (or no) timeout counts as permanent */
+	pid_t taken_by;	    /* the snapshotting process: its ptrace stops are not waits */
+	bool from_scenario; /* the events come from a forkscope scenario (remedies may name fixes.*) */
 };
 
 /* Build from a snapshot document (docs/snapshot.md) and, optionally, the
@@ -149,6 +173,10 @@ size_t wf_holders(struct wf_graph *g, uint64_t ino, char mode, struct wf_proc **
 /* Decide each thread's wait, then run the liveness fixpoint. */
 void wf_analyze(struct wf_graph *g);
 
+/* Is thread t released when any other live process of the graph acts (a FIFO
+ * open, a listener without a known connector)? */
+bool wf_released_by_anyone(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t);
+
 /* For a stuck thread, the processes whose action would release it (the union
  * over its OR-wait). Returns how many were written. */
 size_t wf_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, pid_t *out, size_t max);
@@ -160,3 +188,14 @@ const char *wf_proc_label(const struct wf_proc *p, char *buf, size_t size);
 /* Every process and thread with its decoded wait, whether it is stuck and who
  * could release it: what `forkscope triage --explain` prints. */
 char *wf_explain(struct wf_graph *g);
+
+/* "No hang found" is not the end of a look: a compact per-process summary of
+ * what each thread waits for, its state and the remaining timeout. The text
+ * form is a few lines per process; the JSON form is an array of
+ * {pid, comm, state, stuck, threads:[{tid, name, state, wait, waits_for,
+ * syscall, wchan, timeout_ms, released_by:[pid]}]}. */
+char *wf_summary_text(struct wf_graph *g);
+json_t *wf_summary_json(struct wf_graph *g);
+
+/* Name of a wait kind: "read", "lock", "fifo-open", "stopped", "unclassified"… */
+const char *wf_wait_name(enum wf_wait_kind w);

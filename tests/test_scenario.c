@@ -488,8 +488,8 @@ Test(scenario, inline_errors)
 	     "inline.yaml:3:38: unknown verdict class 'nope' for expect.verdict (expected one of: "
 	     "pipe-full, "
 	     "eof-never, mutual-wait, uncancellable-wait, lost-wakeup-futex, lock-deadlock, "
-	     "signal-blocked, orphan, "
-	     "unreaped-zombie, boot-death, busy-loop, slow-teardown, escaped, or none)"},
+	     "file-lock, fifo-no-partner, stopped, signal-blocked, orphan, "
+	     "unreaped-zombie, boot-death, busy-loop, slow-teardown, escaped, slow-not-stuck, or none)"},
 	    {"name: x\ntree: {name: r}\ntimeouts: {run: 99999999999h}\n",
 	     "inline.yaml:3:17: duration '99999999999h' for timeouts.run is too large"},
 	    {"name: x\ntree: {name: r, children: [{name: '..'}]}\n",
