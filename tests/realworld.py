@@ -21,7 +21,7 @@ SRC = os.environ.get("SOURCE_ROOT") or os.path.dirname(os.path.dirname(os.path.a
 FORKSCOPE = os.environ.get("FORKSCOPE") or os.path.join(SRC, "build", "harness", "forkscope")
 CORPUS = os.path.join(SRC, "fixtures", "realworld")
 # Findings, not hangs (docs/verdicts.md): never counted in "Found N hangs."
-FINDINGS = {"escaped", "slow-teardown"}
+FINDINGS = {"escaped", "slow-teardown", "slow-not-stuck"}
 SETTLE_DEADLINE_S = 60.0
 WATCH_TIMEOUT = os.environ.get("RW_WATCH_TIMEOUT", "6s")
 WATCH_LINGER = os.environ.get("RW_WATCH_LINGER", "3s")
@@ -253,6 +253,9 @@ def check_doc(spec, doc, roles, snapshot):
     if spec["kind"] == "healthy":
         if hangs:
             problems.append(f"false verdict(s) on a healthy program: {[v['class'] for v in hangs]}")
+        found = [v["class"] for v in doc.get("verdicts", [])]
+        if spec.get("finding") and spec["finding"] not in found:
+            problems.append(f"expected the finding {spec['finding']} (what moved), got {found or 'none'}")
         return problems
     classes = [v["class"] for v in hangs]
     if classes != [spec["class"]]:
