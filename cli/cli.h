@@ -44,6 +44,7 @@ void cli_print_progress(const json_t *cell, size_t done, size_t total, const cha
  * the command). Returns 0, or 2 when an output could not be written. */
 struct cli_outputs {
 	const char *json, *junit, *tap, *trace, *html;
+	bool verbose; /* the text report details every cell, not only those that failed */
 };
 int cli_write_outputs(const json_t *doc, const char *run_dir, const struct cli_outputs *files, const char *color_mode,
 		      FILE *out);

@@ -138,7 +138,7 @@ cli_write_outputs(const json_t *doc, const char *run_dir, const struct cli_outpu
 		rc = MAX(rc, w);
 	}
 	int color = render_color_wanted(color_mode, fileno(out));
-	struct render_options text = { .color = color > 0 };
+	struct render_options text = { .color = color > 0, .verbose = files->verbose };
 	(void) fflush(stderr);
 	if (render_to_stream(doc, RENDER_TEXT, &text, out) < 0)
 		rc = 2;

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "harness/results.h"
+#include "probes/eventlog_read.h"
 #include "reports/render.h"
 #include "util/jsonutil.h"
 
@@ -19,6 +19,7 @@ static const char report_usage[] =
 	"\n"
 	"  -f, --format F   text (default), json, junit, tap, trace (Perfetto), html\n"
 	"  -o, --output F   write to F instead of stdout\n"
+	"  -v, --verbose    text: details of every cell, not only of those that failed\n"
 	"  --color=auto|always|never\n"
 	"\n"
 	"Exit status: 0 rendered, 2 usage or not a run directory.\n";
@@ -79,7 +80,7 @@ report_check_events(const char *run_dir, const json_t *doc)
 		if (err < 0) {
 			fprintf(stderr, "forkscope report: warning: ");
 			cli_print_sanitized(stderr, path);
-			fprintf(stderr, ": %s\n", strerror(-err));
+			fprintf(stderr, ": %s\n", events_error_reason(err));
 			unreadable++;
 		}
 		for (size_t k = 0; k < bad && k < REPORT_MAX_PROBLEMS; k++) {
@@ -136,14 +137,15 @@ cli_report(int argc, char **argv, const struct cli_globals *g)
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' }, { "output", required_argument, NULL, 'o' },
 		{ "color", required_argument, NULL, 'C' },  { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "verbose", no_argument, NULL, 'v' },	    { 0 },
 	};
 	const char *format = "text", *out = NULL, *color = g->color;
+	bool verbose = false;
 	int c;
 	/* getopt names argv[0] in its messages: "forkscope report: unrecognized option" */
 	argv[0] = (char *) "forkscope report";
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:o:hv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			format = optarg;
@@ -153,6 +155,9 @@ cli_report(int argc, char **argv, const struct cli_globals *g)
 			break;
 		case 'C':
 			color = optarg;
+			break;
+		case 'v':
+			verbose = true;
 			break;
 		case 'h':
 			fputs(report_usage, stdout);
@@ -202,7 +207,7 @@ cli_report(int argc, char **argv, const struct cli_globals *g)
 			(void) report_check_events(run_dir, doc);
 		free(run_dir);
 	}
-	struct render_options o = { .color = fmt == RENDER_TEXT && want > 0 };
+	struct render_options o = { .color = fmt == RENDER_TEXT && want > 0, .verbose = verbose };
 	r = out ? render_to_file(doc, (enum render_format) fmt, &o, out)
 		: render_to_stream(doc, (enum render_format) fmt, &o, stdout);
 	json_decref(doc);

@@ -32,6 +32,8 @@ static const char run_usage[] =
 	"  --out DIR            the run directory (default: a new one under $TMPDIR)\n"
 	"  --json F  --junit F  --tap F  --trace F  --html F\n"
 	"                       renderings of the result (F '-' for stdout)\n"
+	"  -v, --verbose        the report details every cell (stacks, fds, leftovers),\n"
+	"                       not only the cells that did not meet their expectation\n"
 	"  --color=auto|always|never\n"
 	"\n"
 	"Exit status: 0 every cell met its expectation, 1 some did not, 2 usage or invalid\n"
@@ -91,13 +93,13 @@ parse_run_options(int argc, char **argv, struct run_options *o, struct cli_outpu
 		{ "html", required_argument, NULL, 'W' },    { "color", required_argument, NULL, 'C' },
 		{ "no-stacks", no_argument, NULL, 'N' },     { "rules", required_argument, NULL, 'L' },
 		{ "probes", required_argument, NULL, 'p' },  { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "verbose", no_argument, NULL, 'v' },	     { 0 },
 	};
 	int c, r;
 	/* getopt names argv[0] in its messages: "forkscope run: unrecognized option" */
 	argv[0] = (char *) "forkscope run";
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "b:s:o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:s:o:hv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (backend_from_name(optarg) < 0)
@@ -162,6 +164,9 @@ parse_run_options(int argc, char **argv, struct run_options *o, struct cli_outpu
 			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
 				return cli_usage_error("run", 2, "--probes: expected on or off, got '%s'", optarg);
 			o->no_probes = strcmp(optarg, "off") == 0;
+			break;
+		case 'v':
+			files->verbose = true;
 			break;
 		case 'h':
 			fputs(run_usage, stdout);

@@ -7,8 +7,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "harness/results.h"
+#include "probes/eventlog_read.h"
 #include "harness/triage.h"
+#include "probes/snapshot.h"
 #include "reports/rules.h"
 #include "reports/verdict.h"
 #include "util/jsonutil.h"
@@ -28,7 +29,7 @@ static const char triage_usage[] =
 	"  --python=auto|off Python frames of CPython processes\n"
 	"  --rules FILE      extra rules (docs/rules.md)\n"
 	"  --from FILE       analyse a recorded snapshot.json again\n"
-	"  --events FILE     with --from: the probe events of its run\n"
+	"  --events FILE     the probe events of the tree's run (watch's events.ndjson)\n"
 	"  --explain         with --from: what each thread waits for and who could release it\n"
 	"  --color=auto|always|never\n"
 	"\n"
@@ -65,7 +66,7 @@ triage_from_file(const char *path, const char *events_path, const char *rules, b
 		if (err < 0) {
 			fprintf(stderr, "forkscope triage: ");
 			cli_print_sanitized(stderr, events_path);
-			fprintf(stderr, ": %s\n", strerror(-err));
+			fprintf(stderr, ": %s\n", events_error_reason(err));
 			json_decref(events);
 			json_decref(snap);
 			return 2;
@@ -107,28 +108,6 @@ triage_from_file(const char *path, const char *events_path, const char *rules, b
 	return hangs > 0 ? 1 : 0;
 }
 
-static bool
-reason_is_denial(const char *text)
-{
-	return text && (strstr(text, "Permission denied") || strstr(text, "Operation not permitted"));
-}
-
-static bool
-reason_is_gone(const char *text)
-{
-	/* every part of it says the process or a thread went away meanwhile */
-	if (!text || !*text)
-		return false;
-	char *copy = strdup(text);
-	bool gone = copy != NULL;
-	char *save = NULL;
-	for (char *part = copy ? strtok_r(copy, ";", &save) : NULL; part && gone; part = strtok_r(NULL, ";", &save))
-		gone = strstr(part, "No such file or directory") || strstr(part, "No such process") ||
-		       strstr(part, "exited during snapshot") || strstr(part, "pid reused");
-	free(copy);
-	return gone;
-}
-
 /* What the snapshot could not read, and why: a triage without stacks (ptrace
  * denied, another user's tree) must say so rather than look like a clean
  * bill of health. Returns the number of processes with readable state. */
@@ -136,8 +115,8 @@ static size_t
 triage_print_gaps(const json_t *snap, FILE *f)
 {
 	const json_t *procs = json_object_get(snap, "processes");
-	size_t n = json_array_size(procs), readable = 0, gone = 0, listed = 0, incomplete = 0, i;
-	bool denied = false;
+	size_t n = json_array_size(procs), readable = 0, gone = 0, kernel = 0, listed = 0, incomplete = 0, i;
+	bool denied = false, traced = false;
 	const json_t *p;
 	json_array_foreach(procs, i, p) {
 		if (json_is_string(json_object_get(p, "state")))
@@ -146,11 +125,20 @@ triage_print_gaps(const json_t *snap, FILE *f)
 		const char *stacks = json_str(p, "stacks_error", NULL);
 		if (!json_bool(p, "partial", 0) && !stacks)
 			continue;
-		if (!stacks && reason_is_gone(partial)) {
+		/* The kinds come from the gaps' numbers (docs/snapshot.md), never
+		 * from the English of the reasons. */
+		struct snapshot_gap_summary gs;
+		snapshot_process_gap_summary(p, &gs);
+		if (gs.n > 0 && gs.by_kind[SNAPSHOT_GAP_GONE] == gs.n) {
 			gone++;
 			continue;
 		}
-		denied = denied || reason_is_denial(partial) || reason_is_denial(stacks);
+		if (gs.n > 0 && gs.by_kind[SNAPSHOT_GAP_KERNEL_THREAD] == gs.n) {
+			kernel++;
+			continue;
+		}
+		traced = traced || gs.by_kind[SNAPSHOT_GAP_TRACED] > 0;
+		denied = denied || gs.by_kind[SNAPSHOT_GAP_DENIED] > 0;
 		if (incomplete++ == 0)
 			fprintf(f, "Incomplete snapshot: what could not be read, and why:\n");
 		if (listed < 10) {
@@ -175,9 +163,13 @@ triage_print_gaps(const json_t *snap, FILE *f)
 	if (denied)
 		fprintf(f, "  Verdicts rest on what could be read. Run triage as root, or as the tree's user with "
 			   "ptrace allowed (CAP_SYS_PTRACE, kernel.yama.ptrace_scope), for stacks, fds and syscalls.\n");
+	if (traced)
+		fprintf(f, "  Another tracer (a debugger, strace) holds some of them: detach it for their stacks.\n");
 	if (gone)
 		fprintf(f, "%zu of %zu process%s exited or changed during the snapshot (recorded as partial).\n", gone, n,
 			n == 1 ? "" : "es");
+	if (kernel)
+		fprintf(f, "%zu kernel thread%s: no user space, no stacks to take.\n", kernel, kernel == 1 ? "" : "s");
 	return readable;
 }
 
@@ -268,23 +260,36 @@ parse_triage_args(int argc, char **argv, struct triage_args *a)
 		return cli_usage_error("triage", 2, "no PID given");
 	if (a->from && a->n_pids > 0)
 		return cli_usage_error("triage", 2, "--from analyses a recorded snapshot: give no PID with it");
-	if (a->events_path && !a->from)
-		return cli_usage_error("triage", 2, "--events goes with --from");
 	return -1;
 }
 
 static int
 triage_live(const struct triage_args *a)
 {
+	/* The probe events of the tree's run (forkscope watch, the pytest
+	 * plugin), if given: names, what crossed each fork. */
+	json_t *events = NULL;
+	if (a->events_path) {
+		int err = 0;
+		events = events_load_checked(a->events_path, NULL, 0, NULL, &err);
+		if (err < 0) {
+			fprintf(stderr, "forkscope triage: ");
+			cli_print_sanitized(stderr, a->events_path);
+			fprintf(stderr, ": %s\n", events_error_reason(err));
+			json_decref(events);
+			return 2;
+		}
+	}
 	/* A root that leads its process group brings the group along: orphans of
 	 * the tree (reparented away from it) usually stay in it. */
 	pid_t pgid = getpgid(a->pids[0]);
 	struct triage_request req = { .roots = a->pids, .n_roots = a->n_pids, .stacks = a->stacks,
 				      .rules_file = a->rules, .reason = "command", .python_mode = a->python,
-				      .pgid = pgid == a->pids[0] ? pgid : 0 };
+				      .pgid = pgid == a->pids[0] ? pgid : 0, .events = events };
 	json_t *snap = NULL, *verdicts = NULL;
 	char *error = NULL;
 	int r = triage_run(&req, &snap, &verdicts, &error);
+	json_decref(events);
 	if (r < 0) {
 		if (error)
 			fprintf(stderr, "forkscope triage: %s\n", error);

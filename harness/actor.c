@@ -22,9 +22,11 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "harness/actor-private.h"
 #include "harness/backend.h"
 #include "harness/channel.h"
 #include "harness/registry.h"
+#include "harness/fdsink.h"
 #include "harness/loop.h"
 #include "probes/census.h"
 #include "probes/eventlog.h"
@@ -33,88 +35,10 @@
 #include "util/signames.h"
 #include "util/timeutil.h"
 
-enum child_state {
-	CHILD_IDLE,	/* not spawned yet (late, or waiting its turn) */
-	CHILD_SPAWNING, /* request sent to the forkserver */
-	CHILD_BOOTING,	/* has a pid, no handshake yet */
-	CHILD_READY,
-	CHILD_FAILED, /* the spawn itself failed */
-};
-
-struct actor;
-
-struct child {
-	struct actor *actor;
-	const struct actor_spec *spec;
-	enum child_state state;
-	pid_t pid;
-	int pidfd;
-	bool pidfd_watched;
-	struct channel chan;
-	bool final_received;
-	bool acked;
-	int ladder; /* 0 none, 1 cancel sent, 2 SIGTERM sent, 3 SIGKILL sent */
-	uint64_t ladder_timer;
-	bool reaped;
-	int wstatus;
-	json_t *error;
-	struct spawn_request req;
-	bool waiter_started;
-	bool hello_early; /* the handshake beat the forkserver's pid notification */
-};
-
-enum phase {
-	PH_BOOT_CHILDREN,
-	PH_STEPS,
-	PH_TEARDOWN,
-	PH_LINGER,
-};
-
-enum end_reason {
-	END_OK,
-	END_ERROR,
-	END_CANCELLED, /* by the parent's cancel request */
-	END_SIGNAL,    /* by SIGINT/SIGTERM */
-};
-
-struct actor {
-	const struct scenario *sc;
-	const struct actor_spec *spec;
-	bool is_root;
-	struct loop *loop;
-	struct forkserver *fs;
-	struct channel parent;
-	int listener;
-	char listener_name[108];
-	struct child *children;
-	size_t n_children;
-	struct channel *pending;
-	size_t n_pending, cap_pending;
-	enum phase phase;
-	size_t step;
-	uint64_t step_timer;
-	bool spawning_late; /* a `spawn:` step is bringing children up */
-	bool awaiting;
-	bool await_uncancellable;
-	bool ignore_cancel;
-	bool cancel_deferred;
-	bool deferred_from_parent;
-	int deferred_signal;
-	enum end_reason end;
-	int end_signal;
-	char *own_error;
-	json_t *own_backtrace;
-	json_t *child_errors;
-	uint64_t linger_timer;
-	pid_t daemons[16];
-	size_t n_daemons;
-	int waitpipe[2];
-};
-
 static const char *ctx_spec_path;
 static const char *ctx_exe_path;
 static struct actor *the_actor;
-static volatile sig_atomic_t got_signal;
+volatile sig_atomic_t actor_got_signal;
 static int signal_wake_fd = -1;
 
 void
@@ -124,18 +48,14 @@ actor_set_context(const char *spec_path, const char *exe_path)
 	ctx_exe_path = exe_path;
 }
 
-static void begin_teardown(struct actor *a);
-static void run_steps(struct actor *a);
-static void spawn_next(struct actor *a);
 static void check_teardown_done(struct actor *a);
 static void start_ladder(struct actor *a, struct child *ch);
-__attribute__((noreturn)) static void actor_exit(struct actor *a, int code, const char *reason);
 static bool fd_limit_hit(struct actor *a, const char *call, int err);
 
 /* ---- small helpers ---- */
 
-static bool
-name_matches(const char *actual, const char *wanted)
+bool
+actor_name_matches(const char *actual, const char *wanted)
 {
 	size_t n = strlen(wanted);
 	if (strcmp(actual, wanted) == 0)
@@ -178,8 +98,8 @@ set_event_context(const struct actor_spec *spec)
 	eventlog_set_context(ctx);
 }
 
-static json_t *
-capture_backtrace(void)
+json_t *
+actor_capture_backtrace(void)
 {
 	/* libunwind's local unwinder: the actor records where its error came from. */
 	json_t *frames = json_array();
@@ -218,8 +138,8 @@ on_signal(int sig)
 {
 	int saved = errno;
 	/* keep the first signal; SIGTERM after SIGINT changes nothing */
-	if (!got_signal)
-		got_signal = sig;
+	if (!actor_got_signal)
+		actor_got_signal = sig;
 	if (signal_wake_fd >= 0)
 		(void) write(signal_wake_fd, "s", 1);
 	errno = saved;
@@ -241,14 +161,13 @@ install_signal_handlers(struct actor *a)
 	signal_wake_fd = loop_wake_fd(a->loop);
 }
 
-static void on_cancel(struct actor *a, bool from_parent, int sig);
 
 static void
 on_wake(struct loop *l, void *userdata)
 {
 	struct actor *a = userdata;
-	if (got_signal)
-		on_cancel(a, false, got_signal);
+	if (actor_got_signal)
+		actor_on_cancel(a, false, actor_got_signal);
 }
 
 /* ---- children: exit and reaping ---- */
@@ -318,9 +237,9 @@ child_reaped(struct child *ch, int wstatus)
 		/* keep reading: a last RESULT may still be buffered */
 	}
 	if (a->phase == PH_BOOT_CHILDREN || a->spawning_late)
-		spawn_next(a);
+		actor_spawn_next(a);
 	if (a->awaiting)
-		run_steps(a);
+		actor_run_steps(a);
 	check_teardown_done(a);
 }
 
@@ -410,6 +329,7 @@ close_child_channel(struct child *ch)
 static void
 on_child_error(struct actor *a, struct child *ch, json_t *error)
 {
+	fdsink_child_error(a->spec->name, ch->spec->name, error); /* tractor: an ERROR record */
 	if (ch->error)
 		json_decref(ch->error);
 	ch->error = json_incref(error);
@@ -426,7 +346,7 @@ on_child_error(struct actor *a, struct child *ch, json_t *error)
 		return;
 	}
 	a->end = END_ERROR;
-	begin_teardown(a);
+	actor_begin_teardown(a);
 }
 
 static void
@@ -503,7 +423,7 @@ child_ready(struct actor *a, struct child *ch)
 		check_teardown_done(a);
 		return;
 	}
-	spawn_next(a);
+	actor_spawn_next(a);
 }
 
 static void
@@ -567,6 +487,7 @@ on_listener(struct loop *l, int fd, uint32_t events, void *userdata)
 			(void) fd_limit_hit(a, "accept4", errno);
 			return;
 		}
+		fdsink_created(c, "accept4");
 		if (a->n_pending == a->cap_pending) {
 			size_t cap = a->cap_pending ? a->cap_pending * 2 : 8;
 			struct channel *p = realloc(a->pending, cap * sizeof(*p));
@@ -590,6 +511,7 @@ open_listener(struct actor *a)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
+	fdsink_created(fd, "socket");
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	size_t n = strlen(a->listener_name);
 	memcpy(sun.sun_path + 1, a->listener_name, n);
@@ -671,6 +593,7 @@ on_spawn_done(struct spawn_request *req, void *userdata)
 	ch->pidfd = pidfd_open(ch->pid, 0);
 	if (ch->pidfd < 0)
 		(void) fd_limit_hit(a, "pidfd_open", errno);
+	fdsink_created(ch->pidfd, "pidfd_open");
 	/* fixes.boot_race: wait for the handshake and for the child's death together. */
 	if (a->sc->fixes.boot_race)
 		watch_pidfd(ch);
@@ -726,8 +649,8 @@ spawn_child(struct actor *a, struct child *ch)
 /* Spawn, one at a time, the children that are due: the initial ones in the boot
  * phase, the late ones named by the current `spawn:` step. A child is started
  * only after the previous one is up (nursery.start semantics). */
-static void
-spawn_next(struct actor *a)
+void
+actor_spawn_next(struct actor *a)
 {
 	if (a->phase >= PH_TEARDOWN)
 		return;
@@ -745,7 +668,7 @@ spawn_next(struct actor *a)
 			due = !ch->spec->late;
 		else
 			due = a->spawning_late && ch->spec->late &&
-			      name_matches(ch->spec->name, a->spec->steps[a->step].text);
+			      actor_name_matches(ch->spec->name, a->spec->steps[a->step].text);
 		if (!due)
 			continue;
 		spawn_child(a, ch);
@@ -754,11 +677,11 @@ spawn_next(struct actor *a)
 	/* Nothing left to start. */
 	if (a->phase == PH_BOOT_CHILDREN) {
 		a->phase = PH_STEPS;
-		run_steps(a);
+		actor_run_steps(a);
 	} else if (a->spawning_late) {
 		a->spawning_late = false;
 		a->step++;
-		run_steps(a);
+		actor_run_steps(a);
 	}
 }
 
@@ -835,8 +758,8 @@ end_daemons(struct actor *a)
 	a->n_daemons = 0;
 }
 
-static void
-begin_teardown(struct actor *a)
+void
+actor_begin_teardown(struct actor *a)
 {
 	if (a->phase >= PH_TEARDOWN)
 		return;
@@ -933,7 +856,7 @@ check_teardown_done(struct actor *a)
 		a->linger_timer = loop_add_timer(a->loop, now_ns() + a->sc->timeouts.peer_wait_ns, linger_done, a);
 }
 
-__attribute__((noreturn)) static void
+__attribute__((noreturn)) void
 actor_exit(struct actor *a, int code, const char *reason)
 {
 	static const char *const names[] = { "ok", "error", "cancelled", "signal" };
@@ -974,8 +897,8 @@ actor_exit(struct actor *a, int code, const char *reason)
 
 /* ---- cancellation ---- */
 
-static void
-on_cancel(struct actor *a, bool from_parent, int sig)
+void
+actor_on_cancel(struct actor *a, bool from_parent, int sig)
 {
 	struct event *e = malloc(sizeof(*e));
 	if (e) {
@@ -1002,7 +925,7 @@ on_cancel(struct actor *a, bool from_parent, int sig)
 	}
 	a->end = from_parent ? END_CANCELLED : END_SIGNAL;
 	a->end_signal = sig;
-	begin_teardown(a);
+	actor_begin_teardown(a);
 }
 
 static void
@@ -1016,7 +939,7 @@ on_parent_readable(struct loop *l, int fd, uint32_t events, void *userdata)
 		if (channel_pop(&a->parent, &type, &payload) <= 0)
 			break;
 		if (type == MSG_CANCEL)
-			on_cancel(a, true, 0);
+			actor_on_cancel(a, true, 0);
 		free(payload);
 	}
 	if (r == 0 || (r < 0 && r != -EAGAIN)) {
@@ -1035,248 +958,13 @@ on_parent_readable(struct loop *l, int fd, uint32_t events, void *userdata)
 	}
 }
 
-/* ---- steps ---- */
-
-static void
-on_sleep_done(struct loop *l, void *userdata)
-{
-	struct actor *a = userdata;
-	a->step_timer = 0;
-	a->step++;
-	run_steps(a);
-}
-
-static void
-do_log(struct actor *a, const struct step *s)
-{
-	static const char line[] = "forkscope: actor log line, the kind a traceback would fill a pipe with\n";
-	int fd = s->stream == LOG_STDERR ? 2 : 1;
-	uint64_t left = s->bytes;
-	while (left > 0 && !got_signal) {
-		size_t n = MIN(left, sizeof(line) - 1);
-		/* A blocking write: a full pipe parks the whole actor here. */
-		ssize_t w = write(fd, line, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		left -= (uint64_t) w;
-	}
-}
-
-static void
-do_spin(const struct step *s)
-{
-	uint64_t end = s->ns ? now_ns() + s->ns : UINT64_MAX;
-	volatile uint64_t sink = 0;
-	while (!got_signal && now_ns() < end)
-		for (int i = 0; i < 10000; i++)
-			sink += (uint64_t) i;
-}
-
-static void
-do_daemonize(struct actor *a)
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		/* A helper that leaves the process group and outlives its creator
-		 * unless someone ends it: what a registry daemon started by a test does. */
-		(void) setsid();
-		(void) prctl(PR_SET_PDEATHSIG, 0);
-		eventlog_set_context("\"kind\":\"daemon\"");
-		struct event *e = malloc(sizeof(*e));
-		if (e) {
-			event_begin(e, "daemon_start");
-			event_str(e, "started_by", a->spec->name);
-			(void) event_emit(e);
-			free(e);
-		}
-		int keep[] = { eventlog_fd() };
-		(void) fd_close_all_except(keep, 1, NULL, 0, NULL);
-		for (;;)
-			(void) pause();
-	}
-	if (pid > 0 && a->n_daemons < ARRAY_SIZE(a->daemons)) {
-		a->daemons[a->n_daemons++] = pid;
-		struct event *e = malloc(sizeof(*e));
-		if (e) {
-			event_begin(e, "daemonize");
-			event_int(e, "daemon_pid", pid);
-			(void) event_emit(e);
-			free(e);
-		}
-	}
-}
-
-static bool
-await_satisfied(struct actor *a, const char *name)
-{
-	for (size_t i = 0; i < a->n_children; i++) {
-		struct child *ch = &a->children[i];
-		if (!name_matches(ch->spec->name, name))
-			continue;
-		if (ch->state == CHILD_IDLE || ch->state == CHILD_FAILED)
-			continue;
-		if (!ch->reaped)
-			return false;
-	}
-	return true;
-}
-
-static void
-run_steps(struct actor *a)
-{
-	while (a->phase == PH_STEPS && a->step < a->spec->n_steps) {
-		const struct step *s = &a->spec->steps[a->step];
-		if (got_signal) {
-			on_cancel(a, false, got_signal);
-			return;
-		}
-		switch (s->kind) {
-		case STEP_SLEEP:
-			if (!a->step_timer)
-				a->step_timer = loop_add_timer(a->loop, now_ns() + s->ns, on_sleep_done, a);
-			return;
-		case STEP_LOG:
-			do_log(a, s);
-			break;
-		case STEP_RAISE: {
-			char msg[512];
-			(void) snprintf(msg, sizeof(msg), "%s (raised by step at %s:%u:%u)",
-					s->text ? s->text : "error", a->sc->path ? a->sc->path : "scenario", s->line,
-					s->column);
-			free(a->own_error);
-			a->own_error = strdup(msg);
-			a->own_backtrace = capture_backtrace();
-			a->end = END_ERROR;
-			begin_teardown(a);
-			return;
-		}
-		case STEP_EXIT:
-			actor_exit(a, s->value, "exit step");
-		case STEP_IGNORE_CANCEL:
-			a->ignore_cancel = true;
-			break;
-		case STEP_IGNORE_SIGTERM:
-			(void) signal(SIGTERM, SIG_IGN);
-			break;
-		case STEP_BLOCK_SIGINT: {
-			sigset_t set;
-			(void) sigemptyset(&set);
-			(void) sigaddset(&set, SIGINT);
-			(void) sigprocmask(SIG_BLOCK, &set, NULL);
-			break;
-		}
-		case STEP_SPIN:
-			do_spin(s);
-			break;
-		case STEP_SPAWN:
-			if (!a->spawning_late) {
-				a->spawning_late = true;
-				spawn_next(a);
-			}
-			return;
-		case STEP_SERVE:
-			return; /* until cancelled */
-		case STEP_AWAIT:
-			if (!await_satisfied(a, s->text)) {
-				a->awaiting = true;
-				a->await_uncancellable = a->sc->fixes.wait == WAIT_THREAD;
-				return;
-			}
-			a->awaiting = false;
-			if (a->cancel_deferred) {
-				a->cancel_deferred = false;
-				if (json_array_size(a->child_errors) > 0 && !a->deferred_from_parent &&
-				    !a->deferred_signal)
-					a->end = END_ERROR;
-				else
-					a->end = a->deferred_from_parent ? END_CANCELLED : END_SIGNAL;
-				a->end_signal = a->deferred_signal;
-				begin_teardown(a);
-				return;
-			}
-			break;
-		case STEP_KILL_SELF:
-			(void) kill(getpid(), s->value);
-			break;
-		case STEP_DAEMONIZE:
-			do_daemonize(a);
-			break;
-		default:
-			break;
-		}
-		a->step++;
-	}
-	if (a->phase == PH_STEPS && a->step >= a->spec->n_steps && got_signal) {
-		on_cancel(a, false, got_signal);
-		return;
-	}
-	if (a->phase == PH_STEPS && a->step >= a->spec->n_steps) {
-		a->end = END_OK;
-		begin_teardown(a);
-	}
-}
-
-/* ---- boot and main ---- */
-
-static void
-run_boot_steps(struct actor *a)
-{
-	for (size_t i = 0; i < a->spec->n_boot; i++) {
-		const struct step *s = &a->spec->boot[i];
-		switch (s->kind) {
-		case STEP_SLEEP: {
-			struct timespec ts = { (time_t) (s->ns / NSEC_PER_SEC), (long) (s->ns % NSEC_PER_SEC) };
-			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-				;
-			break;
-		}
-		case STEP_EXIT:
-			actor_exit(a, s->value, "exit during boot");
-		case STEP_RAISE: {
-			/* An exception escaping the child entry: status 2, like the forkserver's. */
-			char msg[512];
-			(void) snprintf(msg, sizeof(msg), "%s (raised during boot at %s:%u:%u)",
-					s->text ? s->text : "error", a->sc->path ? a->sc->path : "scenario", s->line,
-					s->column);
-			a->own_error = strdup(msg);
-			a->own_backtrace = capture_backtrace();
-			a->end = END_ERROR;
-			actor_exit(a, 2, "raise during boot");
-		}
-		case STEP_SPIN:
-			do_spin(s);
-			break;
-		case STEP_KILL_SELF:
-			(void) kill(getpid(), s->value);
-			break;
-		case STEP_LOG:
-			do_log(a, s);
-			break;
-		case STEP_BLOCK_SIGINT: {
-			sigset_t set;
-			(void) sigemptyset(&set);
-			(void) sigaddset(&set, SIGINT);
-			(void) sigprocmask(SIG_BLOCK, &set, NULL);
-			break;
-		}
-		case STEP_IGNORE_SIGTERM:
-			(void) signal(SIGTERM, SIG_IGN);
-			break;
-		default:
-			break;
-		}
-	}
-}
-
 static int
 connect_parent(struct actor *a, const char *name)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	fdsink_created(fd, "socket");
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	size_t n = strlen(name);
 	if (n + 1 > sizeof(sun.sun_path)) {
@@ -1359,7 +1047,7 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 	registry_lock();
 	registry_unlock();
 
-	run_boot_steps(a);
+	actor_run_boot_steps(a);
 
 	int lr = loop_new(&a->loop);
 	if (lr < 0) {
@@ -1425,7 +1113,7 @@ actor_run(const struct scenario *sc, const struct actor_spec *spec, const char *
 	}
 
 	a->phase = PH_BOOT_CHILDREN;
-	spawn_next(a);
+	actor_spawn_next(a);
 	for (;;)
 		if (loop_run_once(a->loop) < 0)
 			actor_exit(a, 74, "loop failed");

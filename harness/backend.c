@@ -1,5 +1,7 @@
 #include "harness/backend.h"
 
+#include "harness/fdsink.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -92,18 +94,20 @@ apply_stdio(const struct spawn_request *req)
 }
 
 static void
-apply_fd_scrub(void)
+apply_fd_scrub(const struct spawn_request *req)
 {
 	static struct event e;
 	int keep[] = { 0, 1, 2, eventlog_fd() };
+	enum scrub_mode mode = req->sc->fixes.scrub_mode;
 	if (!eventlog_enabled()) {
-		(void) fd_close_all_except(keep, ARRAY_SIZE(keep), NULL, 0, NULL);
+		fdsink_scrub(mode, keep, ARRAY_SIZE(keep));
 		return;
 	}
-	/* Describe what is about to go, then close it. */
+	/* Describe what is about to go, then retire it. */
 	event_begin(&e, "fd_scrub");
 	int n = census_fds(&e, "closed", keep, ARRAY_SIZE(keep));
-	(void) fd_close_all_except(keep, ARRAY_SIZE(keep), NULL, 0, NULL);
+	event_str(&e, "mode", scrub_mode_name(mode));
+	fdsink_scrub(mode, keep, ARRAY_SIZE(keep));
 	event_int(&e, "n_closed", n);
 	(void) event_emit(&e);
 }
@@ -113,11 +117,13 @@ child_prelude(const struct spawn_request *req, pid_t parent)
 {
 	const struct fixes *f = &req->sc->fixes;
 	eventlog_set_context(req->context);
+	if (eventlog_enabled())
+		fdsink_after_fork();
 	/* fd_scrub reports what it closes; child_start then shows what the actor
 	 * starts its life with (fds, the stdio it will write to, signal state)
 	 * and the signal mask that crossed the fork. */
 	if (f->fd_scrub) {
-		apply_fd_scrub();
+		apply_fd_scrub(req);
 		inherited_notify_fd = -1;
 	}
 	apply_stdio(req);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "harness/fdsink.h"
 #include "util/fdutil.h"
 
 void
@@ -67,6 +68,7 @@ channel_send(int fd, enum msg_type type, const char *payload)
 		}
 		off += (size_t) n;
 	}
+	fdsink_channel_write(fd, frame, total, r < 0 ? r : (long) total);
 	if (frame != small)
 		free(frame);
 	return r;

@@ -22,14 +22,6 @@ rel(uint64_t ts, uint64_t start)
 	return ts >= start ? json_u64(ts - start) : json_integer(0);
 }
 
-static json_t *
-status_obj(int code, const char *signal)
-{
-	json_t *o = json_object();
-	json_object_set_new(o, "code", code >= 0 ? json_integer(code) : json_null());
-	json_object_set_new(o, "signal", signal ? json_string(signal) : json_null());
-	return o;
-}
 
 struct actor_rec {
 	json_t *obj;
@@ -49,32 +41,6 @@ static struct actor_rec *
 rec_for(struct actor_rec *recs, size_t n, json_int_t id)
 {
 	return id >= 0 && (size_t) id < n ? &recs[id] : NULL;
-}
-
-static void
-describe_fds(json_t *actor, json_t *child_start, json_t *scrub)
-{
-	json_t *fds = json_object_get(child_start, "fds");
-	json_t *closed = scrub ? json_object_get(scrub, "closed") : NULL;
-	size_t inherited = json_array_size(fds) + json_array_size(closed);
-	json_object_set_new(actor, "fds_inherited", json_integer((json_int_t) inherited));
-	json_t *unexpected = json_array();
-	size_t i;
-	json_t *fd;
-	json_array_foreach(fds, i, fd) {
-		if (json_int(fd, "fd", 0) <= 2)
-			continue;
-		json_t *u = json_object();
-		json_object_set_new(u, "fd", json_integer(json_int(fd, "fd", -1)));
-		json_object_set_new(u, "kind", json_string(json_str(fd, "kind", "other")));
-		json_object_set_new(u, "target", json_string(json_str(fd, "target", "")));
-		if (json_str(fd, "detail", NULL))
-			json_object_set_new(u, "detail", json_string(json_str(fd, "detail", "")));
-		json_array_append_new(unexpected, u);
-	}
-	json_object_set_new(actor, "fds_unexpected", unexpected);
-	if (closed)
-		json_object_set(actor, "fds_closed_by_scrub", closed);
 }
 
 /* slow-teardown: measured phases against the scenario's budget. */
@@ -192,10 +158,10 @@ teardown_section(const struct scenario *sc, struct actor_rec *recs, size_t n, ui
 static json_t *
 fixes_json(const struct fixes *f)
 {
-	return json_pack("{s:b,s:b,s:s,s:b,s:s,s:b,s:b,s:b,s:b}", "fd_scrub", f->fd_scrub, "reset_sigmask",
-			 f->reset_sigmask, "stdio", stdio_name(f->stdio), "atfork_locks", f->atfork_locks, "wait",
-			 wait_name(f->wait), "boot_race", f->boot_race, "cancel_first", f->cancel_first,
-			 "peer_wait_bound", f->peer_wait_bound, "tree_kill", f->tree_kill);
+	return json_pack("{s:b,s:s,s:b,s:s,s:b,s:s,s:b,s:b,s:b,s:b}", "fd_scrub", f->fd_scrub, "scrub_mode",
+			 scrub_mode_name(f->scrub_mode), "reset_sigmask", f->reset_sigmask, "stdio", stdio_name(f->stdio),
+			 "atfork_locks", f->atfork_locks, "wait", wait_name(f->wait), "boot_race", f->boot_race,
+			 "cancel_first", f->cancel_first, "peer_wait_bound", f->peer_wait_bound, "tree_kill", f->tree_kill);
 }
 
 static json_t *
@@ -310,7 +276,7 @@ note_event(struct cell_actors *ca, json_t *ev, uint64_t start_ns)
 	} else if (strcmp(name, "reaped") == 0 && child) {
 		child->reap = ts;
 		json_object_set_new(child->obj, "exit_status",
-				    status_obj((int) json_int(ev, "code", -1), json_str(ev, "signal", NULL)));
+				    result_exit_status((int) json_int(ev, "code", -1), json_str(ev, "signal", NULL)));
 		if (json_int(ev, "child_pid", 0) > 0 && json_is_null(json_object_get(child->obj, "pid")))
 			json_object_set_new(child->obj, "pid", json_integer(json_int(ev, "child_pid", 0)));
 	} else if (strcmp(name, "exit") == 0 && self) {
@@ -377,7 +343,8 @@ cell_actors_json(struct cell_actors *ca, uint64_t start_ns)
 		} else
 			json_object_set_new(r->obj, "ladder", json_null());
 		if (ca->child_starts[k])
-			describe_fds(r->obj, ca->child_starts[k], ca->scrubs[k]);
+			result_describe_fds(r->obj, json_object_get(ca->child_starts[k], "fds"),
+					    ca->scrubs[k] ? json_object_get(ca->scrubs[k], "closed") : NULL);
 		if (!json_object_get(r->obj, "threads_at_fork"))
 			json_object_set_new(r->obj, "threads_at_fork", json_null());
 		if (!json_object_get(r->obj, "error"))

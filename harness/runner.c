@@ -278,7 +278,7 @@ actor_alive(const char *events_path)
 	bool alive = false;
 	if (proc_descendants(getpid(), &d, &nd) == 0)
 		for (size_t i = 0; i < nd; i++)
-			if (d[i].state != 'Z' && result_pid_is_actor(events, d[i].pid, NULL))
+			if (d[i].state != 'Z' && events_pid_is_actor(events, d[i].pid, NULL))
 				alive = true;
 	free(d);
 	json_decref(events);

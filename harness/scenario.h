@@ -51,6 +51,13 @@ enum wait_kind {
 	_WAIT_MAX,
 };
 
+/* How fd_scrub retires the fds a child inherited. */
+enum scrub_mode {
+	SCRUB_CLOSE,   /* close(): the numbers are free for the next fd (fd-alias hazard) */
+	SCRUB_DEVNULL, /* dup2(/dev/null) over each: the numbers stay reserved */
+	_SCRUB_MAX,
+};
+
 enum log_stream {
 	LOG_STDOUT = 1,
 	LOG_STDERR = 2,
@@ -70,6 +77,7 @@ enum step_kind {
 	STEP_AWAIT,	     /* await: NAME              (wait until that child has ended) */
 	STEP_KILL_SELF,	     /* kill_self: SIGKILL */
 	STEP_DAEMONIZE,	     /* daemonize                (a helper that setsid()s and stays) */
+	STEP_LOG_SINK,	     /* log_sink | log_sink: 11  (open the runtime's error log on /dev/null, at fd N) */
 	_STEP_MAX,
 };
 
@@ -113,6 +121,7 @@ struct fixes {
 	bool cancel_first;
 	bool peer_wait_bound;
 	bool tree_kill;
+	enum scrub_mode scrub_mode; /* how fd_scrub retires fds */
 };
 
 struct timeouts {
@@ -265,6 +274,7 @@ const char *step_name(enum step_kind k);
 int capture_from_name(const char *name);
 int stdio_from_name(const char *name);
 int wait_from_name(const char *name);
+const char *scrub_mode_name(enum scrub_mode m);
 int step_from_name(const char *name);
 const char *interrupt_target_name(enum interrupt_target t);
 int interrupt_target_from_name(const char *name);

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "harness/guardian.h"
-#include "harness/results.h"
+#include "probes/eventlog_read.h"
 #include "harness/triage.h"
 #include "probes/eventlog.h"
 #include "probes/selfdump.h"

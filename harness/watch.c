@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "harness/reaper.h"
-#include "harness/results.h"
+#include "probes/eventlog_read.h"
 #include "harness/session.h"
 #include "probes/eventlog.h"
 #include "probes/selfdump.h"
@@ -178,6 +178,63 @@ command_line(char **cmd)
 	return sb.data ? strbuf_steal(&sb) : strdup("");
 }
 
+/* ---- where the probe cannot go ---- */
+
+/* Why ld.so will not preload the probe into the program at path, or NULL:
+ * a static binary has no ld.so; a set-user-ID program to another user runs
+ * in secure mode, which ignores LD_PRELOAD. A script is judged by its #!
+ * interpreter. */
+const char *
+watch_probe_obstacle(const char *path)
+{
+	char buf[512];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	ssize_t n = fstat(fd, &st) == 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	(void) close(fd);
+	if (n < 4)
+		return NULL;
+	buf[n] = '\0';
+	if ((st.st_mode & S_ISUID) && st.st_uid != geteuid())
+		return "it is set-user-ID (secure mode ignores LD_PRELOAD)";
+	if ((st.st_mode & S_ISGID) && st.st_gid != getegid())
+		return "it is set-group-ID (secure mode ignores LD_PRELOAD)";
+	if (buf[0] == '#' && buf[1] == '!') {
+		char *interp = buf + 2;
+		while (*interp == ' ' || *interp == '\t')
+			interp++;
+		interp[strcspn(interp, " \t\n")] = '\0';
+		return *interp && strcmp(interp, path) != 0 ? watch_probe_obstacle(interp) : NULL;
+	}
+	if (memcmp(buf, "\177ELF", 4) != 0 || (size_t) n < 64)
+		return NULL;
+	/* ELF64 little-endian only (the machines this runs on): PT_INTERP? */
+	if (buf[4] != 2 || buf[5] != 1)
+		return NULL;
+	uint64_t phoff;
+	uint16_t phentsize, phnum;
+	memcpy(&phoff, buf + 32, 8);
+	memcpy(&phentsize, buf + 54, 2);
+	memcpy(&phnum, buf + 56, 2);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	bool interp = false, read_all = true;
+	for (uint16_t k = 0; k < phnum && k < 128; k++) {
+		uint32_t type;
+		if (pread(fd, &type, sizeof(type), (off_t) (phoff + (uint64_t) k * phentsize)) != (ssize_t) sizeof(type)) {
+			read_all = false;
+			break;
+		}
+		if (type == 3 /* PT_INTERP */)
+			interp = true;
+	}
+	(void) close(fd);
+	return read_all && !interp ? "it is statically linked (no ld.so to preload the probe)" : NULL;
+}
+
 /* ---- the watch ---- */
 
 struct watch_run {
@@ -263,6 +320,11 @@ prepare(struct watch_run *w, char **cmd)
 		fprintf(stderr, "forkscope watch: %s: command not found\n", cmd[0]);
 		return 127;
 	}
+	const char *obstacle = watch_probe_obstacle(w->path);
+	if (obstacle)
+		fprintf(stderr, "forkscope watch: warning: the probe cannot be loaded into %s: %s; forkscope sees its "
+				"tree from outside only (triage still works)\n",
+			w->path, obstacle);
 	r = session_make_run_dir(w->o->out_dir, "watch", &w->run_dir);
 	if (r < 0) {
 		fprintf(stderr, "forkscope watch: cannot create or write the run directory %s: %s\n",
@@ -437,6 +499,47 @@ watch_mismatches(const struct watch_run *w, bool ended, int wstatus, bool hang)
 	return mismatches;
 }
 
+/* The command ran but the probe never spoke from it: ld.so did not preload
+ * it (a static or set-user-ID program, or a probe path the command cannot
+ * see: a chroot, a container). Said, rather than a tree of one "actor". */
+static json_t *
+probe_warnings(const struct watch_run *w, const json_t *events)
+{
+	json_t *warnings = json_array();
+	if (w->exec_errno || w->tree.top <= 0)
+		return warnings;
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev)
+		if (json_int(ev, "pid", 0) == w->tree.top && strcmp(json_str(ev, "ev", ""), "exec") == 0)
+			return warnings;
+	const char *why = watch_probe_obstacle(w->path);
+	json_t *msg = json_sprintf("the probe was not loaded into the command (pid %d): %s; its tree is seen from "
+				   "outside only (no fork, fd or signal events)",
+				   (int) w->tree.top,
+				   why ? why : "a static or set-user-ID program, or the probe's path is not visible to "
+					       "it (a chroot or a container: set FORKSCOPE_PROBE to a path inside)");
+	fprintf(stderr, "forkscope watch: warning: %s\n", json_string_value(msg));
+	json_array_append_new(warnings, msg);
+	return warnings;
+}
+
+/* A process the triage saw as a zombie (exited, never reaped) is drawn as
+ * one, not as the clean "exit 0" its exit event alone would say. */
+static void
+mark_zombies(json_t *actors, const json_t *snapshot)
+{
+	size_t i, k;
+	json_t *a, *p;
+	json_array_foreach(json_object_get(snapshot, "processes"), k, p) {
+		if (!json_bool(p, "zombie", 0) && strcmp(json_str(p, "state", ""), "Z") != 0)
+			continue;
+		json_array_foreach(actors, i, a)
+			if (json_int(a, "pid", 0) == json_int(p, "pid", -1))
+				json_object_set_new(a, "zombie", json_true());
+	}
+}
+
 static json_t *
 build_cell(struct watch_run *w, bool ended, int wstatus, bool hang, uint64_t end_ns)
 {
@@ -460,7 +563,10 @@ build_cell(struct watch_run *w, bool ended, int wstatus, bool hang, uint64_t end
 	json_object_set_new(cell, "errors", json_array());
 	json_object_set(cell, "teardown", w->teardown ? w->teardown : json_null());
 	json_t *events = events_load(w->events_path, NULL);
-	json_object_set_new(cell, "actors", result_actors_from_events(events, w->tree.top, w->tree.start_ns));
+	json_t *actors = result_actors_from_events(events, w->tree.top, w->tree.start_ns);
+	mark_zombies(actors, w->snapshot);
+	json_object_set_new(cell, "actors", actors);
+	json_object_set_new(cell, "warnings", probe_warnings(w, events));
 	json_decref(events);
 	json_object_set_new(cell, "output_tail", json_null());
 	return cell;

@@ -38,3 +38,6 @@ int watch_main(const struct watch_options *o, char **cmd, json_t **ret_doc, char
  * binary (build tree: ../probes/, install: ../lib[64]/[multiarch/]forkscope/).
  * Returns 0 with a malloc'ed absolute path, or -ENOENT. */
 int watch_find_probe(char **ret_path);
+/* Why the probe cannot be preloaded into the program at path (static,
+ * set-user-ID to another user; a script by its #! interpreter), or NULL. */
+const char *watch_probe_obstacle(const char *path);

@@ -5,7 +5,9 @@
  * `exec` when an image loads (constructor), `fork` in the parent and
  * `child_start` in the child, `spawn` for posix_spawn, `reaped` for waits,
  * `signal_sent`, `pidfd_open` and `exit`. With FORKSCOPE_SELFDUMP_SIGNAL set
- * it also installs the self-dump handler (probes/selfdump.h).
+ * it also installs the self-dump handler (probes/selfdump.h). Its fd
+ * wrappers (probes/preload_fd.c) follow, in fork children, the numbers that
+ * crossed the fork: `fd_close`, `fd_reuse`, `fd_write_sample` (fd-alias).
  *
  * Rules the wrappers keep, so the program behaves as without the probe:
  * - errno is what the real call left, on every path;
@@ -47,6 +49,8 @@
 
 #include "probes/census.h"
 #include "probes/eventlog.h"
+#include "probes/fdtrack.h"
+#include "probes/preload_fd.h"
 #include "probes/selfdump.h"
 #include "util/asfmt.h"
 #include "util/fdutil.h"
@@ -141,6 +145,12 @@ static bool
 probe_on(void)
 {
 	return active && !in_vfork;
+}
+
+bool
+preload_fd_paused(void)
+{
+	return in_vfork;
 }
 
 static pid_t
@@ -247,6 +257,7 @@ emit_child_start(void)
 	_cleanup_event_ struct event *e = event_map();
 	uint64_t since = now_ns() - fork_started_ns;
 	eventlog_note_fork_time(fork_started_ns);
+	fdtrack_after_fork();
 	if (!e)
 		return;
 	event_begin(e, "child_start");
@@ -716,6 +727,7 @@ pidfd_open(pid_t pid, unsigned int flags)
 	}
 	int r = fn(pid, flags);
 	int saved_errno = errno;
+	preload_fd_created(r, "pidfd_open", __builtin_return_address(0));
 	if (probe_on()) {
 		_cleanup_event_ struct event *e = event_map();
 		if (e) {
@@ -820,10 +832,12 @@ probe_init(int argc, char **argv, char **envp)
 {
 	int saved_errno = errno;
 	resolve_all();
+	preload_fd_init();
 	real.libc_start_main = (start_main_fn) dlsym(RTLD_NEXT, "__libc_start_main");
 	const char *path = getenv("FORKSCOPE_EVENTS");
 	if (path && *path && eventlog_open(path) == 0) {
 		active = true;
+		fdtrack_init();
 		(void) pthread_atfork(NULL, NULL, atfork_child);
 		const char *sd = getenv(SELFDUMP_ENV);
 		int sig = sd && *sd ? selfdump_signal_parse(sd) : -EINVAL;

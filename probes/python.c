@@ -82,7 +82,7 @@ page_get(struct reader *rd, uint64_t page_addr)
 }
 
 int
-mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len)
+py_mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len)
 {
 	if (addr == 0 || addr + len < addr)
 		return -EFAULT;
@@ -104,10 +104,10 @@ mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len)
 }
 
 int
-mem_read_u64(struct reader *rd, uint64_t addr, uint64_t *ret)
+py_mem_read_u64(struct reader *rd, uint64_t addr, uint64_t *ret)
 {
 	unsigned char b[8];
-	int r = mem_read(rd, addr, b, sizeof(b));
+	int r = py_mem_read(rd, addr, b, sizeof(b));
 	if (r < 0)
 		return r;
 	*ret = le64(b);
@@ -454,14 +454,14 @@ utf8_put(struct strbuf *sb, uint32_t cp)
 /* A str object as UTF-8. Only compact strings (all that code objects hold);
  * anything else, or a state that makes no sense, is -EINVAL. */
 int
-read_unicode(struct walk *w, uint64_t addr, char **ret)
+py_read_unicode(struct walk *w, uint64_t addr, char **ret)
 {
 	const struct py_layout *L = &w->L;
 	unsigned char head[128];
 	size_t head_len = MAX(L->unicode_state, L->unicode_length) + 8;
 	if (head_len > sizeof(head))
 		return -EINVAL;
-	int r = mem_read(&w->rd, addr, head, head_len);
+	int r = py_mem_read(&w->rd, addr, head, head_len);
 	if (r < 0)
 		return r;
 	uint64_t length = le64(head + L->unicode_length);
@@ -477,7 +477,7 @@ read_unicode(struct walk *w, uint64_t addr, char **ret)
 	_cleanup_free_ unsigned char *raw = malloc(chars * kind + 1);
 	if (!raw)
 		return -ENOMEM;
-	if (chars && (r = mem_read(&w->rd, data, raw, chars * kind)) < 0)
+	if (chars && (r = py_mem_read(&w->rd, data, raw, chars * kind)) < 0)
 		return r;
 	struct strbuf sb = STRBUF_INIT;
 	r = strbuf_append(&sb, "");
@@ -503,7 +503,7 @@ static int
 read_bytes(struct walk *w, uint64_t addr, unsigned char **ret, size_t *ret_len)
 {
 	uint64_t size;
-	int r = mem_read_u64(&w->rd, addr + w->L.bytes_size, &size);
+	int r = py_mem_read_u64(&w->rd, addr + w->L.bytes_size, &size);
 	if (r < 0)
 		return r;
 	if (size > MAX_LINETABLE_BYTES)
@@ -511,7 +511,7 @@ read_bytes(struct walk *w, uint64_t addr, unsigned char **ret, size_t *ret_len)
 	unsigned char *buf = malloc(size ? size : 1);
 	if (!buf)
 		return -ENOMEM;
-	if (size && (r = mem_read(&w->rd, addr + w->L.bytes_data, buf, size)) < 0) {
+	if (size && (r = py_mem_read(&w->rd, addr + w->L.bytes_data, buf, size)) < 0) {
 		free(buf);
 		return r;
 	}
@@ -526,15 +526,15 @@ static int
 check_code_type(struct walk *w, uint64_t addr)
 {
 	uint64_t type;
-	int r = mem_read_u64(&w->rd, addr + w->L.object_type, &type);
+	int r = py_mem_read_u64(&w->rd, addr + w->L.object_type, &type);
 	if (r < 0)
 		return r;
 	if (w->code_type)
 		return type == w->code_type ? 0 : -EINVAL;
 	uint64_t name_ptr;
 	char name[8] = {0};
-	if ((r = mem_read_u64(&w->rd, type + w->L.type_name, &name_ptr)) < 0 ||
-	    (r = mem_read(&w->rd, name_ptr, name, 5)) < 0)
+	if ((r = py_mem_read_u64(&w->rd, type + w->L.type_name, &name_ptr)) < 0 ||
+	    (r = py_mem_read(&w->rd, name_ptr, name, 5)) < 0)
 		return r;
 	if (memcmp(name, "code", 5) != 0)
 		return -EINVAL;
@@ -551,17 +551,17 @@ code_load(struct walk *w, uint64_t addr, struct code_info *c)
 		return r;
 	uint64_t name = 0, qualname = 0, filename = 0, linetable = 0;
 	unsigned char lineno[4];
-	if ((r = mem_read_u64(&w->rd, addr + L->code_name, &name)) < 0 ||
-	    (r = mem_read_u64(&w->rd, addr + L->code_qualname, &qualname)) < 0 ||
-	    (r = mem_read_u64(&w->rd, addr + L->code_filename, &filename)) < 0 ||
-	    (r = mem_read_u64(&w->rd, addr + L->code_linetable, &linetable)) < 0 ||
-	    (r = mem_read(&w->rd, addr + L->code_firstlineno, lineno, 4)) < 0)
+	if ((r = py_mem_read_u64(&w->rd, addr + L->code_name, &name)) < 0 ||
+	    (r = py_mem_read_u64(&w->rd, addr + L->code_qualname, &qualname)) < 0 ||
+	    (r = py_mem_read_u64(&w->rd, addr + L->code_filename, &filename)) < 0 ||
+	    (r = py_mem_read_u64(&w->rd, addr + L->code_linetable, &linetable)) < 0 ||
+	    (r = py_mem_read(&w->rd, addr + L->code_firstlineno, lineno, 4)) < 0)
 		return r;
 	*c = (struct code_info){.addr = addr, .firstlineno = (int)le32(lineno)};
-	if ((r = read_unicode(w, name, &c->name)) < 0 ||
-	    (r = read_unicode(w, filename, &c->filename)) < 0)
+	if ((r = py_read_unicode(w, name, &c->name)) < 0 ||
+	    (r = py_read_unicode(w, filename, &c->filename)) < 0)
 		goto fail;
-	if (read_unicode(w, qualname, &c->qualname) < 0)
+	if (py_read_unicode(w, qualname, &c->qualname) < 0)
 		c->qualname = NULL; /* optional */
 	/* No location table: frames keep their name, the line is unknown. */
 	if (read_bytes(w, linetable, &c->linetable, &c->linetable_len) < 0) {
@@ -668,7 +668,7 @@ linetable_line(const unsigned char *table, size_t len, int firstlineno, int64_t 
 /* ---- the walk ---------------------------------------------------------- */
 
 char *
-strdup_or_null(const char *s)
+py_strdup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
@@ -703,16 +703,16 @@ current_frame_of(struct walk *w, uint64_t tstate, uint64_t *ret)
 {
 	const struct py_layout *L = &w->L;
 	if (L->tstate_current_frame != NO_OFFSET)
-		return mem_read_u64(&w->rd, tstate + L->tstate_current_frame, ret);
+		return py_mem_read_u64(&w->rd, tstate + L->tstate_current_frame, ret);
 	uint64_t cframe;
-	int r = mem_read_u64(&w->rd, tstate + L->tstate_cframe, &cframe);
+	int r = py_mem_read_u64(&w->rd, tstate + L->tstate_cframe, &cframe);
 	if (r < 0)
 		return r;
 	if (cframe == 0) {
 		*ret = 0;
 		return 0;
 	}
-	return mem_read_u64(&w->rd, cframe + L->cframe_current_frame, ret);
+	return py_mem_read_u64(&w->rd, cframe + L->cframe_current_frame, ret);
 }
 
 static int
@@ -758,7 +758,7 @@ walk_frames(struct walk *w, uint64_t first, struct py_thread *t, uint64_t *ret_f
 		seen[n_seen++] = frame;
 
 		unsigned char buf[128];
-		int r = mem_read(&w->rd, frame, buf, span);
+		int r = py_mem_read(&w->rd, frame, buf, span);
 		if (r < 0) {
 			thread_fail(t, python_errorf("frame at 0x%" PRIx64 ": %s", frame, strerror(-r)));
 			return r == -ESRCH ? r : 0;
@@ -793,7 +793,7 @@ walk_frames(struct walk *w, uint64_t first, struct py_thread *t, uint64_t *ret_f
 		struct py_frame *f = &t->frames[t->n_frames];
 		*f = (struct py_frame){
 		    .function = strdup(c->name),
-		    .qualname = strdup_or_null(c->qualname),
+		    .qualname = py_strdup_or_null(c->qualname),
 		    .file = strdup(c->filename),
 		    .line = linetable_line(c->linetable, c->linetable_len, c->firstlineno, offset),
 		    .entry = L->frame_is_entry != NO_OFFSET ? buf[L->frame_is_entry] != 0
@@ -815,8 +815,8 @@ read_thread(struct walk *w, uint64_t tstate, struct py_thread *t)
 	const struct py_layout *L = &w->L;
 	uint64_t thread_id = 0, native = 0, frame = 0;
 	int r;
-	if ((r = mem_read_u64(&w->rd, tstate + L->tstate_thread_id, &thread_id)) < 0 ||
-	    (r = mem_read_u64(&w->rd, tstate + L->tstate_native_thread_id, &native)) < 0 ||
+	if ((r = py_mem_read_u64(&w->rd, tstate + L->tstate_thread_id, &thread_id)) < 0 ||
+	    (r = py_mem_read_u64(&w->rd, tstate + L->tstate_native_thread_id, &native)) < 0 ||
 	    (r = current_frame_of(w, tstate, &frame)) < 0) {
 		thread_fail(t, python_errorf("thread state at 0x%" PRIx64 ": %s", tstate, strerror(-r)));
 		return r == -ESRCH ? r : 0;
@@ -836,8 +836,8 @@ read_thread(struct walk *w, uint64_t tstate, struct py_thread *t)
 		uint64_t again = 0, instr = 0, code = 0;
 		bool same = current_frame_of(w, tstate, &again) == 0 && again == frame;
 		if (same && frame) {
-			same = mem_read_u64(&w->rd, frame + L->frame_instr, &instr) == 0 &&
-			       mem_read_u64(&w->rd, frame + L->frame_code, &code) == 0;
+			same = py_mem_read_u64(&w->rd, frame + L->frame_instr, &instr) == 0 &&
+			       py_mem_read_u64(&w->rd, frame + L->frame_code, &code) == 0;
 			if (L->executable_tagged)
 				code &= ~(uint64_t)3;
 			same = same && (instr ^ code) == first_instr;
@@ -900,7 +900,7 @@ walk_interpreters(struct walk *w, uint64_t runtime, struct py_process *py)
 {
 	const struct py_layout *L = &w->L;
 	uint64_t interp;
-	int r = mem_read_u64(&w->rd, runtime + L->runtime_interpreters_head, &interp);
+	int r = py_mem_read_u64(&w->rd, runtime + L->runtime_interpreters_head, &interp);
 	if (r < 0)
 		return r;
 	if (interp == 0) {
@@ -920,8 +920,8 @@ walk_interpreters(struct walk *w, uint64_t runtime, struct py_process *py)
 		seen_interp[n_interp++] = interp;
 
 		uint64_t tstate, next_interp;
-		if ((r = mem_read_u64(&w->rd, interp + L->interp_threads_head, &tstate)) < 0 ||
-		    (r = mem_read_u64(&w->rd, interp + L->interp_next, &next_interp)) < 0)
+		if ((r = py_mem_read_u64(&w->rd, interp + L->interp_threads_head, &tstate)) < 0 ||
+		    (r = py_mem_read_u64(&w->rd, interp + L->interp_next, &next_interp)) < 0)
 			goto failed;
 		uint64_t first_tstate = tstate;
 		size_t in_this = 0;
@@ -931,7 +931,7 @@ walk_interpreters(struct walk *w, uint64_t runtime, struct py_process *py)
 			/* The layout check: a thread state points back at its
 			 * interpreter. Catches a wrong table entry at once. */
 			uint64_t back;
-			if ((r = mem_read_u64(&w->rd, tstate + L->tstate_interp, &back)) < 0)
+			if ((r = py_mem_read_u64(&w->rd, tstate + L->tstate_interp, &back)) < 0)
 				goto failed;
 			if (back != interp) {
 				if (py->n == 0 && tstate == first_tstate) {
@@ -962,7 +962,7 @@ walk_interpreters(struct walk *w, uint64_t runtime, struct py_process *py)
 			if (r < 0)
 				goto failed;
 			in_this++;
-			if ((r = mem_read_u64(&w->rd, tstate + L->tstate_next, &tstate)) < 0)
+			if ((r = py_mem_read_u64(&w->rd, tstate + L->tstate_next, &tstate)) < 0)
 				goto failed;
 			if (tstate == first_tstate)
 				goto cut;
@@ -1010,7 +1010,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 	w.rd.pages = calloc(READ_PAGES, sizeof(*w.rd.pages));
 
 	if (!loc.found) {
-		_cleanup_free_ char *v = version_from_name(other);
+		_cleanup_free_ char *v = py_version_from_name(other);
 		if (strstr(other, "pypy"))
 			py->unsupported_reason =
 			    strdup("PyPy: its frames are not CPython's; native frames only");
@@ -1029,7 +1029,7 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 	uint64_t runtime = loc.bias + loc.elf.runtime_vaddr;
 	if (!loc.elf.has_version) {
 		/* _PyRuntime exists since 3.7, Py_Version since 3.11. */
-		_cleanup_free_ char *v = version_from_name(py->module);
+		_cleanup_free_ char *v = py_version_from_name(py->module);
 		py->unsupported_reason =
 		    python_errorf("CPython %s (no Py_Version: older than 3.11); native "
 			   "frames only",
@@ -1039,10 +1039,10 @@ python_read_with(pid_t pid, const struct python_read_options *opts, struct py_pr
 		goto done;
 	}
 	uint64_t hex = 0;
-	if ((r = mem_read_u64(&w.rd, loc.bias + loc.elf.version_vaddr, &hex)) < 0)
+	if ((r = py_mem_read_u64(&w.rd, loc.bias + loc.elf.version_vaddr, &hex)) < 0)
 		goto fail;
 	hex &= 0xffffffff; /* unsigned long, value fits 32 bits */
-	if (!(py->version = version_string(hex)))
+	if (!(py->version = py_version_string(hex)))
 		goto enomem;
 	unsigned major = (hex >> 24) & 0xff, minor = (hex >> 16) & 0xff;
 	if (major != 3 || minor < 11) {

@@ -161,10 +161,10 @@ char *python_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const struct py_layout *python_layout_for_minor(unsigned minor);
 
 /* python.c */
-int mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len);
-int mem_read_u64(struct reader *rd, uint64_t addr, uint64_t *ret);
-int read_unicode(struct walk *w, uint64_t addr, char **ret);
-char *strdup_or_null(const char *s);
+int py_mem_read(struct reader *rd, uint64_t addr, void *buf, size_t len);
+int py_mem_read_u64(struct reader *rd, uint64_t addr, uint64_t *ret);
+int py_read_unicode(struct walk *w, uint64_t addr, char **ret);
+char *py_strdup_or_null(const char *s);
 
 /* python_names.c */
 void read_thread_names(struct walk *w, uint64_t interp, struct py_thread *threads, size_t n);
@@ -172,5 +172,5 @@ void read_thread_names(struct walk *w, uint64_t interp, struct py_thread *thread
 /* python_layout.c */
 int layout_from_debug_offsets(struct reader *rd, uint64_t runtime, uint64_t runtime_size,
 			      unsigned minor, struct py_layout *ret, char **ret_unsupported);
-char *version_string(uint64_t hex);
-char *version_from_name(const char *base);
+char *py_version_string(uint64_t hex);
+char *py_version_from_name(const char *base);

@@ -206,7 +206,7 @@ layout_from_debug_offsets(struct reader *rd, uint64_t runtime, uint64_t runtime_
 		return 0;
 	}
 	uint64_t words[MAX_DEBUG_WORDS];
-	int r = mem_read(rd, runtime, words, (size_t)ix->n_words * 8);
+	int r = py_mem_read(rd, runtime, words, (size_t)ix->n_words * 8);
 	if (r < 0)
 		return r;
 	if (memcmp(words, "xdebugpy", 8) != 0) {
@@ -302,7 +302,7 @@ layout_from_debug_offsets(struct reader *rd, uint64_t runtime, uint64_t runtime_
 }
 
 char *
-version_string(uint64_t hex)
+py_version_string(uint64_t hex)
 {
 	unsigned major = (hex >> 24) & 0xff, minor = (hex >> 16) & 0xff, micro = (hex >> 8) & 0xff;
 	unsigned level = (hex >> 4) & 0xf, serial = hex & 0xf;
@@ -314,7 +314,7 @@ version_string(uint64_t hex)
 
 /* "3.10" out of "libpython3.10.so.1.0" or "python3.10", for the message. */
 char *
-version_from_name(const char *base)
+py_version_from_name(const char *base)
 {
 	const char *p = strstr(base, "python");
 	if (!p)

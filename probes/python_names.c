@@ -15,14 +15,14 @@ unicode_equals(struct walk *w, uint64_t addr, const char *s)
 	const struct py_layout *L = &w->L;
 	unsigned char head[128];
 	size_t head_len = MAX(L->unicode_state, L->unicode_length) + 8;
-	if (!addr || mem_read(&w->rd, addr, head, head_len) < 0)
+	if (!addr || py_mem_read(&w->rd, addr, head, head_len) < 0)
 		return false;
 	uint32_t state = le32(head + L->unicode_state);
 	size_t len = strlen(s);
 	if (!((state >> 5) & 1) || !((state >> 6) & 1) || le64(head + L->unicode_length) != len)
 		return false;
 	char data[64];
-	if (len > sizeof(data) || mem_read(&w->rd, addr + L->unicode_ascii_size, data, len) < 0)
+	if (len > sizeof(data) || py_mem_read(&w->rd, addr + L->unicode_ascii_size, data, len) < 0)
 		return false;
 	return memcmp(data, s, len) == 0;
 }
@@ -41,7 +41,7 @@ static int
 keys_view(struct walk *w, uint64_t keys, struct dict_view *v)
 {
 	unsigned char head[40];
-	int r = mem_read(&w->rd, keys, head, sizeof(head));
+	int r = py_mem_read(&w->rd, keys, head, sizeof(head));
 	if (r < 0)
 		return r;
 	unsigned log2_index_bytes = head[9], kind = head[10];
@@ -63,8 +63,8 @@ dict_view(struct walk *w, uint64_t dict, struct dict_view *v)
 {
 	uint64_t keys, values;
 	int r;
-	if ((r = mem_read_u64(&w->rd, dict + 32, &keys)) < 0 ||
-	    (r = mem_read_u64(&w->rd, dict + 40, &values)) < 0 || (r = keys_view(w, keys, v)) < 0)
+	if ((r = py_mem_read_u64(&w->rd, dict + 32, &keys)) < 0 ||
+	    (r = py_mem_read_u64(&w->rd, dict + 40, &values)) < 0 || (r = keys_view(w, keys, v)) < 0)
 		return r;
 	v->values = values;
 	return 0;
@@ -75,12 +75,12 @@ dict_entry(struct walk *w, const struct dict_view *v, size_t i, uint64_t *ret_ke
 	   uint64_t *ret_value)
 {
 	uint64_t at = v->entries + i * v->entry_size;
-	int r = mem_read_u64(&w->rd, at + v->key_at, ret_key);
+	int r = py_mem_read_u64(&w->rd, at + v->key_at, ret_key);
 	if (r < 0)
 		return r;
 	if (v->values)
-		return mem_read_u64(&w->rd, v->values + 8 * i, ret_value);
-	return mem_read_u64(&w->rd, at + v->value_at, ret_value);
+		return py_mem_read_u64(&w->rd, v->values + 8 * i, ret_value);
+	return py_mem_read_u64(&w->rd, at + v->value_at, ret_value);
 }
 
 /* dict[key] for a str key; 0 when absent or unreadable. */
@@ -106,20 +106,20 @@ instance_attr(struct walk *w, uint64_t obj, const char *name)
 {
 	const struct py_layout *L = &w->L;
 	uint64_t type, flags, dict = 0, values = 0;
-	if (mem_read_u64(&w->rd, obj + L->object_type, &type) < 0 ||
-	    mem_read_u64(&w->rd, type + L->type_flags, &flags) < 0 ||
+	if (py_mem_read_u64(&w->rd, obj + L->object_type, &type) < 0 ||
+	    py_mem_read_u64(&w->rd, type + L->type_flags, &flags) < 0 ||
 	    !(flags & TPFLAGS_MANAGED_DICT))
 		return 0;
 	if (L->managed_dict_tagged) {
 		uint64_t dorv;
-		if (mem_read_u64(&w->rd, obj - 24, &dorv) < 0)
+		if (py_mem_read_u64(&w->rd, obj - 24, &dorv) < 0)
 			return 0;
 		if (dorv & 1) /* stored as values - 1 (_PyDictOrValues_SetValues) */
 			values = dorv + 1;
 		else
 			dict = dorv;
-	} else if (mem_read_u64(&w->rd, obj - 24, &dict) < 0 ||
-		   mem_read_u64(&w->rd, obj - 32, &values) < 0) {
+	} else if (py_mem_read_u64(&w->rd, obj - 24, &dict) < 0 ||
+		   py_mem_read_u64(&w->rd, obj - 32, &values) < 0) {
 		return 0;
 	}
 	if (dict)
@@ -129,7 +129,7 @@ instance_attr(struct walk *w, uint64_t obj, const char *name)
 	/* Split table: the keys are the type's, the values the instance's. */
 	uint64_t keys;
 	struct dict_view v;
-	if (mem_read_u64(&w->rd, type + L->heap_type_cached_keys, &keys) < 0 ||
+	if (py_mem_read_u64(&w->rd, type + L->heap_type_cached_keys, &keys) < 0 ||
 	    keys_view(w, keys, &v) < 0)
 		return 0;
 	v.values = values;
@@ -148,7 +148,7 @@ static int
 read_ident(struct walk *w, uint64_t addr, unsigned long *ret)
 {
 	unsigned char head[40];
-	int r = mem_read(&w->rd, addr, head, sizeof(head));
+	int r = py_mem_read(&w->rd, addr, head, sizeof(head));
 	if (r < 0)
 		return r;
 	uint64_t ndigits;
@@ -166,7 +166,7 @@ read_ident(struct walk *w, uint64_t addr, unsigned long *ret)
 	if (ndigits > 3)
 		return -EINVAL;
 	uint32_t digits[3] = {0};
-	if (ndigits && (r = mem_read(&w->rd, addr + 24, digits, ndigits * 4)) < 0)
+	if (ndigits && (r = py_mem_read(&w->rd, addr + 24, digits, ndigits * 4)) < 0)
 		return r;
 	uint64_t v = 0;
 	for (size_t i = ndigits; i-- > 0;)
@@ -184,10 +184,10 @@ read_thread_names(struct walk *w, uint64_t interp, struct py_thread *threads, si
 	if (L->interp_modules == NO_OFFSET || n == 0)
 		return;
 	uint64_t modules, threading, md_dict, active;
-	if (mem_read_u64(&w->rd, interp + L->interp_modules, &modules) < 0 || !modules)
+	if (py_mem_read_u64(&w->rd, interp + L->interp_modules, &modules) < 0 || !modules)
 		return;
 	if (!(threading = dict_get(w, modules, "threading")) ||
-	    mem_read_u64(&w->rd, threading + 16, &md_dict) < 0 ||
+	    py_mem_read_u64(&w->rd, threading + 16, &md_dict) < 0 ||
 	    !md_dict || /* PyModuleObject.md_dict */
 	    !(active = dict_get(w, md_dict, "_active")))
 		return;
@@ -206,7 +206,7 @@ read_thread_names(struct walk *w, uint64_t interp, struct py_thread *threads, si
 				continue;
 			uint64_t name = instance_attr(w, thread, "_name");
 			if (name)
-				(void)read_unicode(w, name, &threads[k].name);
+				(void)py_read_unicode(w, name, &threads[k].name);
 		}
 	}
 }

@@ -38,7 +38,7 @@ attach_thread(const struct py_thread *pt, struct thread_stack *ts)
 	for (size_t i = 0; i < pt->n_frames; i++) {
 		const struct py_frame *p = &pt->frames[i];
 		pyf[i] = (struct frame){
-		    .file = strdup_or_null(p->file), .line = p->line, .python = py_frame_text(p)};
+		    .file = py_strdup_or_null(p->file), .line = p->line, .python = py_frame_text(p)};
 		if (!pyf[i].python || (p->file && !pyf[i].file)) {
 			frames_free(pyf, i + 1);
 			free(out);

@@ -718,7 +718,7 @@ capture_run(struct capture_job *job)
 	bool built = false;
 	int r;
 
-	job->r = freeze_process(&fz, &job->reason);
+	job->r = stacks_freeze_process(&fz, &job->reason);
 	if (job->r < 0)
 		goto thaw;
 
@@ -762,7 +762,7 @@ capture_run(struct capture_job *job)
 	}
 
 thaw:
-	thaw_process(&fz);
+	stacks_thaw_process(&fz);
 	for (size_t i = 0; i < fz.n; i++)
 		if (fz.threads[i].attached)
 			job->left_attached = true;
@@ -772,7 +772,7 @@ thaw:
 	if (job->r == 0 && !built)
 		job->r = build_result(job->cache, layout, &fz, &job->opts, &job->threads,
 				      &job->n_threads);
-	freeze_free(&fz);
+	stacks_freeze_free(&fz);
 }
 
 static void *

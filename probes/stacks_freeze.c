@@ -140,7 +140,7 @@ freeze_add(struct freeze *fz, pid_t tid, enum thread_state state)
 }
 
 void
-freeze_free(struct freeze *fz)
+stacks_freeze_free(struct freeze *fz)
 {
 	for (size_t i = 0; i < fz->n; i++) {
 		free(fz->threads[i].frames);
@@ -404,7 +404,7 @@ wait_for_stops(struct freeze *fz, uint64_t deadline)
  * finds no new tid (threads created meanwhile). Returns 0 with at least one
  * thread stopped, or -errno with *ret_reason. */
 int
-freeze_process(struct freeze *fz, char **ret_reason)
+stacks_freeze_process(struct freeze *fz, char **ret_reason)
 {
 	uint64_t deadline = now_ns() + FREEZE_TIMEOUT_NS;
 	size_t seized = 0;
@@ -498,7 +498,7 @@ freeze_process(struct freeze *fz, char **ret_reason)
 }
 
 void
-thaw_process(struct freeze *fz)
+stacks_thaw_process(struct freeze *fz)
 {
 	for (size_t i = 0; i < fz->n; i++) {
 		struct frozen_thread *ft = &fz->threads[i];

@@ -210,9 +210,9 @@ path_basename(const char *path)
 char *stacks_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void thread_set_error(struct frozen_thread *ft, char *error);
 /* Freeze every thread of fz->pid; a reason for a partial or failed freeze. */
-int freeze_process(struct freeze *fz, char **ret_reason);
-void thaw_process(struct freeze *fz);
-void freeze_free(struct freeze *fz);
+int stacks_freeze_process(struct freeze *fz, char **ret_reason);
+void stacks_thaw_process(struct freeze *fz);
+void stacks_freeze_free(struct freeze *fz);
 
 /* stacks.c: Dwfl callbacks for files read offline (no live process). */
 extern const Dwfl_Callbacks stacks_offline_callbacks;

@@ -9,6 +9,7 @@
 
 #include "probes/snapshot.h"
 #include "reports/waitgraph.h"
+#include "util/procname.h"
 #include "util/jsonutil.h"
 #include "util/macro.h"
 #include "util/strbuf.h"
@@ -315,8 +316,9 @@ apply_events(struct wf_graph *g, const json_t *events)
 			p->actor = strdup("daemon");
 		else if (strcmp(name, "capture_start") == 0 && p && !p->actor)
 			p->actor = strdup("capture");
-		if (strcmp(name, "ready") == 0 || strcmp(name, "spawn") == 0 || strcmp(name, "cancel_recv") == 0 ||
-		    json_object_get(ev, "actor_id"))
+		/* scenario actors announce themselves; the watch probe's events
+		 * (exec, fork, spawn of any program) carry no actor id */
+		if (strcmp(name, "ready") == 0 || strcmp(name, "cancel_recv") == 0 || json_object_get(ev, "actor_id"))
 			g->from_scenario = true;
 		if (strcmp(name, "fork") == 0)
 			apply_fork_event(g, ev);
@@ -385,6 +387,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 		p->ppid = sp->ppid;
 		p->pgid = sp->pgid;
 		p->comm = dup_or_null(sp->comm);
+		p->display = process_display_name(sp->comm, (const char *const *) sp->argv, sp->argc);
 		p->state = sp->state;
 		p->zombie = sp->zombie;
 		p->partial = sp->partial;
@@ -393,6 +396,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 		p->sig_blocked = sp->n_threads ? ~0ULL : 0;
 		p->sig_caught = sp->sig_caught;
 		p->tracer_pid = sp->tracer_pid;
+		p->sid = sp->sid;
 		p->sig_ignored = sp->sig_ignored;
 		for (size_t r = 0; r < s->n_roots; r++)
 			if (s->roots[r] == sp->pid)
@@ -419,6 +423,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 	match_inet_peers(g);
 	if (events)
 		apply_events(g, events);
+	g->events = events;
 	*ret = g;
 	return 0;
 }
@@ -449,6 +454,7 @@ wf_graph_free(struct wf_graph *g)
 	for (size_t i = 0; i < g->n_procs; i++) {
 		struct wf_proc *p = &g->procs[i];
 		free(p->comm);
+		free(p->display);
 		free(p->actor);
 		free(p->partial_reason);
 		free(p->inherited_inos);

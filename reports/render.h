@@ -38,6 +38,7 @@ enum render_format {
 struct render_options {
 	int color;	   /* text only: 1 = ANSI colours, 0 = never */
 	const char *title; /* HTML <title>/heading, JUnit <testsuites name>; NULL = "forkscope" */
+	int verbose;	   /* text only: details of every cell, not only of the cells that failed */
 };
 
 /* "text" | "json" | "junit" | "tap" | "trace" | "html" -> enum value, or -EINVAL. */

@@ -9,7 +9,6 @@
  * throw: expand/collapse all, open a cell on #link, and a check that the
  * embedded data parses (data-cells on <html>, used by the tests). */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,14 +17,6 @@
 #include "util/jsonutil.h"
 #include "util/macro.h"
 #include "util/timeutil.h"
-
-/* Process tree geometry (px). */
-#define NODE_W 150
-#define NODE_H 40
-#define SLOT_W 172
-#define LEVEL_H 86
-#define TREE_MARGIN 20
-#define NODE_NAME_MAX 20
 
 /* Timeline geometry (px). */
 #define TL_LABEL_W 230
@@ -37,63 +28,6 @@
 #define TL_LEGEND_H 34
 
 #define OUTPUT_MAX (256 * 1024)
-
-struct html {
-	struct strbuf *out;
-	int r;
-};
-
-static void
-put(struct html *h, const char *s)
-{
-	if (h->r == 0 && s)
-		h->r = strbuf_append(h->out, s);
-}
-
-static void __attribute__((format(printf, 2, 3)))
-putf(struct html *h, const char *fmt, ...)
-{
-	va_list ap;
-	if (h->r < 0)
-		return;
-	va_start(ap, fmt);
-	h->r = strbuf_vprintf(h->out, fmt, ap);
-	va_end(ap);
-}
-
-/* Escaped untrusted text (element content or attribute value). */
-static void
-esc(struct html *h, const char *s)
-{
-	if (h->r == 0 && s)
-		h->r = render_xml_escape(h->out, s, strlen(s), false);
-}
-
-static void
-esc_n(struct html *h, const char *s, size_t len)
-{
-	if (h->r == 0 && s)
-		h->r = render_xml_escape(h->out, s, len, false);
-}
-
-/* Escaped, at most max code points, with an ellipsis when cut. */
-static void
-esc_short(struct html *h, const char *s, size_t max)
-{
-	struct strbuf clean = STRBUF_INIT;
-	if (h->r < 0 || !s)
-		return;
-	h->r = render_clean(&clean, s, strlen(s), CLEAN_ONE_LINE);
-	size_t chars = 0, i = 0;
-	for (; clean.data && i < clean.len; i++)
-		if (((unsigned char) clean.data[i] & 0xc0) != 0x80 && chars++ == max)
-			break;
-	if (h->r == 0 && clean.data)
-		h->r = render_xml_escape(h->out, clean.data, i, false);
-	if (clean.data && i < clean.len)
-		put(h, "\xe2\x80\xa6");
-	strbuf_free(&clean);
-}
 
 static const char *
 cell_id(const json_t *cell)
@@ -213,296 +147,6 @@ static const char SCRIPT[] =
 	"  }\n"
 	"})();\n";
 
-/* --- process tree ---------------------------------------------------------- */
-
-struct node {
-	const json_t *obj;
-	const json_t *left; /* its LEFTOVER record, if the runner had to end it */
-	bool leftover;
-	long parent;
-	int level;
-	double x; /* slot units */
-	int64_t pid;
-	bool involved;
-};
-
-static long
-node_by_pid(const struct node *nodes, size_t n, int64_t pid)
-{
-	if (pid <= 0)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (nodes[i].pid == pid)
-			return (long) i;
-	return -1;
-}
-
-static double
-layout(struct node *nodes, size_t n, size_t i, double *next_slot)
-{
-	double first = -1, last = -1;
-	for (size_t k = 0; k < n; k++) {
-		if (nodes[k].parent != (long) i)
-			continue;
-		double x = layout(nodes, n, k, next_slot);
-		if (first < 0)
-			first = x;
-		last = x;
-	}
-	nodes[i].x = first < 0 ? (*next_slot)++ : (first + last) / 2;
-	return nodes[i].x;
-}
-
-static void
-node_center(const struct node *nd, double *ret_x, double *ret_y)
-{
-	*ret_x = TREE_MARGIN + nd->x * SLOT_W + NODE_W / 2.0;
-	*ret_y = TREE_MARGIN + nd->level * LEVEL_H + NODE_H / 2.0;
-}
-
-/* Where the segment from the centre of a box towards (dx, dy) leaves the box. */
-static double
-box_exit(double dx, double dy)
-{
-	double tx = dx != 0 ? (NODE_W / 2.0 + 4) / (dx < 0 ? -dx : dx) : 1e9;
-	double ty = dy != 0 ? (NODE_H / 2.0 + 4) / (dy < 0 ? -dy : dy) : 1e9;
-	return MIN(tx, ty);
-}
-
-static void
-legend_item(struct html *h, double x, double y, const char *cls, const char *label)
-{
-	putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" class=\"%s\"/>", x, y, cls);
-	putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", x + 21, y + 10, label);
-}
-
-static void
-tree_svg(struct html *h, const json_t *cell, size_t cell_index)
-{
-	const json_t *actors = json_object_get(cell, "actors");
-	const json_t *left = json_object_get(cell, "leftovers");
-	size_t na = json_array_size(actors), n = 0, i;
-	json_t *v, *e;
-	struct node *nodes = calloc(na + json_array_size(left) + 1, sizeof(*nodes));
-	if (!nodes) {
-		h->r = -ENOMEM;
-		return;
-	}
-	for (i = 0; i < na; i++) {
-		const json_t *a = json_array_get(actors, i);
-		nodes[n++] = (struct node){ .obj = a, .parent = render_actor_parent_index(actors, i),
-					    .pid = json_int(a, "pid", -1) };
-	}
-	json_array_foreach(left, i, v) {
-		int64_t pid = json_int(v, "pid", -1);
-		long known = node_by_pid(nodes, n, pid);
-		if (known >= 0) {
-			/* An actor the runner had to end: drawn as a leftover. */
-			nodes[known].leftover = true;
-			nodes[known].left = v;
-			continue;
-		}
-		nodes[n] = (struct node){ .obj = v, .left = v, .leftover = true,
-					  .parent = node_by_pid(nodes, n, json_int(v, "ppid", -1)), .pid = pid };
-		n++;
-	}
-	/* Levels from the structure; a parent chain longer than n is a cycle in
-	 * bad data: cut it there. */
-	for (i = 0; i < n; i++) {
-		long p = nodes[i].parent;
-		int level = 0;
-		while (p >= 0 && (size_t) level <= n) {
-			level++;
-			p = nodes[p].parent;
-		}
-		if ((size_t) level > n) {
-			nodes[i].parent = -1;
-			level = 0;
-		}
-		nodes[i].level = level;
-	}
-	for (i = 0; i < n; i++) {
-		long p = nodes[i].parent;
-		int level = 0;
-		while (p >= 0) {
-			level++;
-			p = nodes[p].parent;
-		}
-		nodes[i].level = level;
-	}
-	double slots = 0;
-	for (i = 0; i < n; i++)
-		if (nodes[i].parent < 0)
-			(void) layout(nodes, n, i, &slots);
-	int levels = 0;
-	for (i = 0; i < n; i++)
-		levels = MAX(levels, nodes[i].level + 1);
-
-	/* Processes a hang verdict names. */
-	const json_t *verdicts = json_object_get(cell, "verdicts");
-	size_t k, m;
-	json_array_foreach(verdicts, k, v) {
-		const struct verdict_class_info *info = verdict_class_lookup(json_str(v, "class", NULL));
-		if (info && !info->is_hang)
-			continue;
-		json_array_foreach(json_object_get(v, "pids"), m, e) {
-			long idx = node_by_pid(nodes, n, json_integer_value(e));
-			if (idx >= 0)
-				nodes[idx].involved = true;
-		}
-		json_array_foreach(json_object_get(v, "chain"), m, e) {
-			long idx = node_by_pid(nodes, n, json_int(e, "pid", -1));
-			if (idx >= 0)
-				nodes[idx].involved = true;
-		}
-	}
-
-	double width = MAX(TREE_MARGIN * 2 + (slots > 0 ? slots : 1) * SLOT_W - (SLOT_W - NODE_W), 760.0);
-	double legend_y = TREE_MARGIN + levels * LEVEL_H - (LEVEL_H - NODE_H) + 24;
-	double height = legend_y + 46;
-	putf(h,
-	     "<svg class=\"tree\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
-	     "height=\"%.0f\" role=\"img\" aria-label=\"process tree\">\n",
-	     width, height, width, height);
-	putf(h,
-	     "<defs><marker id=\"wait-arrow-%zu\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" "
-	     "markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0 0L10 5L0 10z\" fill=\"#d50000\"/></marker>"
-	     "</defs>\n",
-	     cell_index);
-	if (n == 0)
-		putf(h, "<text x=\"%d\" y=\"%d\" class=\"sub\">no processes recorded</text>\n", TREE_MARGIN,
-		     TREE_MARGIN + 14);
-
-	/* Parent -> child edges under the nodes. */
-	for (i = 0; i < n; i++) {
-		if (nodes[i].parent < 0)
-			continue;
-		double px, py, cx, cy;
-		node_center(&nodes[nodes[i].parent], &px, &py);
-		node_center(&nodes[i], &cx, &cy);
-		double midy = (py + NODE_H / 2.0 + cy - NODE_H / 2.0) / 2;
-		putf(h, "<path class=\"tree-edge\" d=\"M%.1f %.1fV%.1fH%.1fV%.1f\"/>\n", px, py + NODE_H / 2.0, midy, cx,
-		     cy - NODE_H / 2.0);
-	}
-
-	for (i = 0; i < n; i++) {
-		const struct node *nd = &nodes[i];
-		double cx, cy;
-		char label[64];
-		const char *endkey;
-		node_center(nd, &cx, &cy);
-		if (nd->left == nd->obj) {
-			endkey = "running";
-			(void) snprintf(label, sizeof(label), "leftover");
-		} else {
-			endkey = render_actor_end_key(render_actor_end(nd->obj));
-			render_actor_end_label(nd->obj, label, sizeof(label));
-		}
-		if (nd->left) {
-			/* What ended it is the runner's sweep, not its own exit. */
-			(void) snprintf(label, sizeof(label), "leftover, %s", json_str(nd->left, "ended_by", "?"));
-		}
-		putf(h, "<g class=\"node%s%s\">", nd->leftover ? " leftover" : "", nd->involved ? " involved" : "");
-		put(h, "<title>");
-		esc(h, json_str(nd->obj, "name", "?"));
-		if (nd->pid > 0)
-			putf(h, " (pid %lld)", (long long) nd->pid);
-		put(h, ": ");
-		if (nd->left) {
-			put(h, "left over after teardown");
-			if (json_str(nd->left, "how", NULL)) {
-				put(h, ", ");
-				esc(h, json_str(nd->left, "how", ""));
-			}
-			put(h, "; ended by ");
-			esc(h, json_str(nd->left, "ended_by", "?"));
-		} else
-			esc(h, label);
-		if (nd->involved)
-			put(h, "; named by a hang verdict");
-		put(h, "</title>");
-		putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%d\" rx=\"7\" class=\"end-%s\"/>",
-		     cx - NODE_W / 2.0, cy - NODE_H / 2.0, NODE_W, NODE_H, endkey);
-		putf(h, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", cx, cy - 3);
-		esc_short(h, json_str(nd->obj, "name", "?"), NODE_NAME_MAX);
-		putf(h, "</text><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"sub\">", cx, cy + 12);
-		if (nd->pid > 0)
-			putf(h, "pid %lld \xc2\xb7 ", (long long) nd->pid);
-		esc(h, label);
-		put(h, "</text></g>\n");
-	}
-
-	/* Wait edges of the verdicts: each chain entry -> the pids holding what it waits on. */
-	json_array_foreach(verdicts, k, v) {
-		json_array_foreach(json_object_get(v, "chain"), m, e) {
-			long from = node_by_pid(nodes, n, json_int(e, "pid", -1));
-			size_t q;
-			json_t *held;
-			if (from < 0)
-				continue;
-			json_array_foreach(json_object_get(e, "held_by"), q, held) {
-				long to = node_by_pid(nodes, n, json_integer_value(held));
-				double ax, ay, bx, by;
-				if (to < 0)
-					continue;
-				node_center(&nodes[from], &ax, &ay);
-				node_center(&nodes[to], &bx, &by);
-				put(h, "<path class=\"wait-edge\"");
-				if (from == to) {
-					/* Waits on itself (e.g. a lock its own process holds): a loop on the right. */
-					double x = ax + NODE_W / 2.0, y = ay;
-					putf(h, " d=\"M%.1f %.1fC%.1f %.1f %.1f %.1f %.1f %.1f\"", x, y - 8, x + 40, y - 34,
-					     x + 40, y + 34, x, y + 8);
-				} else {
-					double dx = bx - ax, dy = by - ay;
-					double len = dx * dx + dy * dy > 0 ? sqrt(dx * dx + dy * dy) : 1;
-					/* Shift and bend to the side of travel so that A->B and B->A
-					 * (a cycle) are two separate arrows, off the tree edge. */
-					double px = -dy / len, py = dx / len;
-					double ta = box_exit(dx, dy);
-					double sx = ax + dx * ta + px * 10, sy = ay + dy * ta + py * 10;
-					double ex = bx - dx * ta + px * 10, ey = by - dy * ta + py * 10;
-					double bend = MAX(28.0, 0.25 * len);
-					double qx = (sx + ex) / 2 + px * bend, qy = (sy + ey) / 2 + py * bend;
-					putf(h, " d=\"M%.1f %.1fQ%.1f %.1f %.1f %.1f\"", sx, sy, qx, qy, ex, ey);
-				}
-				putf(h, " marker-end=\"url(#wait-arrow-%zu)\"><title>", cell_index);
-				esc(h, json_str(e, "actor", "?"));
-				putf(h, " (pid %lld) waits on ", (long long) json_int(e, "pid", 0));
-				esc(h, json_str(e, "waits_on", "?"));
-				putf(h, ", held by pid %lld [", (long long) json_integer_value(held));
-				esc(h, json_str(v, "class", "?"));
-				put(h, "]</title></path>\n");
-			}
-		}
-	}
-
-	/* Legend. */
-	static const struct {
-		const char *cls, *label;
-	} items[] = {
-		{ "end-ok", "exit 0" },		 { "end-error", "exit \xe2\x89\xa0 0" }, { "end-signal", "signal" },
-		{ "end-killed", "SIGKILL" },	 { "end-zombie", "zombie" },		 { "end-running", "never ended" },
-	};
-	double x = TREE_MARGIN;
-	for (i = 0; i < ARRAY_SIZE(items); i++, x += 98)
-		legend_item(h, x, legend_y, items[i].cls, items[i].label);
-	putf(h,
-	     "<g class=\"node leftover\"><rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" "
-	     "class=\"end-running\"/></g><text x=\"%.1f\" y=\"%.1f\" class=\"sub\">leftover</text>\n",
-	     (double) TREE_MARGIN, legend_y + 20, TREE_MARGIN + 21.0, legend_y + 30);
-	putf(h,
-	     "<g class=\"node involved\"><rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"12\" rx=\"3\" "
-	     "class=\"end-unknown\"/></g><text x=\"%.1f\" y=\"%.1f\" class=\"sub\">named by a hang verdict</text>\n",
-	     TREE_MARGIN + 98.0, legend_y + 20, TREE_MARGIN + 119.0, legend_y + 30);
-	putf(h,
-	     "<path class=\"wait-edge\" d=\"M%.1f %.1fH%.1f\" marker-end=\"url(#wait-arrow-%zu)\"/>"
-	     "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">waits on (held by)</text>\n",
-	     TREE_MARGIN + 294.0, legend_y + 26, TREE_MARGIN + 330.0, cell_index, TREE_MARGIN + 338.0, legend_y + 30);
-	put(h, "</svg>\n");
-	free(nodes);
-}
-
 /* --- timeline -------------------------------------------------------------- */
 
 static uint64_t
@@ -531,129 +175,99 @@ tx(const struct axis *ax, uint64_t ns)
 }
 
 static void
-phase_rect(struct html *h, const struct axis *ax, double y, uint64_t from, uint64_t to, const char *phase,
+phase_rect(struct render_writer *h, const struct axis *ax, double y, uint64_t from, uint64_t to, const char *phase,
 	   bool unfinished, const json_t *a)
 {
 	char d1[32], d2[32], d3[32];
 	double x0 = tx(ax, from), x1 = tx(ax, to);
-	putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" class=\"ph-%s%s\"><title>", x0, y,
-	     MAX(x1 - x0, 1.0), TL_BAR_H, phase, unfinished ? " unfinished" : "");
-	esc(h, json_str(a, "name", "?"));
+	render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" class=\"ph-%s%s\"><title>", x0, y,
+	            MAX(x1 - x0, 1.0), TL_BAR_H, phase, unfinished ? " unfinished" : "");
+	render_put_xml_str(h, json_str(a, "name", "?"));
 	if (json_int(a, "pid", -1) > 0)
-		putf(h, " (pid %lld)", (long long) json_int(a, "pid", 0));
-	putf(h, " %s %s ms \xe2\x86\x92 %s ms (%s)%s</title></rect>\n", phase, render_ms(from, d1, sizeof(d1)),
-	     render_ms(to, d2, sizeof(d2)), duration_format(to - from, d3, sizeof(d3)),
-	     unfinished ? ", unfinished: still there at the end of the cell" : "");
+		render_putf(h, " (pid %lld)", (long long) json_int(a, "pid", 0));
+	render_putf(h, " %s %s ms \xe2\x86\x92 %s ms (%s)%s</title></rect>\n", phase, render_ms(from, d1, sizeof(d1)),
+	            render_ms(to, d2, sizeof(d2)), duration_format(to - from, d3, sizeof(d3)),
+	            unfinished ? ", unfinished: still there at the end of the cell" : "");
 }
 
 static void
-marker(struct html *h, double x, double y, const char *cls, const char *what, uint64_t ns)
+marker(struct render_writer *h, double x, double y, const char *cls, const char *what, uint64_t ns)
 {
 	char d[32];
-	putf(h, "<path class=\"%s\" d=\"M%.1f %.1fl-5 -8h10z\"><title>%s at %s ms</title></path>\n", cls, x, y, what,
-	     render_ms(ns, d, sizeof(d)));
+	render_putf(h, "<path class=\"%s\" d=\"M%.1f %.1fl-5 -8h10z\"><title>%s at %s ms</title></path>\n", cls, x, y, what,
+	            render_ms(ns, d, sizeof(d)));
 }
 
-static void
-timeline_svg(struct html *h, const json_t *cell)
+/* One actor's row: its name, its phases as bars, the ladder's markers and
+ * its exit. Returns whether it has a ready handshake. */
+static bool
+timeline_row(struct render_writer *h, const struct axis *ax, const json_t *a, size_t row)
 {
-	const json_t *actors = json_object_get(cell, "actors");
-	size_t n = json_array_size(actors), i;
-	json_t *a;
-	struct axis ax = { .end = render_cell_end_ns(cell) };
 	char d[32];
-	if (ax.end == 0)
-		ax.end = NSEC_PER_MSEC;
-	double width = TL_LABEL_W + TL_PLOT_W + TL_RIGHT;
-	double plot_bottom = TL_TOP + (double) (n ? n : 1) * TL_ROW_H;
-	double height = plot_bottom + TL_LEGEND_H;
-	putf(h,
-	     "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
-	     "height=\"%.0f\" role=\"img\" aria-label=\"timeline\">\n",
-	     width, height, width, height);
-	for (i = 0; i < n; i += 2)
-		putf(h, "<rect class=\"row-alt\" x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%d\"/>\n",
-		     TL_TOP + (double) i * TL_ROW_H, width, TL_ROW_H);
-	/* Axis in ms, C-locale numbers. */
-	uint64_t step = tick_step(ax.end);
-	for (uint64_t t = 0; t <= ax.end; t += step) {
-		double x = tx(&ax, t);
-		putf(h, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>", x, TL_TOP - 6, x,
-		     plot_bottom);
-		putf(h, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, TL_TOP - 10,
-		     render_ms(t, d, sizeof(d)));
-		if (t > UINT64_MAX - step)
-			break;
+	double y = TL_TOP + (double) row * TL_ROW_H + (TL_ROW_H - TL_BAR_H) / 2.0;
+	int64_t depth = json_int(a, "depth", 0);
+	depth = depth < 0 ? 0 : depth > 10 ? 10 : depth;
+	render_putf(h, "<text x=\"%lld\" y=\"%.1f\">", (long long) (8 + 14 * depth), y + TL_BAR_H - 2);
+	render_put_xml_short(h, json_str(a, "name", "?"), 22);
+	if (json_int(a, "pid", -1) > 0)
+		render_putf(h, " <tspan class=\"sub\">%lld</tspan>", (long long) json_int(a, "pid", 0));
+	render_put(h, "</text>\n");
+
+	uint64_t start = 0, ready = 0, ex = 0, end = ax->end, v;
+	if (json_ns(a, "spawn_ns", &v) || json_ns(a, "fork_ns", &v) || json_ns(a, "ready_ns", &v))
+		start = MIN(v, ax->end);
+	bool reaped = json_ns(a, "reap_ns", &v);
+	if (reaped)
+		end = MAX(MIN(v, ax->end), start);
+	bool has_ready = json_ns(a, "ready_ns", &ready);
+	bool has_exit = json_ns(a, "exit_ns", &ex);
+	bool handshake = render_actor_has_handshake(a);
+	if (!handshake && !has_ready) {
+		/* No handshake to wait for: it runs from its spawn. */
+		has_ready = true;
+		ready = start;
 	}
-	putf(h, "<text class=\"axis\" x=\"8\" y=\"%d\">time (ms)</text>\n", TL_TOP - 10);
-	if (n == 0)
-		putf(h, "<text x=\"8\" y=\"%d\" class=\"sub\">no processes recorded</text>\n", TL_TOP + 15);
+		/* Clamped so that start <= ready <= exit <= end; an exit without a
+	 * ready ends the starting phase at the exit, not at the cell end. */
+	uint64_t exit_at = has_exit ? MAX(start, MIN(ex, end)) : end;
+	ready = has_ready ? MAX(start, MIN(ready, exit_at)) : exit_at;
+	ex = MAX(ready, exit_at);
+	if (handshake)
+		phase_rect(h, ax, y, start, ready, "starting", !has_ready && !has_exit, a);
+	if (has_ready)
+		phase_rect(h, ax, y, ready, ex, "running", !has_exit, a);
+	if (has_exit)
+		phase_rect(h, ax, y, ex, end, "zombie", !reaped, a);
 
-	json_array_foreach(actors, i, a) {
-		double y = TL_TOP + (double) i * TL_ROW_H + (TL_ROW_H - TL_BAR_H) / 2.0;
-		int64_t depth = json_int(a, "depth", 0);
-		depth = depth < 0 ? 0 : depth > 10 ? 10 : depth;
-		putf(h, "<text x=\"%lld\" y=\"%.1f\">", (long long) (8 + 14 * depth), y + TL_BAR_H - 2);
-		esc_short(h, json_str(a, "name", "?"), 22);
-		if (json_int(a, "pid", -1) > 0)
-			putf(h, " <tspan class=\"sub\">%lld</tspan>", (long long) json_int(a, "pid", 0));
-		put(h, "</text>\n");
-
-		uint64_t start = 0, ready = 0, ex = 0, end = ax.end, v;
-		if (render_get_ns(a, "spawn_ns", &v) || render_get_ns(a, "fork_ns", &v) || render_get_ns(a, "ready_ns", &v))
-			start = MIN(v, ax.end);
-		bool reaped = render_get_ns(a, "reap_ns", &v);
-		if (reaped)
-			end = MAX(MIN(v, ax.end), start);
-		bool has_ready = render_get_ns(a, "ready_ns", &ready);
-		bool has_exit = render_get_ns(a, "exit_ns", &ex);
-		ready = has_ready ? MAX(start, MIN(ready, end)) : end;
-		ex = has_exit ? MAX(ready, MIN(ex, end)) : end;
-		if (has_exit && !has_ready)
-			ready = ex;
-		phase_rect(h, &ax, y, start, ready, "starting", !has_ready && !has_exit, a);
-		if (has_ready)
-			phase_rect(h, &ax, y, ready, ex, "running", !has_exit, a);
-		if (has_exit)
-			phase_rect(h, &ax, y, ex, end, "zombie", !reaped, a);
-
-		const json_t *ladder = json_object_get(a, "ladder");
-		double my = y - 1;
-		if (json_is_object(ladder)) {
-			if (render_get_ns(ladder, "cancel_sent_ns", &v))
-				marker(h, tx(&ax, v), my, "mk-cancel", "cancel sent", v);
-			if (render_get_ns(ladder, "cancel_ack_ns", &v))
-				marker(h, tx(&ax, v), my, "mk-ack", "cancel acknowledged", v);
-			if (render_get_ns(ladder, "sigterm_ns", &v))
-				marker(h, tx(&ax, v), my, "mk-term", "SIGTERM sent", v);
-			if (render_get_ns(ladder, "sigkill_ns", &v))
-				marker(h, tx(&ax, v), my, "mk-kill", "SIGKILL sent", v);
-		} else if (render_get_ns(a, "cancel_ns", &v))
-			marker(h, tx(&ax, v), my, "mk-cancel", "cancel sent", v);
-		if (has_exit) {
-			char label[64];
-			render_actor_end_label(a, label, sizeof(label));
-			putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"><title>exit (",
-			     tx(&ax, ex), y - 2, tx(&ax, ex), y + TL_BAR_H + 2);
-			esc(h, label);
-			putf(h, ") at %s ms</title></line>\n", render_ms(ex, d, sizeof(d)));
-		}
+	const json_t *ladder = json_object_get(a, "ladder");
+	double my = y - 1;
+	if (json_is_object(ladder)) {
+		if (json_ns(ladder, "cancel_sent_ns", &v))
+			marker(h, tx(ax, v), my, "mk-cancel", "cancel sent", v);
+		if (json_ns(ladder, "cancel_ack_ns", &v))
+			marker(h, tx(ax, v), my, "mk-ack", "cancel acknowledged", v);
+		if (json_ns(ladder, "sigterm_ns", &v))
+			marker(h, tx(ax, v), my, "mk-term", "SIGTERM sent", v);
+		if (json_ns(ladder, "sigkill_ns", &v))
+			marker(h, tx(ax, v), my, "mk-kill", "SIGKILL sent", v);
+	} else if (json_ns(a, "cancel_ns", &v))
+		marker(h, tx(ax, v), my, "mk-cancel", "cancel sent", v);
+	if (has_exit) {
+		char label[64];
+		render_actor_end_label(a, label, sizeof(label));
+		render_putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"><title>exit (",
+		            tx(ax, ex), y - 2, tx(ax, ex), y + TL_BAR_H + 2);
+		render_put_xml_str(h, label);
+		render_putf(h, ") at %s ms</title></line>\n", render_ms(ex, d, sizeof(d)));
 	}
+	return handshake;
+}
 
-	if (strcmp(json_str(cell, "outcome", ""), "hang") == 0) {
-		uint64_t when = ax.end, v;
-		if (render_get_ns(json_object_get(cell, "timeouts"), "run_ns", &v) && v <= ax.end)
-			when = v;
-		double x = tx(&ax, when);
-		putf(h,
-		     "<line class=\"hang-line\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"><title>hang detected at %s "
-		     "ms</title></line>",
-		     x, TL_TOP - 4, x, plot_bottom, render_ms(when, d, sizeof(d)));
-		putf(h, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"end\" style=\"fill:#d50000\">hang detected</text>\n",
-		     x - 4, TL_TOP - 22);
-	}
-
-	/* Legend. */
+/* The legend under the rows; without a handshake actor, no "starting". */
+static void
+timeline_legend(struct render_writer *h, double plot_bottom, bool any_handshake, size_t n)
+{
+	size_t i;
 	double ly = plot_bottom + 12, lx = 8;
 	static const struct {
 		const char *cls, *label;
@@ -661,53 +275,111 @@ timeline_svg(struct html *h, const json_t *cell)
 		       { "ph-running", "running (ready \xe2\x86\x92 exit)" },
 		       { "ph-zombie", "zombie (exit \xe2\x86\x92 reap)" },
 		       { "ph-running unfinished", "unfinished" } };
-	for (i = 0; i < ARRAY_SIZE(phases); i++) {
-		putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"10\" class=\"%s\"/>", lx, ly, phases[i].cls);
-		putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", lx + 23, ly + 9, phases[i].label);
+	/* Plain processes only (watch): nothing is ever "starting". */
+	static const char running_from_spawn[] = "running (spawn \xe2\x86\x92 exit)";
+	for (i = any_handshake || n == 0 ? 0 : 1; i < ARRAY_SIZE(phases); i++) {
+		render_putf(h, "<rect x=\"%.1f\" y=\"%.1f\" width=\"18\" height=\"10\" class=\"%s\"/>", lx, ly, phases[i].cls);
+		render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", lx + 23, ly + 9,
+		            i == 1 && !any_handshake && n > 0 ? running_from_spawn : phases[i].label);
 		lx += i < 3 ? 178 : 96;
 	}
 	static const struct {
 		const char *cls, *label;
 	} marks[] = { { "mk-cancel", "cancel" }, { "mk-term", "SIGTERM" }, { "mk-kill", "SIGKILL" } };
 	for (i = 0; i < ARRAY_SIZE(marks); i++) {
-		putf(h, "<path class=\"%s\" d=\"M%.1f %.1fl-5 -8h10z\"/>", marks[i].cls, lx + 5, ly + 10);
-		putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", lx + 14, ly + 9, marks[i].label);
+		render_putf(h, "<path class=\"%s\" d=\"M%.1f %.1fl-5 -8h10z\"/>", marks[i].cls, lx + 5, ly + 10);
+		render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">%s</text>\n", lx + 14, ly + 9, marks[i].label);
 		lx += 76;
 	}
-	putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", lx + 3, ly - 1, lx + 3,
-	     ly + 11);
-	putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">exit</text>\n", lx + 10, ly + 9);
-	put(h, "</svg>\n");
+	render_putf(h, "<line class=\"mk-exit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", lx + 3, ly - 1, lx + 3,
+	            ly + 11);
+	render_putf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"sub\">exit</text>\n", lx + 10, ly + 9);
+}
+
+static void
+timeline_svg(struct render_writer *h, const json_t *cell)
+{
+	const json_t *actors = json_object_get(cell, "actors");
+	size_t n = json_array_size(actors), i;
+	json_t *a;
+	struct axis ax = { .end = render_cell_end_ns(cell) };
+	char d[32];
+	bool any_handshake = false;
+	if (ax.end == 0)
+		ax.end = NSEC_PER_MSEC;
+	double width = TL_LABEL_W + TL_PLOT_W + TL_RIGHT;
+	double plot_bottom = TL_TOP + (double) (n ? n : 1) * TL_ROW_H;
+	double height = plot_bottom + TL_LEGEND_H;
+	render_putf(h,
+	            "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
+	            "height=\"%.0f\" role=\"img\" aria-label=\"timeline\">\n",
+	            width, height, width, height);
+	for (i = 0; i < n; i += 2)
+		render_putf(h, "<rect class=\"row-alt\" x=\"0\" y=\"%.1f\" width=\"%.0f\" height=\"%d\"/>\n",
+		            TL_TOP + (double) i * TL_ROW_H, width, TL_ROW_H);
+	/* Axis in ms, C-locale numbers. */
+	uint64_t step = tick_step(ax.end);
+	for (uint64_t t = 0; t <= ax.end; t += step) {
+		double x = tx(&ax, t);
+		render_putf(h, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>", x, TL_TOP - 6, x,
+		            plot_bottom);
+		render_putf(h, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, TL_TOP - 10,
+		            render_ms(t, d, sizeof(d)));
+		if (t > UINT64_MAX - step)
+			break;
+	}
+	render_putf(h, "<text class=\"axis\" x=\"8\" y=\"%d\">time (ms)</text>\n", TL_TOP - 10);
+	if (n == 0)
+		render_putf(h, "<text x=\"8\" y=\"%d\" class=\"sub\">no processes recorded</text>\n", TL_TOP + 15);
+
+	json_array_foreach(actors, i, a)
+		any_handshake |= timeline_row(h, &ax, a, i);
+
+	if (strcmp(json_str(cell, "outcome", ""), "hang") == 0) {
+		uint64_t when = ax.end, v;
+		if (json_ns(json_object_get(cell, "timeouts"), "run_ns", &v) && v <= ax.end)
+			when = v;
+		double x = tx(&ax, when);
+		render_putf(h,
+		            "<line class=\"hang-line\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"><title>hang detected at %s "
+		            "ms</title></line>",
+		            x, TL_TOP - 4, x, plot_bottom, render_ms(when, d, sizeof(d)));
+		render_putf(h, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"end\" style=\"fill:#d50000\">hang detected</text>\n",
+		            x - 4, TL_TOP - 22);
+	}
+
+	timeline_legend(h, plot_bottom, any_handshake, n);
+	render_put(h, "</svg>\n");
 }
 
 /* --- tables ---------------------------------------------------------------- */
 
 static void
-td_text(struct html *h, const char *s)
+td_text(struct render_writer *h, const char *s)
 {
-	put(h, "<td>");
-	esc(h, s ? s : "-");
-	put(h, "</td>");
+	render_put(h, "<td>");
+	render_put_xml_str(h, s ? s : "-");
+	render_put(h, "</td>");
 }
 
 static void
-td_duration(struct html *h, const json_t *obj, const char *key)
+td_duration(struct render_writer *h, const json_t *obj, const char *key)
 {
 	char d[32];
-	putf(h, "<td class=\"num\">%s</td>", render_duration_field(obj, key, d, sizeof(d)));
+	render_putf(h, "<td class=\"num\">%s</td>", render_duration_field(obj, key, d, sizeof(d)));
 }
 
 static void
-td_int(struct html *h, const json_t *obj, const char *key)
+td_int(struct render_writer *h, const json_t *obj, const char *key)
 {
-	if (json_is_integer(json_object_get(obj, key)))
-		putf(h, "<td class=\"num\">%lld</td>", (long long) json_int(obj, key, 0));
+	if (json_has_int(obj, key))
+		render_putf(h, "<td class=\"num\">%lld</td>", (long long) json_int(obj, key, 0));
 	else
-		put(h, "<td class=\"num\">-</td>");
+		render_put(h, "<td class=\"num\">-</td>");
 }
 
 static void
-stdio_text(struct html *h, const json_t *stdio)
+stdio_text(struct render_writer *h, const json_t *stdio)
 {
 	static const char *const fds[] = { "0", "1", "2" };
 	bool any = false;
@@ -715,41 +387,41 @@ stdio_text(struct html *h, const json_t *stdio)
 		const char *kind = json_str(stdio, fds[k], NULL);
 		if (!kind)
 			continue;
-		putf(h, "%s%s=", any ? " " : "", fds[k]);
-		esc(h, kind);
+		render_putf(h, "%s%s=", any ? " " : "", fds[k]);
+		render_put_xml_str(h, kind);
 		any = true;
 	}
 	if (!any)
-		put(h, "-");
+		render_put(h, "-");
 }
 
 static void
-actors_table(struct html *h, const json_t *cell)
+actors_table(struct render_writer *h, const json_t *cell)
 {
 	const json_t *actors = json_object_get(cell, "actors");
 	size_t i;
 	json_t *a;
 	if (json_array_size(actors) == 0)
 		return;
-	put(h, "<h3>Actors</h3>\n<table class=\"actors\"><thead><tr><th>actor</th><th>pid</th><th>ppid</th>"
-	       "<th>kind</th><th>ended</th><th>spawn</th><th>fork</th><th>ready</th><th>cancel</th><th>exit</th>"
-	       "<th>reap</th><th>fds</th><th>threads at fork</th><th>stdio</th><th>blocked signals</th></tr></thead>"
-	       "<tbody>\n");
+	render_put(h, "<h3>Actors</h3>\n<table class=\"actors\"><thead><tr><th>actor</th><th>pid</th><th>ppid</th>"
+	              "<th>kind</th><th>ended</th><th>spawn</th><th>fork</th><th>ready</th><th>cancel</th><th>exit</th>"
+	              "<th>reap</th><th>fds</th><th>threads at fork</th><th>stdio</th><th>blocked signals</th></tr></thead>"
+	              "<tbody>\n");
 	json_array_foreach(actors, i, a) {
 		char label[64];
 		int64_t depth = json_int(a, "depth", 0);
 		depth = depth < 0 ? 0 : depth > 10 ? 10 : depth;
 		render_actor_end_label(a, label, sizeof(label));
-		putf(h, "<tr><td style=\"padding-left:%lldpx\">", (long long) (8 + 16 * depth));
-		esc(h, json_str(a, "name", "?"));
-		put(h, "</td>");
+		render_putf(h, "<tr><td style=\"padding-left:%lldpx\">", (long long) (8 + 16 * depth));
+		render_put_xml_str(h, json_str(a, "name", "?"));
+		render_put(h, "</td>");
 		td_int(h, a, "pid");
 		td_int(h, a, "ppid");
 		td_text(h, json_str(a, "kind", NULL));
-		putf(h, "<td><span class=\"end-%s\" style=\"padding:0 5px;border-radius:3px;border:1px solid\">",
-		     render_actor_end_key(render_actor_end(a)));
-		esc(h, label);
-		put(h, "</span></td>");
+		render_putf(h, "<td><span class=\"end-%s\" style=\"padding:0 5px;border-radius:3px;border:1px solid\">",
+		            render_actor_end_key(render_actor_end(a)));
+		render_put_xml_str(h, label);
+		render_put(h, "</span></td>");
 		td_duration(h, a, "spawn_ns");
 		td_duration(h, a, "fork_ns");
 		td_duration(h, a, "ready_ns");
@@ -757,56 +429,56 @@ actors_table(struct html *h, const json_t *cell)
 		td_duration(h, a, "exit_ns");
 		td_duration(h, a, "reap_ns");
 		td_int(h, a, "fds_inherited");
-		put(h, "<td class=\"num\">");
-		if (json_is_integer(json_object_get(a, "threads_at_fork"))) {
-			putf(h, "%lld", (long long) json_int(a, "threads_at_fork", 0));
+		render_put(h, "<td class=\"num\">");
+		if (json_has_int(a, "threads_at_fork")) {
+			render_putf(h, "%lld", (long long) json_int(a, "threads_at_fork", 0));
 			if (json_is_boolean(json_object_get(a, "forking_thread_is_main")))
-				put(h, json_bool(a, "forking_thread_is_main", 0) ? " (main)" : " (not main)");
+				render_put(h, json_bool(a, "forking_thread_is_main", 0) ? " (main)" : " (not main)");
 		} else
-			put(h, "-");
-		put(h, "</td><td class=\"mono\">");
+			render_put(h, "-");
+		render_put(h, "</td><td class=\"mono\">");
 		stdio_text(h, json_object_get(a, "stdio"));
-		put(h, "</td>");
+		render_put(h, "</td>");
 		const char *mask = json_str(a, "sigmask_blocked", NULL);
 		td_text(h, mask && *mask ? mask : "-");
-		put(h, "</tr>\n");
+		render_put(h, "</tr>\n");
 	}
-	put(h, "</tbody></table>\n");
+	render_put(h, "</tbody></table>\n");
 }
 
 static void
-fd_row(struct html *h, const json_t *fd, bool unexpected, const char *note)
+fd_row(struct render_writer *h, const json_t *fd, bool unexpected, const char *note)
 {
-	putf(h, "<tr%s>", unexpected ? " class=\"unexpected\"" : "");
+	render_putf(h, "<tr%s>", unexpected ? " class=\"unexpected\"" : "");
 	if (json_is_integer(fd))
-		putf(h, "<td class=\"num\">%lld</td><td>-</td><td>-</td><td>", (long long) json_integer_value(fd));
+		render_putf(h, "<td class=\"num\">%lld</td><td>-</td><td>-</td><td>", (long long) json_integer_value(fd));
 	else {
 		td_int(h, fd, "fd");
 		td_text(h, json_str(fd, "kind", NULL));
-		put(h, "<td class=\"mono\">");
-		esc(h, json_str(fd, "target", "-"));
-		put(h, "</td><td>");
-		esc(h, json_str(fd, "detail", NULL));
+		render_put(h, "<td class=\"mono\">");
+		render_put_xml_str(h, json_str(fd, "target", "-"));
+		render_put(h, "</td><td>");
+		render_put_xml_str(h, json_str(fd, "detail", NULL));
 		if (json_str(fd, "detail", NULL) && note)
-			put(h, "; ");
+			render_put(h, "; ");
 	}
-	esc(h, note);
-	put(h, "</td></tr>\n");
+	render_put_xml_str(h, note);
+	render_put(h, "</td></tr>\n");
 }
 
 static void
-thread_names(struct html *h, const json_t *threads)
+thread_names(struct render_writer *h, const json_t *threads)
 {
 	size_t i;
 	json_t *t;
 	json_array_foreach(threads, i, t) {
-		put(h, i ? ", " : "");
+		render_put(h, i ? ", " : "");
 		if (json_is_string(t))
-			esc(h, json_string_value(t));
+			render_put_xml_str(h, json_string_value(t));
 		else {
-			esc(h, json_str(t, "name", json_str(t, "comm", "?")));
+			render_put_xml_str(h, json_str(t, "name", json_str(t, "comm", "?")));
 			if (json_int(t, "tid", -1) > 0)
-				putf(h, " (tid %lld)", (long long) json_int(t, "tid", 0));
+				render_putf(h, " (tid %lld)", (long long) json_int(t, "tid", 0));
 		}
 	}
 }
@@ -821,7 +493,7 @@ actor_has_fd_news(const json_t *a)
 
 /* Per actor with unexpected fds: its fd table, the unexpected ones highlighted. */
 static void
-actor_cards(struct html *h, const json_t *cell)
+actor_cards(struct render_writer *h, const json_t *cell)
 {
 	const json_t *actors = json_object_get(cell, "actors");
 	size_t i, k;
@@ -832,57 +504,57 @@ actor_cards(struct html *h, const json_t *cell)
 			any = true;
 	if (!any) {
 		if (json_array_size(actors) > 0)
-			put(h, "<p class=\"meta\">No unexpected fd crossed a fork.</p>\n");
+			render_put(h, "<p class=\"meta\">No unexpected fd crossed a fork.</p>\n");
 		return;
 	}
-	put(h, "<h3>What crossed the fork</h3>\n<div class=\"cards\">\n");
+	render_put(h, "<h3>What crossed the fork</h3>\n<div class=\"cards\">\n");
 	json_array_foreach(actors, i, a) {
 		const json_t *stdio = json_object_get(a, "stdio");
 		const json_t *unexpected = json_object_get(a, "fds_unexpected");
 		const json_t *closed = json_object_get(a, "fds_closed_by_scrub");
 		if (!actor_has_fd_news(a))
 			continue;
-		put(h, "<div class=\"card\"><h4>");
-		esc(h, json_str(a, "name", "?"));
+		render_put(h, "<div class=\"card\"><h4>");
+		render_put_xml_str(h, json_str(a, "name", "?"));
 		if (json_int(a, "pid", -1) > 0)
-			putf(h, " <span class=\"meta\">pid %lld</span>", (long long) json_int(a, "pid", 0));
-		put(h, "</h4>\n");
-		if (json_is_integer(json_object_get(a, "fds_inherited")))
-			putf(h, "<div>%lld fds open at child start, %zu unexpected</div>\n",
-			     (long long) json_int(a, "fds_inherited", 0), json_array_size(unexpected));
-		if (json_is_integer(json_object_get(a, "threads_at_fork"))) {
-			putf(h, "<div>threads in the parent at fork: %lld", (long long) json_int(a, "threads_at_fork", 0));
+			render_putf(h, " <span class=\"meta\">pid %lld</span>", (long long) json_int(a, "pid", 0));
+		render_put(h, "</h4>\n");
+		if (json_has_int(a, "fds_inherited"))
+			render_putf(h, "<div>%lld fds open at child start, %zu unexpected</div>\n",
+			            (long long) json_int(a, "fds_inherited", 0), json_array_size(unexpected));
+		if (json_has_int(a, "threads_at_fork")) {
+			render_putf(h, "<div>threads in the parent at fork: %lld", (long long) json_int(a, "threads_at_fork", 0));
 			if (json_is_boolean(json_object_get(a, "forking_thread_is_main")))
-				put(h, json_bool(a, "forking_thread_is_main", 0) ? ", forked from the main thread"
-										 : ", forked from a non-main thread");
+				render_put(h, json_bool(a, "forking_thread_is_main", 0) ? ", forked from the main thread"
+										               : ", forked from a non-main thread");
 			if (json_array_size(json_object_get(a, "parent_threads")) > 0) {
-				put(h, " (");
+				render_put(h, " (");
 				thread_names(h, json_object_get(a, "parent_threads"));
-				put(h, ")");
+				render_put(h, ")");
 			}
-			put(h, "</div>\n");
+			render_put(h, "</div>\n");
 		}
-		put(h, "<table><thead><tr><th>fd</th><th>kind</th><th>target</th><th>detail</th></tr></thead><tbody>\n");
+		render_put(h, "<table><thead><tr><th>fd</th><th>kind</th><th>target</th><th>detail</th></tr></thead><tbody>\n");
 		static const char *const std_fds[] = { "0", "1", "2" };
 		for (k = 0; k < 3; k++) {
 			const char *kind = json_str(stdio, std_fds[k], NULL);
 			if (!kind)
 				continue;
-			putf(h, "<tr><td class=\"num\">%s</td>", std_fds[k]);
+			render_putf(h, "<tr><td class=\"num\">%s</td>", std_fds[k]);
 			td_text(h, kind);
-			put(h, "<td>-</td><td>stdio</td></tr>\n");
+			render_put(h, "<td>-</td><td>stdio</td></tr>\n");
 		}
 		json_array_foreach(unexpected, k, fd)
 			fd_row(h, fd, true, "unexpected: inherited across fork");
 		json_array_foreach(closed, k, fd)
 			fd_row(h, fd, false, "closed by fd_scrub");
-		put(h, "</tbody></table></div>\n");
+		render_put(h, "</tbody></table></div>\n");
 	}
-	put(h, "</div>\n");
+	render_put(h, "</div>\n");
 }
 
 static void
-teardown_table(struct html *h, const json_t *cell)
+teardown_table(struct render_writer *h, const json_t *cell)
 {
 	const json_t *td = json_object_get(cell, "teardown");
 	char a[32], b[32];
@@ -890,17 +562,17 @@ teardown_table(struct html *h, const json_t *cell)
 	json_t *p;
 	if (!json_is_object(td))
 		return;
-	putf(h, "<h3>Teardown</h3>\n<p>%s", render_duration_field(td, "duration_ns", a, sizeof(a)));
-	if (render_get_ns(td, "budget_ns", &(uint64_t){ 0 }))
-		putf(h, " against a budget of %s", render_duration_field(td, "budget_ns", b, sizeof(b)));
+	render_putf(h, "<h3>Teardown</h3>\n<p>%s", render_duration_field(td, "duration_ns", a, sizeof(a)));
+	if (json_ns(td, "budget_ns", &(uint64_t){ 0 }))
+		render_putf(h, " against a budget of %s", render_duration_field(td, "budget_ns", b, sizeof(b)));
 	if (json_bool(td, "over_budget", 0))
-		put(h, " \xe2\x80\x94 <b class=\"mismatch\">over budget</b>");
-	put(h, "</p>\n");
+		render_put(h, " \xe2\x80\x94 <b class=\"mismatch\">over budget</b>");
+	render_put(h, "</p>\n");
 	if (json_array_size(json_object_get(td, "phases")) > 0) {
-		put(h, "<table><thead><tr><th>depth</th><th>actor</th><th>cancel wait</th><th>SIGTERM wait</th>"
-		       "<th>SIGKILL \xe2\x86\x92 reap</th><th>total</th><th>ended by</th></tr></thead><tbody>\n");
+		render_put(h, "<table><thead><tr><th>depth</th><th>actor</th><th>cancel wait</th><th>SIGTERM wait</th>"
+		              "<th>SIGKILL \xe2\x86\x92 reap</th><th>total</th><th>ended by</th></tr></thead><tbody>\n");
 		json_array_foreach(json_object_get(td, "phases"), i, p) {
-			put(h, "<tr>");
+			render_put(h, "<tr>");
 			td_int(h, p, "depth");
 			td_text(h, json_str(p, "actor", NULL));
 			td_duration(h, p, "cancel_wait_ns");
@@ -908,142 +580,142 @@ teardown_table(struct html *h, const json_t *cell)
 			td_duration(h, p, "sigkill_to_reap_ns");
 			td_duration(h, p, "total_ns");
 			td_text(h, json_str(p, "ended_by", NULL));
-			put(h, "</tr>\n");
+			render_put(h, "</tr>\n");
 		}
-		put(h, "</tbody></table>\n");
+		render_put(h, "</tbody></table>\n");
 	}
 	if (json_array_size(json_object_get(td, "levels")) > 0) {
-		put(h, "<table><thead><tr><th>level (depth)</th><th>duration</th></tr></thead><tbody>\n");
+		render_put(h, "<table><thead><tr><th>level (depth)</th><th>duration</th></tr></thead><tbody>\n");
 		json_array_foreach(json_object_get(td, "levels"), i, p) {
-			put(h, "<tr>");
+			render_put(h, "<tr>");
 			td_int(h, p, "depth");
 			td_duration(h, p, "duration_ns");
-			put(h, "</tr>\n");
+			render_put(h, "</tr>\n");
 		}
-		put(h, "</tbody></table>\n");
+		render_put(h, "</tbody></table>\n");
 	}
 }
 
 static void
-leftovers_table(struct html *h, const json_t *cell)
+leftovers_table(struct render_writer *h, const json_t *cell)
 {
 	const json_t *left = json_object_get(cell, "leftovers");
 	size_t i;
 	json_t *l;
 	if (json_array_size(left) == 0)
 		return;
-	put(h, "<h3>Leftovers</h3>\n<table><thead><tr><th>pid</th><th>name</th><th>ppid</th><th>state</th>"
-	       "<th>how</th><th>ended by</th></tr></thead><tbody>\n");
+	render_put(h, "<h3>Leftovers</h3>\n<table><thead><tr><th>pid</th><th>name</th><th>ppid</th><th>state</th>"
+	              "<th>how</th><th>ended by</th></tr></thead><tbody>\n");
 	json_array_foreach(left, i, l) {
-		put(h, "<tr class=\"unexpected\">");
+		render_put(h, "<tr class=\"unexpected\">");
 		td_int(h, l, "pid");
 		td_text(h, json_str(l, "name", NULL));
 		td_int(h, l, "ppid");
 		td_text(h, json_str(l, "state", NULL));
 		td_text(h, json_str(l, "how", NULL));
 		td_text(h, json_str(l, "ended_by", NULL));
-		put(h, "</tr>\n");
+		render_put(h, "</tr>\n");
 	}
-	put(h, "</tbody></table>\n");
+	render_put(h, "</tbody></table>\n");
 }
 
 static void
-error_list(struct html *h, const json_t *errors, int level)
+error_list(struct render_writer *h, const json_t *errors, int level)
 {
 	size_t i, k;
 	json_t *e, *frame;
 	if (json_array_size(errors) == 0 || level > 16)
 		return;
-	put(h, "<ul>\n");
+	render_put(h, "<ul>\n");
 	json_array_foreach(errors, i, e) {
-		put(h, "<li><b>");
-		esc(h, json_str(e, "actor", "?"));
-		put(h, "</b>");
+		render_put(h, "<li><b>");
+		render_put_xml_str(h, json_str(e, "actor", "?"));
+		render_put(h, "</b>");
 		if (json_int(e, "pid", -1) > 0)
-			putf(h, " (pid %lld)", (long long) json_int(e, "pid", 0));
-		put(h, ": ");
-		esc(h, json_str(e, "message", ""));
+			render_putf(h, " (pid %lld)", (long long) json_int(e, "pid", 0));
+		render_put(h, ": ");
+		render_put_xml_str(h, json_str(e, "message", ""));
 		const json_t *bt = json_object_get(e, "backtrace");
 		if (json_array_size(bt) > 0) {
-			put(h, "<pre>");
+			render_put(h, "<pre>");
 			json_array_foreach(bt, k, frame) {
-				esc(h, json_string_value(frame));
-				put(h, "\n");
+				render_put_xml_str(h, json_string_value(frame));
+				render_put(h, "\n");
 			}
-			put(h, "</pre>");
+			render_put(h, "</pre>");
 		}
 		error_list(h, json_object_get(e, "children"), level + 1);
-		put(h, "</li>\n");
+		render_put(h, "</li>\n");
 	}
-	put(h, "</ul>\n");
+	render_put(h, "</ul>\n");
 }
 
 static void
-verdicts_section(struct html *h, const json_t *cell)
+verdicts_section(struct render_writer *h, const json_t *cell)
 {
 	size_t i;
 	json_t *v;
 	const json_t *verdicts = json_object_get(cell, "verdicts");
 	if (json_array_size(verdicts) == 0)
 		return;
-	put(h, "<h3>Verdicts</h3>\n");
+	render_put(h, "<h3>Verdicts</h3>\n");
 	json_array_foreach(verdicts, i, v) {
 		const char *cls = json_str(v, "class", "?");
 		const struct verdict_class_info *info = verdict_class_lookup(cls);
 		struct strbuf text = STRBUF_INIT;
-		putf(h, "<div class=\"verdict%s\"><h4><span class=\"class\">", info && !info->is_hang ? " nohang" : "");
-		esc(h, cls);
-		put(h, "</span>");
+		render_putf(h, "<div class=\"verdict%s\"><h4><span class=\"class\">", info && !info->is_hang ? " nohang" : "");
+		render_put_xml_str(h, cls);
+		render_put(h, "</span>");
 		if (info) {
-			put(h, " \xe2\x80\x94 ");
-			esc(h, info->title);
+			render_put(h, " \xe2\x80\x94 ");
+			render_put_xml_str(h, info->title);
 		}
-		put(h, "</h4>\n");
+		render_put(h, "</h4>\n");
 		if (json_str(v, "summary", NULL)) {
-			put(h, "<p>");
-			esc(h, json_str(v, "summary", ""));
-			put(h, "</p>\n");
+			render_put(h, "<p>");
+			render_put_xml_str(h, json_str(v, "summary", ""));
+			render_put(h, "</p>\n");
 		}
 		if (h->r == 0)
 			h->r = render_verdict_plain(v, false, &text);
-		put(h, "<pre>");
-		esc_n(h, text.data, text.len);
-		put(h, "</pre>\n");
+		render_put(h, "<pre>");
+		render_put_xml(h, text.data, text.len, false);
+		render_put(h, "</pre>\n");
 		strbuf_free(&text);
 		const char *remedy = json_str(v, "remedy", info ? info->remedy : NULL);
 		if (remedy) {
-			put(h, "<p class=\"remedy\"><b>Remedy:</b> ");
-			esc(h, remedy);
-			put(h, "</p>\n");
+			render_put(h, "<p class=\"remedy\"><b>Remedy:</b> ");
+			render_put_xml_str(h, remedy);
+			render_put(h, "</p>\n");
 		}
-		put(h, "</div>\n");
+		render_put(h, "</div>\n");
 	}
 }
 
 static void
-fixes_text(struct html *h, const json_t *fixes)
+fixes_text(struct render_writer *h, const json_t *fixes)
 {
 	const char *key;
 	json_t *v;
 	bool first = true;
 	json_object_foreach((json_t *) fixes, key, v) {
-		put(h, first ? "" : ", ");
+		render_put(h, first ? "" : ", ");
 		first = false;
-		esc(h, key);
-		put(h, "=");
+		render_put_xml_str(h, key);
+		render_put(h, "=");
 		if (json_is_boolean(v))
-			put(h, json_is_true(v) ? "on" : "<b class=\"mismatch\">off</b>");
+			render_put(h, json_is_true(v) ? "on" : "<b class=\"mismatch\">off</b>");
 		else if (json_is_string(v))
-			esc(h, json_string_value(v));
+			render_put_xml_str(h, json_string_value(v));
 		else
-			put(h, "?");
+			render_put(h, "?");
 	}
 	if (first)
-		put(h, "-");
+		render_put(h, "-");
 }
 
 static void
-cell_section(struct html *h, const json_t *cell, size_t index)
+cell_section(struct render_writer *h, const json_t *cell, size_t index)
 {
 	enum cell_status st = render_cell_status(cell);
 	const json_t *expected = json_object_get(cell, "expected");
@@ -1052,170 +724,173 @@ cell_section(struct html *h, const json_t *cell, size_t index)
 	json_t *v;
 	bool open = st != CELL_PASS || json_array_size(json_object_get(cell, "verdicts")) > 0;
 
-	putf(h, "<details class=\"cell %s\" id=\"cell-%zu\"%s>\n<summary><span class=\"status %s\">%s</span> <code>",
-	     status_class(st), index + 1, open ? " open" : "", status_class(st), render_cell_status_word(st));
-	esc(h, cell_id(cell));
-	put(h, "</code> \xe2\x80\x94 ");
-	esc(h, json_str(cell, "outcome", "?"));
-	putf(h, ", %s", render_duration_field(cell, "duration_ns", d, sizeof(d)));
+	render_putf(h, "<details class=\"cell %s\" id=\"cell-%zu\"%s>\n<summary><span class=\"status %s\">%s</span> <code>",
+	            status_class(st), index + 1, open ? " open" : "", status_class(st), render_cell_status_word(st));
+	render_put_xml_str(h, cell_id(cell));
+	render_put(h, "</code> \xe2\x80\x94 ");
+	render_put_xml_str(h, json_str(cell, "outcome", "?"));
+	render_putf(h, ", %s", render_duration_field(cell, "duration_ns", d, sizeof(d)));
 	json_array_foreach(json_object_get(cell, "verdicts"), i, v) {
-		put(h, i ? ", " : ", verdict ");
-		put(h, "<b>");
-		esc(h, json_str(v, "class", "?"));
-		put(h, "</b>");
+		render_put(h, i ? ", " : ", verdict ");
+		render_put(h, "<b>");
+		render_put_xml_str(h, json_str(v, "class", "?"));
+		render_put(h, "</b>");
 	}
 	if (json_int(cell, "leaked", 0) > 0)
-		putf(h, ", <b class=\"mismatch\">%lld leaked</b>", (long long) json_int(cell, "leaked", 0));
-	put(h, "</summary>\n");
+		render_putf(h, ", <b class=\"mismatch\">%lld leaked</b>", (long long) json_int(cell, "leaked", 0));
+	render_put(h, "</summary>\n");
 
-	put(h, "<dl class=\"facts\">\n<dt>outcome</dt><dd>");
-	esc(h, json_str(cell, "outcome", "?"));
+	render_put(h, "<dl class=\"facts\">\n<dt>outcome</dt><dd>");
+	render_put_xml_str(h, json_str(cell, "outcome", "?"));
 	if (json_is_object(expected)) {
-		put(h, " (expected");
+		render_put(h, " (expected");
 		if (json_str(expected, "outcome", NULL)) {
-			put(h, " ");
-			esc(h, json_str(expected, "outcome", ""));
+			render_put(h, " ");
+			render_put_xml_str(h, json_str(expected, "outcome", ""));
 		}
 		if (json_str(expected, "verdict", NULL)) {
-			put(h, ", verdict ");
-			esc(h, json_str(expected, "verdict", ""));
+			render_put(h, ", verdict ");
+			render_put_xml_str(h, json_str(expected, "verdict", ""));
 		}
-		if (json_is_integer(json_object_get(expected, "leaked")))
-			putf(h, ", leaked %lld", (long long) json_int(expected, "leaked", 0));
-		put(h, ")");
+		if (json_has_int(expected, "leaked"))
+			render_putf(h, ", leaked %lld", (long long) json_int(expected, "leaked", 0));
+		render_put(h, ")");
 	}
-	put(h, "</dd>\n");
+	render_put(h, "</dd>\n");
 	static const char *const plain[] = { "description", "file", "backend", "capture" };
 	for (i = 0; i < ARRAY_SIZE(plain); i++) {
 		if (!json_str(cell, plain[i], NULL))
 			continue;
-		putf(h, "<dt>%s</dt><dd>", plain[i]);
-		esc(h, json_str(cell, plain[i], ""));
-		put(h, "</dd>\n");
+		render_putf(h, "<dt>%s</dt><dd>", plain[i]);
+		render_put_xml_str(h, json_str(cell, plain[i], ""));
+		render_put(h, "</dd>\n");
 	}
 	if (json_is_object(json_object_get(cell, "fixes"))) {
-		put(h, "<dt>fixes</dt><dd class=\"mono\">");
+		render_put(h, "<dt>fixes</dt><dd class=\"mono\">");
 		fixes_text(h, json_object_get(cell, "fixes"));
-		put(h, "</dd>\n");
+		render_put(h, "</dd>\n");
 	}
 	const json_t *exit = json_object_get(cell, "exit");
 	if (json_is_object(exit)) {
-		put(h, "<dt>root exit</dt><dd>");
+		render_put(h, "<dt>root exit</dt><dd>");
 		if (json_str(exit, "signal", NULL))
-			esc(h, json_str(exit, "signal", ""));
+			render_put_xml_str(h, json_str(exit, "signal", ""));
 		else
-			putf(h, "code %lld", (long long) json_int(exit, "code", 0));
-		put(h, "</dd>\n");
+			render_putf(h, "code %lld", (long long) json_int(exit, "code", 0));
+		render_put(h, "</dd>\n");
 	}
-	putf(h, "<dt>duration</dt><dd>%s</dd>\n", render_duration_field(cell, "duration_ns", d, sizeof(d)));
-	if (json_is_integer(json_object_get(cell, "leaked")))
-		putf(h, "<dt>leaked</dt><dd>%lld</dd>\n", (long long) json_int(cell, "leaked", 0));
-	put(h, "</dl>\n");
+	render_putf(h, "<dt>duration</dt><dd>%s</dd>\n", render_duration_field(cell, "duration_ns", d, sizeof(d)));
+	if (json_has_int(cell, "leaked"))
+		render_putf(h, "<dt>leaked</dt><dd>%lld</dd>\n", (long long) json_int(cell, "leaked", 0));
+	render_put(h, "</dl>\n");
 
 	if (json_str(cell, "infra_error", NULL)) {
-		put(h, "<p class=\"mismatch\"><b>Could not run:</b> ");
-		esc(h, json_str(cell, "infra_error", ""));
-		put(h, "</p>\n");
+		render_put(h, "<p class=\"mismatch\"><b>Could not run:</b> ");
+		render_put_xml_str(h, json_str(cell, "infra_error", ""));
+		render_put(h, "</p>\n");
 	}
 	const json_t *mism = json_object_get(cell, "mismatches");
 	if (json_array_size(mism) > 0) {
-		put(h, "<h3>Mismatches</h3>\n<ul>\n");
+		render_put(h, "<h3>Mismatches</h3>\n<ul>\n");
 		json_array_foreach(mism, i, v) {
 			if (!json_is_string(v))
 				continue;
-			put(h, "<li class=\"mismatch\">");
-			esc(h, json_string_value(v));
-			put(h, "</li>\n");
+			render_put(h, "<li class=\"mismatch\">");
+			render_put_xml_str(h, json_string_value(v));
+			render_put(h, "</li>\n");
 		}
-		put(h, "</ul>\n");
+		render_put(h, "</ul>\n");
 	}
 	verdicts_section(h, cell);
-	put(h, "<figure><figcaption>Process tree</figcaption>\n");
-	tree_svg(h, cell, index + 1);
-	put(h, "</figure>\n<figure><figcaption>Timeline</figcaption>\n");
+	render_put(h, "<figure><figcaption>Process tree</figcaption>\n");
+	render_html_tree(h, cell, index + 1);
+	render_put(h, "</figure>\n<figure><figcaption>Timeline</figcaption>\n");
 	timeline_svg(h, cell);
-	put(h, "</figure>\n");
+	render_put(h, "</figure>\n");
 	actors_table(h, cell);
 	actor_cards(h, cell);
 	teardown_table(h, cell);
 	leftovers_table(h, cell);
 	if (json_array_size(json_object_get(cell, "errors")) > 0) {
-		put(h, "<h3>Errors</h3>\n");
+		render_put(h, "<h3>Errors</h3>\n");
 		error_list(h, json_object_get(cell, "errors"), 0);
 	}
 	size_t len;
-	const char *tail = render_get_str(cell, "output_tail", &len);
+	const char *tail = json_strn(cell, "output_tail", &len);
 	if (tail && len > 0) {
 		struct strbuf clean = STRBUF_INIT, clipped = STRBUF_INIT;
 		if (h->r == 0)
 			h->r = render_clean(&clean, tail, len, 0);
 		if (h->r == 0 && clean.len > 0)
 			h->r = render_clip(&clipped, clean.data, clean.len, OUTPUT_MAX, true);
-		put(h, "<h3>Output (tail)</h3>\n<pre>");
-		esc_n(h, clipped.data, clipped.len);
-		put(h, "</pre>\n");
+		render_put(h, "<h3>Output (tail)</h3>\n<pre>");
+		render_put_xml(h, clipped.data, clipped.len, false);
+		render_put(h, "</pre>\n");
 		strbuf_free(&clean);
 		strbuf_free(&clipped);
 	}
-	put(h, "</details>\n");
+	render_put(h, "</details>\n");
 }
 
 static void
-summary(struct html *h, const json_t *doc, const json_t *cells)
+summary(struct render_writer *h, const json_t *doc, const json_t *cells)
 {
 	struct render_counts c;
 	char d[32];
 	size_t i;
 	json_t *cell;
 	render_count(cells, &c);
-	put(h, "<div class=\"summary\">");
-	putf(h, "<span class=\"pill pass\">%zu passed</span><span class=\"pill fail\">%zu failed</span>", c.passed,
-	     c.failed);
+	render_put(h, "<div class=\"summary\">");
+	render_putf(h, "<span class=\"pill pass\">%zu passed</span><span class=\"pill fail\">%zu failed</span>", c.passed,
+	            c.failed);
 	if (c.errors)
-		putf(h, "<span class=\"pill error\">%zu errors</span>", c.errors);
+		render_putf(h, "<span class=\"pill error\">%zu errors</span>", c.errors);
 	if (c.skipped)
-		putf(h, "<span class=\"pill skip\">%zu skipped</span>", c.skipped);
+		render_putf(h, "<span class=\"pill skip\">%zu skipped</span>", c.skipped);
 	if (c.hangs)
-		putf(h, "<span class=\"pill hang\">%zu hang%s</span>", c.hangs, c.hangs == 1 ? "" : "s");
-	putf(h, "<span class=\"pill\">%zu leaked</span><span class=\"pill\">%s total</span></div>\n", c.leaked,
-	     duration_format(c.duration_ns, d, sizeof(d)));
+		render_putf(h, "<span class=\"pill hang\">%zu hang%s</span>", c.hangs, c.hangs == 1 ? "" : "s");
+	render_putf(h, "<span class=\"pill\">%zu leaked</span><span class=\"pill\">%s total</span></div>\n", c.leaked,
+	            duration_format(c.duration_ns, d, sizeof(d)));
 	if (c.hangs)
-		putf(h, "<p class=\"hangs\">Found %zu hang%s.</p>\n", c.hangs, c.hangs == 1 ? "" : "s");
+		render_putf(h, "<p class=\"hangs\">Found %zu hang%s.</p>\n", c.hangs, c.hangs == 1 ? "" : "s");
+	if (c.unexplained)
+		render_putf(h, "<p class=\"mismatch\">%zu cell%s timed out with no hang verdict (no knot found).</p>\n",
+			    c.unexplained, c.unexplained == 1 ? "" : "s");
 	if (render_doc_infra_error(doc)) {
-		put(h, "<p class=\"mismatch\"><b>Run failed:</b> ");
-		esc(h, render_doc_infra_error(doc));
-		put(h, "</p>\n");
+		render_put(h, "<p class=\"mismatch\"><b>Run failed:</b> ");
+		render_put_xml_str(h, render_doc_infra_error(doc));
+		render_put(h, "</p>\n");
 	}
 	if (json_array_size(cells) == 0)
 		return;
-	put(h, "<table class=\"index\"><thead><tr><th>status</th><th>cell</th><th>outcome</th><th>duration</th>"
-	       "<th>verdicts</th><th>leaked</th></tr></thead><tbody>\n");
+	render_put(h, "<table class=\"index\"><thead><tr><th>status</th><th>cell</th><th>outcome</th><th>duration</th>"
+	              "<th>verdicts</th><th>leaked</th></tr></thead><tbody>\n");
 	json_array_foreach(cells, i, cell) {
 		enum cell_status st = render_cell_status(cell);
 		size_t k;
 		json_t *v;
-		putf(h, "<tr><td class=\"status %s\">%s</td><td><a href=\"#cell-%zu\"><code>", status_class(st),
-		     render_cell_status_word(st), i + 1);
-		esc(h, cell_id(cell));
-		put(h, "</code></a></td>");
+		render_putf(h, "<tr><td class=\"status %s\">%s</td><td><a href=\"#cell-%zu\"><code>", status_class(st),
+		            render_cell_status_word(st), i + 1);
+		render_put_xml_str(h, cell_id(cell));
+		render_put(h, "</code></a></td>");
 		td_text(h, json_str(cell, "outcome", NULL));
 		td_duration(h, cell, "duration_ns");
-		put(h, "<td>");
+		render_put(h, "<td>");
 		json_array_foreach(json_object_get(cell, "verdicts"), k, v) {
-			put(h, k ? ", " : "");
-			esc(h, json_str(v, "class", "?"));
+			render_put(h, k ? ", " : "");
+			render_put_xml_str(h, json_str(v, "class", "?"));
 		}
-		put(h, "</td>");
+		render_put(h, "</td>");
 		td_int(h, cell, "leaked");
-		put(h, "</tr>\n");
+		render_put(h, "</tr>\n");
 	}
-	put(h, "</tbody></table>\n");
+	render_put(h, "</tbody></table>\n");
 }
 
 /* The document for the page's script: every '<' as \u003c so no "</script>"
  * or "<!--" can appear inside the element. */
 static void
-embedded_json(struct html *h, const json_t *doc)
+embedded_json(struct render_writer *h, const json_t *doc)
 {
 	/* ASCII only: no raw control or bidi characters in the page source either. */
 	size_t flags = JSON_COMPACT | JSON_ESCAPE_SLASH | JSON_ENSURE_ASCII;
@@ -1226,28 +901,27 @@ embedded_json(struct html *h, const json_t *doc)
 		json_decref(clean);
 	}
 	if (!text) {
-		h->r = h->r < 0 ? h->r : -ENOMEM;
+		render_fail(h, -ENOMEM);
 		return;
 	}
-	put(h, "<script type=\"application/json\" id=\"forkscope-data\">");
+	render_put(h, "<script type=\"application/json\" id=\"forkscope-data\">");
 	size_t start = 0, i;
 	for (i = 0; text[i] && h->r == 0; i++) {
 		if (text[i] != '<')
 			continue;
-		h->r = strbuf_appendn(h->out, text + start, i - start);
-		put(h, "\\u003c");
+		render_putn(h, text + start, i - start);
+		render_put(h, "\\u003c");
 		start = i + 1;
 	}
-	if (h->r == 0)
-		h->r = strbuf_appendn(h->out, text + start, i - start);
-	put(h, "</script>\n");
+	render_putn(h, text + start, i - start);
+	render_put(h, "</script>\n");
 	free(text);
 }
 
 int
 render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf *out)
 {
-	struct html h = { .out = out };
+	struct render_writer h = RENDER_WRITER(out);
 	json_t *cells = render_cells(doc);
 	const char *title = o->title ? o->title : "forkscope report";
 	size_t i;
@@ -1255,64 +929,70 @@ render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf
 	if (!cells)
 		return -ENOMEM;
 
-	put(&h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	render_put(&h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
 		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
 		"<meta name=\"generator\" content=\"forkscope\">\n<title>");
-	esc(&h, title);
-	put(&h, "</title>\n<style>\n");
-	put(&h, STYLE);
-	put(&h, "</style>\n</head>\n<body>\n<header>\n<h1>");
-	esc(&h, title);
-	put(&h, "</h1>\n<p class=\"meta\">");
-	esc(&h, json_str(doc, "command", "run"));
+	render_put_xml_str(&h, title);
+	render_put(&h, "</title>\n<style>\n");
+	render_put(&h, STYLE);
+	render_put(&h, "</style>\n</head>\n<body>\n<header>\n<h1>");
+	render_put_xml_str(&h, title);
+	render_put(&h, "</h1>\n<p class=\"meta\">");
+	render_put_xml_str(&h, json_str(doc, "command", "run"));
 	if (json_array_size(json_object_get(doc, "argv")) > 0) {
-		put(&h, ": <code>");
+		/* Quoted as a shell would read it back: copy, paste, run. */
+		struct strbuf line = STRBUF_INIT;
 		json_array_foreach(json_object_get(doc, "argv"), i, arg) {
-			put(&h, i ? " " : "");
-			esc(&h, json_string_value(arg));
+			if (h.r == 0 && i)
+				h.r = strbuf_append(&line, " ");
+			if (h.r == 0)
+				h.r = render_shell_word(&line, json_string_value(arg), json_string_length(arg));
 		}
-		put(&h, "</code>");
+		render_put(&h, ": <code class=\"cmdline\">");
+		render_put_xml(&h, line.data ? line.data : "", line.len, false);
+		render_put(&h, "</code>");
+		strbuf_free(&line);
 	}
-	put(&h, "</p>\n<p class=\"meta\">");
+	render_put(&h, "</p>\n<p class=\"meta\">");
 	if (json_str(doc, "started_at", NULL)) {
-		put(&h, "started ");
-		esc(&h, json_str(doc, "started_at", ""));
+		render_put(&h, "started ");
+		render_put_xml_str(&h, json_str(doc, "started_at", ""));
 	}
 	const json_t *host = json_object_get(doc, "host");
 	if (json_is_object(host)) {
-		put(&h, " \xc2\xb7 kernel ");
-		esc(&h, json_str(host, "kernel", "?"));
-		put(&h, " ");
-		esc(&h, json_str(host, "machine", ""));
-		if (json_is_integer(json_object_get(host, "nproc")))
-			putf(&h, ", %lld CPUs", (long long) json_int(host, "nproc", 0));
+		render_put(&h, " \xc2\xb7 kernel ");
+		render_put_xml_str(&h, json_str(host, "kernel", "?"));
+		render_put(&h, " ");
+		render_put_xml_str(&h, json_str(host, "machine", ""));
+		if (json_has_int(host, "nproc"))
+			render_putf(&h, ", %lld CPUs", (long long) json_int(host, "nproc", 0));
 	}
 	if (json_str(doc, "tool", NULL)) {
-		put(&h, " \xc2\xb7 ");
-		esc(&h, json_str(doc, "tool", ""));
+		render_put(&h, " \xc2\xb7 ");
+		render_put_xml_str(&h, json_str(doc, "tool", ""));
 	}
-	put(&h, "</p>\n");
+	render_put(&h, "</p>\n");
 	int64_t version = json_int(doc, "schema_version", RENDER_SCHEMA_VERSION);
 	if (version > RENDER_SCHEMA_VERSION)
-		putf(&h, "<p class=\"mismatch\">schema_version %lld is newer than this renderer (%d); some fields may be "
-			 "missing.</p>\n",
-		     (long long) version, RENDER_SCHEMA_VERSION);
+		render_putf(&h, "<p class=\"mismatch\">schema_version %lld is newer than this renderer (%d); some fields may be "
+			               "missing.</p>\n",
+		            (long long) version, RENDER_SCHEMA_VERSION);
 	summary(&h, doc, cells);
-	put(&h, "<div class=\"controls\"><button type=\"button\" id=\"expand-all\">Expand all</button>"
+	render_put(&h, "<div class=\"controls\"><button type=\"button\" id=\"expand-all\">Expand all</button>"
 		"<button type=\"button\" id=\"collapse-all\">Collapse all</button></div>\n</header>\n<main>\n");
 	json_array_foreach(cells, i, cell)
 		cell_section(&h, cell, i);
-	put(&h, "</main>\n<footer>Rendered by forkscope from result.json");
+	render_put(&h, "</main>\n<footer>Rendered by forkscope from result.json");
 	if (json_str(doc, "run_dir", NULL)) {
-		put(&h, " in <code>");
-		esc(&h, json_str(doc, "run_dir", ""));
-		put(&h, "</code>");
+		render_put(&h, " in <code>");
+		render_put_xml_str(&h, json_str(doc, "run_dir", ""));
+		render_put(&h, "</code>");
 	}
-	put(&h, ". The whole document is embedded below as JSON (id <code>forkscope-data</code>).</footer>\n");
+	render_put(&h, ". The whole document is embedded below as JSON (id <code>forkscope-data</code>).</footer>\n");
 	embedded_json(&h, doc);
-	put(&h, "<script>\n");
-	put(&h, SCRIPT);
-	put(&h, "</script>\n</body>\n</html>\n");
+	render_put(&h, "<script>\n");
+	render_put(&h, SCRIPT);
+	render_put(&h, "</script>\n</body>\n</html>\n");
 	json_decref(cells);
 	return h.r;
 }

@@ -5,7 +5,8 @@
  *  - cells are laid out one after another on the time axis, each with a track
  *    of its own carrying a `cell` slice and its verdicts;
  *  - X slices only, each with its dur (Perfetto drops an X without one):
- *    `lifetime` spawn->reap, nested `starting` spawn->ready, `running`
+ *    `lifetime` spawn->reap, nested `starting` spawn->ready (actors with a
+ *    handshake only: watch processes run from spawn), `running`
  *    ready->exit, `zombie` exit->reap; a process never reaped is closed at the
  *    cell end with args.unfinished = true;
  *  - a `fork` slice on the parent, bound by a v2 flow (bind_id, flow_out ->
@@ -28,23 +29,19 @@
 #define CELL_GAP_NS (10 * NSEC_PER_MSEC)
 
 struct trace {
-	json_t *events;
+	struct render_writer w;
+	size_t events; /* written so far: the separator goes before all but the first */
 	int next_pid;
 	int next_flow;
-	int r;
 };
 
+/* Write one event on a line of its own and drop it. */
 static void
 emit(struct trace *t, json_t *ev)
 {
-	if (!ev) {
-		t->r = t->r < 0 ? t->r : -ENOMEM;
-		return;
-	}
-	if (t->r == 0 && json_array_append_new(t->events, ev) < 0)
-		t->r = -ENOMEM;
-	else if (t->r < 0)
-		json_decref(ev);
+	if (ev && t->events++ > 0)
+		render_put(&t->w, ",\n");
+	render_put_json_new(&t->w, ev, JSON_REAL_PRECISION(15));
 }
 
 static json_t *
@@ -87,7 +84,7 @@ static void
 set(struct trace *t, json_t *ev, const char *key, json_t *value)
 {
 	if (!value || (ev && json_object_set_new(ev, key, value) < 0)) {
-		t->r = t->r < 0 ? t->r : -ENOMEM;
+		render_fail(&t->w, -ENOMEM);
 		return;
 	}
 	if (!ev)
@@ -137,6 +134,7 @@ instant(struct trace *t, const char *name, uint64_t ts, int pid, const char *sco
 struct phases {
 	uint64_t start, ready, exit, end;
 	bool has_ready, has_exit, reaped;
+	bool handshake; /* false: no starting phase (watch processes, capture, daemons) */
 };
 
 static struct phases
@@ -144,18 +142,26 @@ actor_phases(const json_t *a, uint64_t cell_end)
 {
 	struct phases p = { 0 };
 	uint64_t v;
-	if (render_get_ns(a, "spawn_ns", &v) || render_get_ns(a, "fork_ns", &v) || render_get_ns(a, "ready_ns", &v))
+	if (json_ns(a, "spawn_ns", &v) || json_ns(a, "fork_ns", &v) || json_ns(a, "ready_ns", &v))
 		p.start = v;
-	p.reaped = render_get_ns(a, "reap_ns", &v);
+	p.reaped = json_ns(a, "reap_ns", &v);
 	p.end = p.reaped ? v : cell_end;
 	if (p.end < p.start)
 		p.end = p.start;
-	p.has_ready = render_get_ns(a, "ready_ns", &v);
-	p.ready = p.has_ready ? MAX(p.start, MIN(v, p.end)) : p.end;
-	p.has_exit = render_get_ns(a, "exit_ns", &v);
-	p.exit = p.has_exit ? MAX(p.ready, MIN(v, p.end)) : p.end;
-	if (p.has_exit && !p.has_ready)
-		p.ready = p.exit;
+	uint64_t ready = 0, exit_at = p.end;
+	p.has_ready = json_ns(a, "ready_ns", &ready);
+	p.handshake = render_actor_has_handshake(a);
+	if (!p.handshake && !p.has_ready) {
+		/* No handshake to wait for: it runs from its spawn. */
+		p.has_ready = true;
+		ready = p.start;
+	}
+	p.has_exit = json_ns(a, "exit_ns", &v);
+	/* An exit without a ready ends the starting phase at the exit. */
+	if (p.has_exit)
+		exit_at = MAX(p.start, MIN(v, p.end));
+	p.ready = p.has_ready ? MAX(p.start, MIN(ready, exit_at)) : exit_at;
+	p.exit = MAX(p.ready, exit_at);
 	return p;
 }
 
@@ -166,7 +172,7 @@ status_args(const json_t *a)
 	json_t *args = json_object();
 	if (!args)
 		return NULL;
-	if (json_is_integer(json_object_get(st, "code")))
+	if (json_has_int(st, "code"))
 		(void) json_object_set_new(args, "status", json_integer(json_int(st, "code", 0)));
 	else
 		(void) json_object_set_new(args, "status", json_null());
@@ -180,11 +186,11 @@ static uint64_t
 hang_time(const json_t *cell, uint64_t end)
 {
 	uint64_t v;
-	if (render_get_ns(cell, "hang_detected_ns", &v) && v <= end)
+	if (json_ns(cell, "hang_detected_ns", &v) && v <= end)
 		return v;
-	if (render_get_ns(json_object_get(cell, "timeouts"), "run_ns", &v) && v <= end)
+	if (json_ns(json_object_get(cell, "timeouts"), "run_ns", &v) && v <= end)
 		return v;
-	if (render_get_ns(json_object_get(cell, "teardown"), "started_ns", &v) && v <= end)
+	if (json_ns(json_object_get(cell, "teardown"), "started_ns", &v) && v <= end)
 		return v;
 	return end;
 }
@@ -195,6 +201,158 @@ struct actor_track {
 	uint64_t last_fork_end; /* forks on one parent track must not overlap */
 };
 
+/* The cell's own track: a `cell` slice over its whole time with the outcome,
+ * status and verdict classes. Returns the track's pid. */
+static int
+cell_track(struct trace *t, const json_t *cell, const char *id, uint64_t offset, uint64_t end, json_t *classes)
+{
+	int cell_pid = t->next_pid++;
+	struct strbuf name = STRBUF_INIT;
+	(void) strbuf_printf(&name, "cell %s (%s)", id, json_str(cell, "outcome", "?"));
+	metadata(t, cell_pid, name.data, "cell");
+	strbuf_free(&name);
+	json_t *ev = slice(id, "cell", offset, offset + end, cell_pid);
+	set(t, ev, "args",
+	    json_pack("{s:o,s:o,s:b,s:I,s:O}", "outcome", clean_string(json_str(cell, "outcome", "?")), "status",
+		      clean_string(render_cell_status_word(render_cell_status(cell))), "passed",
+		      json_bool(cell, "passed", 0), "leaked", (json_int_t) json_int(cell, "leaked", 0), "verdicts",
+		      classes));
+	emit(t, ev);
+	return cell_pid;
+}
+
+static json_t *
+pid_or_null(const json_t *a)
+{
+	return json_has_int(a, "pid") ? json_integer(json_int(a, "pid", 0)) : json_null();
+}
+
+/* The args of an actor's `lifetime` slice. */
+static json_t *
+lifetime_args(const json_t *a, const struct phases *p)
+{
+	json_t *args = json_object();
+	if (!args)
+		return NULL;
+	(void) json_object_set_new(args, "pid", pid_or_null(a));
+	if (json_has_int(a, "ppid"))
+		(void) json_object_set_new(args, "ppid", json_integer(json_int(a, "ppid", 0)));
+	(void) json_object_set_new(args, "actor", clean_string(json_str(a, "name", "?")));
+	if (json_str(a, "kind", NULL))
+		(void) json_object_set_new(args, "kind", clean_string(json_str(a, "kind", "")));
+	(void) json_object_set_new(args, "depth", json_integer(json_int(a, "depth", 0)));
+	char label[64];
+	render_actor_end_label(a, label, sizeof(label));
+	(void) json_object_set_new(args, "ended", clean_string(label));
+	if (!p->reaped)
+		(void) json_object_set_new(args, "unfinished", json_true());
+	return args;
+}
+
+/* The spawn arrow: a `fork` slice on the parent's track, bound by a flow to
+ * the child's `lifetime` slice life. */
+static void
+fork_arrow(struct trace *t, const json_t *a, const struct phases *p, struct actor_track *pt, uint64_t offset,
+	   json_t *life)
+{
+	uint64_t from = p->start, to = p->start, fork_ns;
+	if (json_ns(a, "fork_ns", &fork_ns) && fork_ns >= from)
+		to = fork_ns;
+	/* Keep the fork inside the parent's lifetime, after its previous fork
+	 * and within the phase it starts in, so slices on the parent's track
+	 * nest strictly. */
+	from = MIN(MAX(from, MAX(pt->ph.start, pt->last_fork_end)), pt->ph.end);
+	uint64_t bound = from < pt->ph.ready ? pt->ph.ready : from < pt->ph.exit ? pt->ph.exit : pt->ph.end;
+	to = MIN(MAX(to, from), bound);
+	pt->last_fork_end = to;
+	int flow = ++t->next_flow;
+	struct strbuf fname = STRBUF_INIT;
+	(void) strbuf_printf(&fname, "fork %s", json_str(a, "name", "?"));
+	json_t *fork = slice(fname.data, "fork", offset + from, offset + to, pt->pid);
+	strbuf_free(&fname);
+	set(t, fork, "bind_id", json_integer(flow));
+	set(t, fork, "flow_out", json_true());
+	set(t, fork, "args",
+	    json_pack("{s:o,s:o}", "child", clean_string(json_str(a, "name", "?")), "child_pid", pid_or_null(a)));
+	emit(t, fork);
+	set(t, life, "bind_id", json_integer(flow));
+	set(t, life, "flow_in", json_true());
+}
+
+/* The nested phases: starting, running, zombie (open ones marked unfinished). */
+static void
+phase_slices(struct trace *t, const struct phases *p, uint64_t offset, int pid)
+{
+	json_t *s;
+	if (p->handshake) {
+		s = slice("starting", "phase", offset + p->start, offset + p->ready, pid);
+		if (!p->has_ready && !p->has_exit)
+			set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
+		emit(t, s);
+	}
+	if (p->has_ready) {
+		s = slice("running", "phase", offset + p->ready, offset + p->exit, pid);
+		if (!p->has_exit)
+			set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
+		emit(t, s);
+	}
+	if (p->has_exit) {
+		s = slice("zombie", "phase", offset + p->exit, offset + p->end, pid);
+		if (!p->reaped)
+			set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
+		emit(t, s);
+	}
+}
+
+/* The kill ladder its parent went through, and the exit. */
+static void
+ladder_instants(struct trace *t, const json_t *a, const struct phases *p, uint64_t offset, int pid)
+{
+	static const struct {
+		const char *key, *name;
+	} rungs[] = {
+		{ "cancel_sent_ns", "cancel sent" },
+		{ "cancel_ack_ns", "cancel ack" },
+		{ "sigterm_ns", "SIGTERM sent" },
+		{ "sigkill_ns", "SIGKILL sent" },
+	};
+	const json_t *ladder = json_object_get(a, "ladder");
+	uint64_t ts;
+	if (json_is_object(ladder)) {
+		for (size_t k = 0; k < sizeof(rungs) / sizeof(rungs[0]); k++)
+			if (json_ns(ladder, rungs[k].key, &ts))
+				instant(t, rungs[k].name, offset + MIN(MAX(ts, p->start), p->end), pid, "t", NULL);
+	} else if (json_ns(a, "cancel_ns", &ts))
+		instant(t, "cancel sent", offset + MIN(MAX(ts, p->start), p->end), pid, "t", NULL);
+	if (p->has_exit)
+		instant(t, "exit", offset + p->exit, pid, "t", status_args(a));
+}
+
+/* Verdicts on the cell track; the hang as a global marker across all tracks. */
+static void
+verdict_instants(struct trace *t, const json_t *cell, const char *id, uint64_t offset, uint64_t end, int cell_pid,
+		 json_t *classes)
+{
+	bool hang = strcmp(json_str(cell, "outcome", ""), "hang") == 0;
+	uint64_t when = hang ? hang_time(cell, end) : end;
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(cell, "verdicts"), i, v) {
+		struct strbuf vname = STRBUF_INIT;
+		(void) strbuf_printf(&vname, "verdict %s", json_str(v, "class", "?"));
+		uint64_t at = when;
+		if (strcmp(json_str(v, "class", ""), "slow-teardown") == 0)
+			(void) json_ns(json_object_get(cell, "teardown"), "started_ns", &at);
+		instant(t, vname.data, offset + MIN(at, end), cell_pid, "t",
+			json_pack("{s:o,s:o}", "summary", clean_string(json_str(v, "summary", "")), "remedy",
+				  clean_string(json_str(v, "remedy", ""))));
+		strbuf_free(&vname);
+	}
+	if (hang)
+		instant(t, "hang detected", offset + when, cell_pid, "g",
+			json_pack("{s:o,s:O}", "cell", clean_string(id), "verdicts", classes));
+}
+
 static void
 cell_events(struct trace *t, const json_t *cell, uint64_t offset, uint64_t end)
 {
@@ -202,28 +360,15 @@ cell_events(struct trace *t, const json_t *cell, uint64_t offset, uint64_t end)
 	size_t n = json_array_size(actors), i;
 	const char *id = json_str(cell, "id", json_str(cell, "name", "cell"));
 	struct actor_track *tracks = calloc(n ? n : 1, sizeof(*tracks));
-	json_t *a, *v;
-	if (!tracks) {
-		t->r = -ENOMEM;
-		return;
-	}
-
-	/* The cell's own track. */
-	int cell_pid = t->next_pid++;
-	struct strbuf name = STRBUF_INIT;
-	(void) strbuf_printf(&name, "cell %s (%s)", id, json_str(cell, "outcome", "?"));
-	metadata(t, cell_pid, name.data, "cell");
-	strbuf_free(&name);
-	json_t *ev = slice(id, "cell", offset, offset + end, cell_pid);
 	json_t *classes = json_array();
+	json_t *a, *v;
+	if (!tracks || !classes) {
+		render_fail(&t->w, -ENOMEM);
+		goto out;
+	}
 	json_array_foreach(json_object_get(cell, "verdicts"), i, v)
 		(void) json_array_append_new(classes, clean_string(json_str(v, "class", "?")));
-	set(t, ev, "args",
-	    json_pack("{s:o,s:o,s:b,s:I,s:O}", "outcome", clean_string(json_str(cell, "outcome", "?")), "status",
-		      clean_string(render_cell_status_word(render_cell_status(cell))), "passed",
-		      json_bool(cell, "passed", 0), "leaked", (json_int_t) json_int(cell, "leaked", 0), "verdicts",
-		      classes));
-	emit(t, ev);
+	int cell_pid = cell_track(t, cell, id, offset, end, classes);
 
 	for (i = 0; i < n; i++) {
 		a = json_array_get(actors, i);
@@ -238,114 +383,18 @@ cell_events(struct trace *t, const json_t *cell, uint64_t offset, uint64_t end)
 	}
 
 	json_array_foreach(actors, i, a) {
-		struct phases *p = &tracks[i].ph;
-		int pid = tracks[i].pid;
+		const struct phases *p = &tracks[i].ph;
 		long parent = render_actor_parent_index(actors, i);
-
-		json_t *life = slice("lifetime", "process", offset + p->start, offset + p->end, pid);
-		json_t *args = json_object();
-		if (args) {
-			(void) json_object_set_new(args, "pid", json_is_integer(json_object_get(a, "pid"))
-									? json_integer(json_int(a, "pid", 0))
-									: json_null());
-			if (json_is_integer(json_object_get(a, "ppid")))
-				(void) json_object_set_new(args, "ppid", json_integer(json_int(a, "ppid", 0)));
-			(void) json_object_set_new(args, "actor", clean_string(json_str(a, "name", "?")));
-			if (json_str(a, "kind", NULL))
-				(void) json_object_set_new(args, "kind", clean_string(json_str(a, "kind", "")));
-			(void) json_object_set_new(args, "depth", json_integer(json_int(a, "depth", 0)));
-			char label[64];
-			render_actor_end_label(a, label, sizeof(label));
-			(void) json_object_set_new(args, "ended", clean_string(label));
-			if (!p->reaped)
-				(void) json_object_set_new(args, "unfinished", json_true());
-		}
-		set(t, life, "args", args);
-		if (parent >= 0) {
-			/* The spawn arrow: fork slice on the parent -> this lifetime. */
-			struct actor_track *pt = &tracks[parent];
-			uint64_t from = p->start, to = p->start, fork_ns;
-			if (render_get_ns(a, "fork_ns", &fork_ns) && fork_ns >= from)
-				to = fork_ns;
-			/* Keep the fork inside the parent's lifetime, after its
-			 * previous fork and within the phase it starts in, so
-			 * slices on the parent's track nest strictly. */
-			from = MIN(MAX(from, MAX(pt->ph.start, pt->last_fork_end)), pt->ph.end);
-			uint64_t bound = from < pt->ph.ready ? pt->ph.ready : from < pt->ph.exit ? pt->ph.exit : pt->ph.end;
-			to = MIN(MAX(to, from), bound);
-			pt->last_fork_end = to;
-			int flow = ++t->next_flow;
-			struct strbuf fname = STRBUF_INIT;
-			(void) strbuf_printf(&fname, "fork %s", json_str(a, "name", "?"));
-			json_t *fork = slice(fname.data, "fork", offset + from, offset + to, pt->pid);
-			strbuf_free(&fname);
-			set(t, fork, "bind_id", json_integer(flow));
-			set(t, fork, "flow_out", json_true());
-			set(t, fork, "args",
-			    json_pack("{s:o,s:o}", "child", clean_string(json_str(a, "name", "?")), "child_pid",
-				      json_is_integer(json_object_get(a, "pid")) ? json_integer(json_int(a, "pid", 0))
-										  : json_null()));
-			emit(t, fork);
-			set(t, life, "bind_id", json_integer(flow));
-			set(t, life, "flow_in", json_true());
-		}
+		json_t *life = slice("lifetime", "process", offset + p->start, offset + p->end, tracks[i].pid);
+		set(t, life, "args", lifetime_args(a, p));
+		if (parent >= 0)
+			fork_arrow(t, a, p, &tracks[parent], offset, life);
 		emit(t, life);
-
-		json_t *s = slice("starting", "phase", offset + p->start, offset + p->ready, pid);
-		if (!p->has_ready && !p->has_exit)
-			set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
-		emit(t, s);
-		if (p->has_ready) {
-			s = slice("running", "phase", offset + p->ready, offset + p->exit, pid);
-			if (!p->has_exit)
-				set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
-			emit(t, s);
-		}
-		if (p->has_exit) {
-			s = slice("zombie", "phase", offset + p->exit, offset + p->end, pid);
-			if (!p->reaped)
-				set(t, s, "args", json_pack("{s:b}", "unfinished", 1));
-			emit(t, s);
-		}
-
-		/* The kill ladder its parent went through. */
-		const json_t *ladder = json_object_get(a, "ladder");
-		static const struct {
-			const char *key, *name;
-		} rungs[] = {
-			{ "cancel_sent_ns", "cancel sent" },
-			{ "cancel_ack_ns", "cancel ack" },
-			{ "sigterm_ns", "SIGTERM sent" },
-			{ "sigkill_ns", "SIGKILL sent" },
-		};
-		uint64_t ts;
-		if (json_is_object(ladder)) {
-			for (size_t k = 0; k < sizeof(rungs) / sizeof(rungs[0]); k++)
-				if (render_get_ns(ladder, rungs[k].key, &ts))
-					instant(t, rungs[k].name, offset + MIN(MAX(ts, p->start), p->end), pid, "t", NULL);
-		} else if (render_get_ns(a, "cancel_ns", &ts))
-			instant(t, "cancel sent", offset + MIN(MAX(ts, p->start), p->end), pid, "t", NULL);
-		if (p->has_exit)
-			instant(t, "exit", offset + p->exit, pid, "t", status_args(a));
+		phase_slices(t, p, offset, tracks[i].pid);
+		ladder_instants(t, a, p, offset, tracks[i].pid);
 	}
-
-	/* Verdicts on the cell track; the hang as a global marker across all tracks. */
-	bool hang = strcmp(json_str(cell, "outcome", ""), "hang") == 0;
-	uint64_t when = hang ? hang_time(cell, end) : end;
-	json_array_foreach(json_object_get(cell, "verdicts"), i, v) {
-		struct strbuf vname = STRBUF_INIT;
-		(void) strbuf_printf(&vname, "verdict %s", json_str(v, "class", "?"));
-		uint64_t at = when;
-		if (strcmp(json_str(v, "class", ""), "slow-teardown") == 0)
-			(void) render_get_ns(json_object_get(cell, "teardown"), "started_ns", &at);
-		instant(t, vname.data, offset + MIN(at, end), cell_pid, "t",
-			json_pack("{s:o,s:o}", "summary", clean_string(json_str(v, "summary", "")), "remedy",
-				  clean_string(json_str(v, "remedy", ""))));
-		strbuf_free(&vname);
-	}
-	if (hang)
-		instant(t, "hang detected", offset + when, cell_pid, "g",
-			json_pack("{s:o,s:O}", "cell", clean_string(id), "verdicts", classes));
+	verdict_instants(t, cell, id, offset, end, cell_pid, classes);
+out:
 	json_decref(classes);
 	free(tracks);
 }
@@ -353,16 +402,18 @@ cell_events(struct trace *t, const json_t *cell, uint64_t offset, uint64_t end)
 int
 render_trace_doc(const json_t *doc, const struct render_options *o, struct strbuf *out)
 {
-	struct trace t = { .events = json_array(), .next_pid = 1 };
+	struct trace t = { .w = RENDER_WRITER(out), .next_pid = 1 };
 	json_t *cells = render_cells(doc);
 	json_t *layout = json_array();
+	json_t *other = json_object();
 	uint64_t offset = 0;
 	size_t i;
-	json_t *cell, *ev;
-	if (!t.events || !cells || !layout) {
-		t.r = -ENOMEM;
+	json_t *cell;
+	if (!cells || !layout || !other) {
+		render_fail(&t.w, -ENOMEM);
 		goto out;
 	}
+	render_put(&t.w, "{\"traceEvents\":[\n");
 	json_array_foreach(cells, i, cell) {
 		uint64_t end = render_cell_end_ns(cell);
 		cell_events(&t, cell, offset, end);
@@ -371,16 +422,11 @@ render_trace_doc(const json_t *doc, const struct render_options *o, struct strbu
 					  "offset_us", us(offset)));
 		offset += end + CELL_GAP_NS;
 	}
-	if (t.r < 0)
-		goto out;
+	if (t.events > 0)
+		render_put(&t.w, "\n");
 
-	json_t *other = json_object();
-	if (!other) {
-		t.r = -ENOMEM;
-		goto out;
-	}
 	(void) json_object_set_new(other, "generator", json_string("forkscope report --format trace"));
-	if (json_is_integer(json_object_get(doc, "schema_version")))
+	if (json_has_int(doc, "schema_version"))
 		(void) json_object_set_new(other, "schema_version", json_integer(json_int(doc, "schema_version", 0)));
 	static const char *const copy[] = { "tool", "command", "started_at", "run_dir" };
 	for (size_t k = 0; k < sizeof(copy) / sizeof(copy[0]); k++)
@@ -390,27 +436,12 @@ render_trace_doc(const json_t *doc, const struct render_options *o, struct strbu
 								    "times inside a cell are relative to its start"));
 	(void) json_object_set(other, "cells", layout);
 
-	t.r = strbuf_append(out, "{\"traceEvents\":[\n");
-	json_array_foreach(t.events, i, ev) {
-		char *line = json_dumps(ev, JSON_COMPACT | JSON_REAL_PRECISION(15));
-		if (!line) {
-			t.r = -ENOMEM;
-			break;
-		}
-		if (t.r == 0)
-			t.r = strbuf_printf(out, "%s%s\n", line, i + 1 < json_array_size(t.events) ? "," : "");
-		free(line);
-	}
-	char *tail = json_dumps(other, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	if (!tail && t.r == 0)
-		t.r = -ENOMEM;
-	if (t.r == 0)
-		t.r = strbuf_printf(out, "],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":%s}\n", tail);
-	free(tail);
-	json_decref(other);
+	render_put(&t.w, "],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":");
+	render_put_json_new(&t.w, json_incref(other), JSON_REAL_PRECISION(15));
+	render_put(&t.w, "}\n");
 out:
-	json_decref(t.events);
 	json_decref(cells);
 	json_decref(layout);
-	return t.r;
+	json_decref(other);
+	return t.w.r;
 }

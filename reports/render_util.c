@@ -1,12 +1,110 @@
 #include "reports/render_util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "reports/verdict_class.h"
 #include "util/jsonutil.h"
 #include "util/timeutil.h"
+
+/* --- the output writer ----------------------------------------------------- */
+
+void
+render_fail(struct render_writer *w, int r)
+{
+	if (w->r == 0 && r < 0)
+		w->r = r;
+}
+
+void
+render_put(struct render_writer *w, const char *s)
+{
+	if (w->r == 0 && s)
+		w->r = strbuf_append(w->out, s);
+}
+
+void
+render_putn(struct render_writer *w, const char *s, size_t len)
+{
+	if (w->r == 0 && s)
+		w->r = strbuf_appendn(w->out, s, len);
+}
+
+void
+render_putf(struct render_writer *w, const char *fmt, ...)
+{
+	va_list ap;
+	if (w->r < 0)
+		return;
+	va_start(ap, fmt);
+	w->r = strbuf_vprintf(w->out, fmt, ap);
+	va_end(ap);
+}
+
+void
+render_put_clean(struct render_writer *w, const char *s, size_t len, unsigned flags)
+{
+	if (w->r == 0 && s)
+		w->r = render_clean(w->out, s, len, flags);
+}
+
+void
+render_put_xml(struct render_writer *w, const char *s, size_t len, bool attr)
+{
+	if (w->r == 0 && s)
+		w->r = render_xml_escape(w->out, s, len, attr);
+}
+
+void
+render_put_xml_str(struct render_writer *w, const char *s)
+{
+	render_put_xml(w, s, s ? strlen(s) : 0, false);
+}
+
+void
+render_put_xml_short(struct render_writer *w, const char *s, size_t max_chars)
+{
+	struct strbuf clean = STRBUF_INIT;
+	if (w->r < 0 || !s)
+		return;
+	render_fail(w, render_clean(&clean, s, strlen(s), CLEAN_ONE_LINE));
+	size_t chars = 0, i = 0;
+	for (; clean.data && i < clean.len; i++)
+		if (((unsigned char) clean.data[i] & 0xc0) != 0x80 && chars++ == max_chars)
+			break;
+	render_put_xml(w, clean.data, i, false);
+	if (clean.data && i < clean.len)
+		render_put(w, "\xe2\x80\xa6");
+	strbuf_free(&clean);
+}
+
+void
+render_put_yaml(struct render_writer *w, const char *s, size_t len)
+{
+	if (w->r == 0)
+		w->r = render_yaml_quoted(w->out, s, s ? len : 0);
+}
+
+void
+render_put_json_new(struct render_writer *w, json_t *v, size_t flags)
+{
+	if (!v) {
+		render_fail(w, -ENOMEM);
+		return;
+	}
+	if (w->r == 0) {
+		char *text = json_dumps(v, JSON_COMPACT | flags);
+		if (!text)
+			w->r = -ENOMEM;
+		else
+			render_put(w, text);
+		free(text);
+	}
+	json_decref(v);
+}
 
 /* --- document walking ------------------------------------------------------ */
 
@@ -71,9 +169,8 @@ render_cell_hangs(const json_t *cell)
 				n++;
 		}
 	}
-	const char *outcome = json_str(cell, "outcome", "");
-	if (n == 0 && strcmp(outcome, "hang") == 0)
-		n = 1;
+	/* A hang is a verdict of a hang class: a cell that timed out without
+	 * one is counted apart (render_counts.unexplained), never as a hang. */
 	return n;
 }
 
@@ -99,12 +196,15 @@ render_count(const json_t *cells, struct render_counts *ret)
 			c.skipped++;
 			break;
 		}
-		c.hangs += render_cell_hangs(cell);
+		size_t hangs = render_cell_hangs(cell);
+		c.hangs += hangs;
+		if (hangs == 0 && strcmp(json_str(cell, "outcome", ""), "hang") == 0)
+			c.unexplained++;
 		int64_t leaked = json_int(cell, "leaked", 0);
 		if (leaked > 0)
 			c.leaked += (size_t) leaked;
 		uint64_t d;
-		if (render_get_ns(cell, "duration_ns", &d))
+		if (json_ns(cell, "duration_ns", &d))
 			c.duration_ns += d;
 	}
 	*ret = c;
@@ -117,49 +217,34 @@ render_doc_infra_error(const json_t *doc)
 	return e ? e : json_str(doc, "error", NULL);
 }
 
-bool
-render_get_ns(const json_t *obj, const char *key, uint64_t *ret)
-{
-	const json_t *v = json_object_get(obj, key);
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
-		*ret = (uint64_t) json_integer_value(v);
-		return true;
-	}
-	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 1.8e19) {
-		*ret = (uint64_t) json_real_value(v);
-		return true;
-	}
-	return false;
-}
-
-const char *
-render_get_str(const json_t *obj, const char *key, size_t *ret_len)
-{
-	const json_t *v = json_object_get(obj, key);
-	if (!json_is_string(v))
-		return NULL;
-	if (ret_len)
-		*ret_len = json_string_length(v);
-	return json_string_value(v);
-}
-
 enum actor_end
 render_actor_end(const json_t *actor)
 {
 	const json_t *st = json_object_get(actor, "exit_status");
 	const char *sig = json_str(st, "signal", NULL);
 	uint64_t t;
+	/* Seen as a zombie (a snapshot's state Z): not reaped, whatever its
+	 * status says; watch learns the status from the probe, not from a reap. */
+	if (json_bool(actor, "zombie", 0) || strcmp(json_str(actor, "state", ""), "Z") == 0)
+		return ACTOR_END_ZOMBIE;
 	if (sig)
 		return strcmp(sig, "SIGKILL") == 0 ? ACTOR_END_KILLED : ACTOR_END_SIGNAL;
-	if (json_is_integer(json_object_get(st, "code")))
+	if (json_has_int(st, "code"))
 		return json_int(st, "code", 0) == 0 ? ACTOR_END_OK : ACTOR_END_ERROR;
-	bool exited = render_get_ns(actor, "exit_ns", &t);
-	bool reaped = render_get_ns(actor, "reap_ns", &t);
+	bool exited = json_ns(actor, "exit_ns", &t);
+	bool reaped = json_ns(actor, "reap_ns", &t);
 	if (exited && !reaped)
 		return ACTOR_END_ZOMBIE;
 	if (!exited && !reaped)
 		return ACTOR_END_RUNNING;
 	return ACTOR_END_UNKNOWN;
+}
+
+bool
+render_actor_has_handshake(const json_t *actor)
+{
+	const char *kind = json_str(actor, "kind", NULL);
+	return !kind || strcmp(kind, "actor") == 0;
 }
 
 const char *
@@ -195,7 +280,18 @@ render_actor_end_label(const json_t *actor, char *buf, size_t size)
 		return;
 	}
 	case ACTOR_END_ZOMBIE:
-		(void) snprintf(buf, size, "zombie");
+		if (json_has_int(st, "code"))
+			(void) snprintf(buf, size, "zombie, exit %lld", (long long) json_int(st, "code", 0));
+		else if (json_str(st, "signal", NULL)) {
+			struct strbuf clean = STRBUF_INIT;
+			const char *sig = json_str(st, "signal", "");
+			if (render_clean(&clean, sig, strlen(sig), CLEAN_ONE_LINE) == 0 && clean.data)
+				(void) snprintf(buf, size, "zombie, %.32s", clean.data);
+			else
+				(void) snprintf(buf, size, "zombie");
+			strbuf_free(&clean);
+		} else
+			(void) snprintf(buf, size, "zombie");
 		return;
 	case ACTOR_END_RUNNING:
 		(void) snprintf(buf, size, "never ended");
@@ -215,17 +311,17 @@ uint64_t
 render_cell_end_ns(const json_t *cell)
 {
 	uint64_t end = 0, t;
-	if (render_get_ns(cell, "duration_ns", &t))
+	if (json_ns(cell, "duration_ns", &t))
 		end = t;
 	size_t i;
 	json_t *a;
 	json_array_foreach(json_object_get(cell, "actors"), i, a) {
 		for (size_t k = 0; k < sizeof(actor_time_keys) / sizeof(actor_time_keys[0]); k++)
-			if (render_get_ns(a, actor_time_keys[k], &t) && t > end)
+			if (json_ns(a, actor_time_keys[k], &t) && t > end)
 				end = t;
 		const json_t *ladder = json_object_get(a, "ladder");
 		for (size_t k = 0; k < sizeof(ladder_time_keys) / sizeof(ladder_time_keys[0]); k++)
-			if (render_get_ns(ladder, ladder_time_keys[k], &t) && t > end)
+			if (json_ns(ladder, ladder_time_keys[k], &t) && t > end)
 				end = t;
 	}
 	return end;
@@ -524,6 +620,26 @@ render_xml_attr(struct strbuf *out, const char *s)
 }
 
 int
+render_shell_word(struct strbuf *out, const char *s, size_t len)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-";
+	struct strbuf clean = STRBUF_INIT;
+	int r = render_clean(&clean, s ? s : "", s ? len : 0, CLEAN_ONE_LINE);
+	const char *c = clean.data ? clean.data : "";
+	if (r == 0 && clean.len > 0 && strspn(c, plain) == clean.len)
+		r = strbuf_appendn(out, c, clean.len);
+	else if (r == 0) {
+		r = strbuf_append(out, "'");
+		for (size_t i = 0; r == 0 && i < clean.len; i++)
+			r = c[i] == '\'' ? strbuf_append(out, "'\\''") : strbuf_appendn(out, &c[i], 1);
+		if (r == 0)
+			r = strbuf_append(out, "'");
+	}
+	strbuf_free(&clean);
+	return r;
+}
+
+int
 render_yaml_quoted(struct strbuf *out, const char *s, size_t len)
 {
 	struct strbuf clean = STRBUF_INIT;
@@ -607,7 +723,7 @@ char *
 render_duration_field(const json_t *obj, const char *key, char *buf, size_t size)
 {
 	uint64_t ns;
-	if (!render_get_ns(obj, key, &ns)) {
+	if (!json_ns(obj, key, &ns)) {
 		(void) snprintf(buf, size, "-");
 		return buf;
 	}

@@ -11,6 +11,36 @@
 #include "reports/render.h"
 #include "util/strbuf.h"
 
+/* --- the output writer shared by every renderer ---------------------------- */
+
+/* Appends to out and keeps the first error: after a failure every later write
+ * is a no-op, so a renderer checks r once at the end instead of after each
+ * call. */
+struct render_writer {
+	struct strbuf *out;
+	int r; /* 0, or the first -errno */
+};
+#define RENDER_WRITER(sb) ((struct render_writer){ .out = (sb), .r = 0 })
+
+/* Record an error from elsewhere (a helper strbuf, jansson): the first wins. */
+void render_fail(struct render_writer *w, int r);
+/* Trusted text (markup, format strings of our own); NULL appends nothing. */
+void render_put(struct render_writer *w, const char *s);
+void render_putn(struct render_writer *w, const char *s, size_t len);
+void render_putf(struct render_writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Untrusted text through render_clean() (flags: CLEAN_*); NULL appends nothing. */
+void render_put_clean(struct render_writer *w, const char *s, size_t len, unsigned flags);
+/* Untrusted text through render_xml_escape(); NULL appends nothing. */
+void render_put_xml(struct render_writer *w, const char *s, size_t len, bool attr);
+/* The same for a NUL-terminated string, as element content. */
+void render_put_xml_str(struct render_writer *w, const char *s);
+/* On one line, at most max_chars code points (an ellipsis when cut), escaped. */
+void render_put_xml_short(struct render_writer *w, const char *s, size_t max_chars);
+/* Untrusted text as a YAML double-quoted scalar; NULL is "". */
+void render_put_yaml(struct render_writer *w, const char *s, size_t len);
+/* v as compact JSON (JSON_COMPACT | flags); takes the reference to v. */
+void render_put_json_new(struct render_writer *w, json_t *v, size_t flags);
+
 /* --- the per-format backends, dispatched by render() ---------------------- */
 int render_text_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
 int render_json_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
@@ -18,6 +48,9 @@ int render_junit_doc(const json_t *doc, const struct render_options *o, struct s
 int render_tap_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
 int render_trace_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
 int render_html_doc(const json_t *doc, const struct render_options *o, struct strbuf *out);
+/* The HTML report's process tree of one cell, an <svg> (render_html_tree.c);
+ * cell_index makes its marker ids unique in the page. */
+void render_html_tree(struct render_writer *w, const json_t *cell, size_t cell_index);
 
 /* A verdict as plain text (no colour, no indent): its `text` when present, else
  * composed from summary, chain, resource, evidence, stacks and remedy, under a
@@ -45,7 +78,8 @@ size_t render_cell_hangs(const json_t *cell);
 
 struct render_counts {
 	size_t cells, passed, failed, errors, skipped;
-	size_t hangs;  /* sum of render_cell_hangs() */
+	size_t hangs;  /* sum of render_cell_hangs(): verdicts of hang classes */
+	size_t unexplained; /* cells that hung (timed out) with no such verdict */
 	size_t leaked; /* sum of cell leaked */
 	uint64_t duration_ns; /* sum of cell durations */
 };
@@ -55,10 +89,6 @@ void render_count(const json_t *cells, struct render_counts *ret);
  * string), NULL if none. */
 const char *render_doc_infra_error(const json_t *doc);
 
-/* A non-negative integer field (times, counts). false when missing/null/negative. */
-bool render_get_ns(const json_t *obj, const char *key, uint64_t *ret);
-/* A string field with its full length (jansson strings may hold NULs). */
-const char *render_get_str(const json_t *obj, const char *key, size_t *ret_len);
 
 /* How an actor ended, for colours and labels. */
 enum actor_end {
@@ -71,10 +101,17 @@ enum actor_end {
 	ACTOR_END_RUNNING, /* never seen to exit */
 	_ACTOR_END_MAX,
 };
+/* An actor with `zombie: true` (or `state: "Z"`) is a zombie whatever its
+ * exit status; else by status, else exited without a reap is a zombie. */
 enum actor_end render_actor_end(const json_t *actor);
+/* Whether the actor has a ready handshake (forkscope's actors: kind "actor"
+ * or no kind). Plain processes of a watch run, the capture host and daemons
+ * have none: they run from spawn to exit, they are never "starting". */
+bool render_actor_has_handshake(const json_t *actor);
 /* CSS-class-like key: "ok" "error" "signal" "killed" "zombie" "running" "unknown". */
 const char *render_actor_end_key(enum actor_end e);
-/* A short label: "exit 0", "exit 2", "SIGTERM", "SIGKILL", "zombie", "never ended". */
+/* A short label: "exit 0", "exit 2", "SIGTERM", "SIGKILL", "zombie" (with its
+ * status when known: "zombie, exit 0"), "never ended". */
 void render_actor_end_label(const json_t *actor, char *buf, size_t size);
 
 /* The end of the cell's time axis: max of duration_ns and every actor time. */
@@ -107,6 +144,11 @@ int render_xml_escape(struct strbuf *out, const char *s, size_t len, bool attr);
 /* Convenience for NUL-terminated strings; NULL appends nothing. */
 int render_xml(struct strbuf *out, const char *s);
 int render_xml_attr(struct strbuf *out, const char *s);
+
+/* One word of a command line, cleaned (one line) and quoted the way a POSIX
+ * shell would read it back: as is when made of [A-Za-z0-9_@%+=:,./-] only,
+ * else in single quotes ('\'' for a quote inside); '' for empty. */
+int render_shell_word(struct strbuf *out, const char *s, size_t len);
 
 /* Cleaned and written as a YAML/JSON-compatible double-quoted scalar. */
 int render_yaml_quoted(struct strbuf *out, const char *s, size_t len);

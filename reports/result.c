@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "probes/eventlog_read.h"
 #include "reports/verdict.h"
 #include "reports/verdict_class.h"
 #include "util/jsonutil.h"
@@ -16,31 +17,6 @@
 #include "util/strbuf.h"
 
 /* ---- leftovers ---- */
-
-bool
-result_pid_is_actor(const json_t *events, pid_t pid, const char **ret_name)
-{
-	size_t i;
-	json_t *ev;
-	/* Members of a scenario tree: actors (child_start), the root (its own
-	 * ready event), the capture host. Helpers they daemonized are not. */
-	json_array_foreach(events, i, ev) {
-		const char *name = json_str(ev, "ev", "");
-		bool member = false;
-		if (strcmp(name, "child_start") == 0)
-			member = json_int(ev, "pid", -1) == pid && json_int(ev, "actor_id", -1) >= 0;
-		else if (strcmp(name, "ready") == 0)
-			member = json_int(ev, "child_id", -1) == 0 && json_int(ev, "child_pid", -1) == pid;
-		else if (strcmp(name, "capture_start") == 0)
-			member = json_int(ev, "pid", -1) == pid;
-		if (member) {
-			if (ret_name)
-				*ret_name = json_str(ev, "actor", NULL);
-			return true;
-		}
-	}
-	return false;
-}
 
 /* The parent a process had when the probe first saw it. */
 static pid_t
@@ -149,7 +125,7 @@ json_t *
 result_leftover(const struct leftover_facts *f, const json_t *events, const json_t *snapshot)
 {
 	const char *actor_name = NULL;
-	bool actor = result_pid_is_actor(events, f->pid, &actor_name);
+	bool actor = events_pid_is_actor(events, f->pid, &actor_name);
 	bool daemon = false;
 	const char *daemon_by = NULL;
 	const char *name = leftover_name(events, f->pid, f->comm ? f->comm : "?", &daemon, &daemon_by);
@@ -225,6 +201,30 @@ result_count_hangs(const json_t *verdicts)
 }
 
 /* ---- the cell ---- */
+
+void
+result_describe_fds(json_t *actor, const json_t *fds, const json_t *closed)
+{
+	size_t inherited = json_array_size(fds) + json_array_size(closed);
+	json_object_set_new(actor, "fds_inherited", json_integer((json_int_t) inherited));
+	json_t *unexpected = json_array();
+	size_t i;
+	json_t *fd;
+	json_array_foreach(fds, i, fd) {
+		if (json_int(fd, "fd", 0) <= 2)
+			continue;
+		json_t *u = json_pack("{s:I,s:s,s:s}", "fd", (json_int_t) json_int(fd, "fd", -1), "kind",
+				      json_str(fd, "kind", "other"), "target", json_str(fd, "target", ""));
+		if (json_str(fd, "detail", NULL))
+			json_object_set_new(u, "detail", json_string(json_str(fd, "detail", "")));
+		if (json_bool(fd, "deleted", 0))
+			json_object_set_new(u, "deleted", json_true());
+		json_array_append_new(unexpected, u);
+	}
+	json_object_set_new(actor, "fds_unexpected", unexpected);
+	if (closed)
+		json_object_set(actor, "fds_closed_by_scrub", (json_t *) closed);
+}
 
 json_t *
 result_exit_status(int code, const char *signal)

@@ -23,9 +23,6 @@ struct leftover_facts {
  * doing, ended_by, sigint}. events (probe events of the run) and snapshot
  * (the triage of the leftovers) may be NULL. */
 json_t *result_leftover(const struct leftover_facts *f, const json_t *events, const json_t *snapshot);
-/* Whether pid is a member of a scenario tree (an actor, the root, the capture
- * host), and its actor name. */
-bool result_pid_is_actor(const json_t *events, pid_t pid, const char **ret_name);
 
 /* The `escaped` verdict over the leftovers that are not actors, or NULL when
  * there are none. what: "the run" / "`CMD`"; scenario selects the remedy
@@ -54,6 +51,10 @@ struct cell_facts_common {
  * mismatches and "hang_unexplained". */
 void result_cell_common(json_t *cell, const struct cell_facts_common *f);
 json_t *result_exit_status(int code, const char *signal);
+/* An ACTOR's fd fields from the fd table a census saw (child_start, exec)
+ * and what a scrub closed (may be NULL): fds_inherited, fds_unexpected (every
+ * fd above 2), fds_closed_by_scrub. */
+void result_describe_fds(json_t *actor, const json_t *fds, const json_t *closed);
 
 /* {"cells","passed","failed","errors","hangs","leaked"} over the cells. */
 json_t *result_summary(const json_t *cells);

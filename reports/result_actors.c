@@ -1,9 +1,11 @@
 #include "reports/result.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/jsonutil.h"
+#include "util/procname.h"
 
 /* The ACTOR list of a watch run (docs/results.md), built from the probe's
  * events alone: one entry per process seen, pre-order from the command. */
@@ -73,6 +75,28 @@ set_name(struct wproc *p, const char *name)
 	p->name = strdup(name);
 }
 
+/* The name of a process that exec'd: "python3 script.py" for an
+ * interpreter (util/procname.h). */
+static void
+set_exec_name(struct wproc *p, const char *argv0, const json_t *argv)
+{
+	size_t n = json_array_size(argv);
+	const char **args = calloc(n + 1, sizeof(char *));
+	if (!args)
+		return;
+	for (size_t i = 0; i < n; i++)
+		args[i] = json_string_value(json_array_get(argv, i));
+	if (n > 0 && argv0)
+		args[0] = argv0;
+	char *name = n > 0 ? process_display_name(NULL, args, n) : NULL;
+	free(args);
+	if (name)
+		set_name(p, name);
+	else
+		set_name(p, base_name(argv0));
+	free(name);
+}
+
 static json_t *
 rel_ns(uint64_t ts, uint64_t start)
 {
@@ -81,33 +105,6 @@ rel_ns(uint64_t ts, uint64_t start)
 	return ts >= start ? json_u64(ts - start) : json_integer(0);
 }
 
-static json_t *
-status_json(int64_t code, const char *sig)
-{
-	return json_pack("{s:o,s:o}", "code", code >= 0 ? json_integer(code) : json_null(), "signal",
-			 sig ? json_string(sig) : json_null());
-}
-
-static void
-describe_fd_table(json_t *actor, const json_t *fds)
-{
-	json_object_set_new(actor, "fds_inherited", json_integer((json_int_t) json_array_size(fds)));
-	json_t *unexpected = json_array();
-	size_t i;
-	json_t *fd;
-	json_array_foreach(fds, i, fd) {
-		if (json_int(fd, "fd", 0) <= 2)
-			continue;
-		json_t *u = json_pack("{s:I,s:s,s:s}", "fd", (json_int_t) json_int(fd, "fd", -1), "kind",
-				      json_str(fd, "kind", "other"), "target", json_str(fd, "target", ""));
-		if (json_str(fd, "detail", NULL))
-			json_object_set_new(u, "detail", json_string(json_str(fd, "detail", "")));
-		if (json_bool(fd, "deleted", 0))
-			json_object_set_new(u, "deleted", json_true());
-		json_array_append_new(unexpected, u);
-	}
-	json_object_set_new(actor, "fds_unexpected", unexpected);
-}
 
 static void
 place(struct wprocs *ps, size_t i, int depth, int *next_id, json_t *out)
@@ -146,7 +143,7 @@ collect_events(struct wprocs *psp, const json_t *events, uint64_t start_ns)
 			}
 			if (!self->ppid)
 				self->ppid = (pid_t) json_int(ev, "ppid", 0);
-			set_name(self, base_name(json_str(ev, "argv0", NULL)));
+			set_exec_name(self, json_str(ev, "argv0", NULL), json_object_get(ev, "argv"));
 			json_object_set(self->obj, "argv", json_object_get(ev, "argv"));
 			json_object_set_new(self->obj, "exe", json_string(json_str(ev, "exe", "")));
 		} else if (strcmp(name, "child_start") == 0 && self) {
@@ -182,7 +179,7 @@ collect_events(struct wprocs *psp, const json_t *events, uint64_t start_ns)
 			if (!self->exit)
 				self->exit = ts;
 			if (!json_object_get(self->obj, "exit_status"))
-				json_object_set_new(self->obj, "exit_status", status_json(json_int(ev, "code", -1), NULL));
+				json_object_set_new(self->obj, "exit_status", result_exit_status((int) json_int(ev, "code", -1), NULL));
 			json_object_set_new(self->obj, "exit_via", json_string(json_str(ev, "via", "")));
 		} else if (strcmp(name, "reaped") == 0 && child_pid > 0) {
 			struct wproc *c = wproc_get(&ps, child_pid);
@@ -190,7 +187,7 @@ collect_events(struct wprocs *psp, const json_t *events, uint64_t start_ns)
 				continue;
 			c->reap = ts;
 			json_object_set_new(c->obj, "exit_status",
-					    status_json(json_int(ev, "code", -1), json_str(ev, "signal", NULL)));
+					    result_exit_status((int) json_int(ev, "code", -1), json_str(ev, "signal", NULL)));
 			json_object_set_new(c->obj, "reaped_by", json_integer(pid));
 		} else if (strcmp(name, "signal_sent") == 0 && !own) {
 			pid_t target = (pid_t) json_int(ev, "target_pid", 0);
@@ -243,7 +240,7 @@ fill_actor(struct wprocs *ps, struct wproc *p, pid_t root_pid, uint64_t start_ns
 		json_object_set_new(o, "via", json_null());
 	json_t *census = p->start ? p->start : p->exec_ev;
 	if (census) {
-		describe_fd_table(o, json_object_get(census, "fds"));
+		result_describe_fds(o, json_object_get(census, "fds"), NULL);
 		json_object_set(o, "stdio", json_object_get(census, "stdio"));
 		json_object_set_new(o, "sigmask_blocked", json_string(json_str(census, "sig_blocked", "")));
 		json_object_set_new(o, "threads_at_start", json_integer(json_int(census, "threads", 0)));

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "reports/verdict_class.h"
+#include "reports/verdict_fdalias.h"
 #include "util/macro.h"
 #include "util/signames.h"
 #include "util/strbuf.h"
@@ -36,15 +37,17 @@ thread_waits_on_listener(struct wf_graph *g, struct wf_proc *p, struct wf_thread
 {
 	if (!t->blocking)
 		return false;
-	if (t->wait == WF_WAIT_ACCEPT)
-		return true;
+	if (t->wait == WF_WAIT_ACCEPT) {
+		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
+		return !f || !f->inet;
+	}
 	if (t->wait != WF_WAIT_POLL)
 		return false;
 	struct wf_fd *ep = t->poll_fds ? NULL : wf_find_fd(p, t->wait_fd);
 	size_t n = t->poll_fds ? t->n_poll_fds : ep ? ep->n_epoll_targets : 0;
 	for (size_t i = 0; i < n; i++) {
 		struct wf_fd *f = wf_find_fd(p, t->poll_fds ? t->poll_fds[i] : ep->epoll_targets[i]);
-		if (f && f->kind == WF_FD_SOCKET && f->listening)
+		if (f && f->kind == WF_FD_SOCKET && f->listening && !f->inet)
 			return true;
 	}
 	return false;
@@ -226,8 +229,13 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 		return p->zombie;
 	if (strcmp(name, "cancel_pending") == 0)
 		return p->cancel_received;
-	if (strcmp(name, "orphaned") == 0)
-		return !p->is_top && (p->ppid == 1 || (g->subreaper > 0 && p->ppid == g->subreaper));
+	if (strcmp(name, "orphaned") == 0) {
+		/* a root the user pointed at is an orphan too, unless it leads its
+		 * own session (a daemon, started that way on purpose) */
+		if (g->subreaper > 0 && p->ppid == g->subreaper)
+			return !p->is_top; /* a root is the subreaper's own child */
+		return p->ppid == 1 && (!p->is_top || (p->sid && p->sid != p->pid));
+	}
 	if (strcmp(name, "terminating_signal_pending_blocked") == 0)
 		return (p->sig_pending & p->sig_blocked & terminating_signals) && !p->zombie &&
 		       (p->stuck || proc_all_blocked(p));
@@ -241,6 +249,9 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 			return true;
 		if (p->has_events)
 			return false;
+		/* without probe events, a connect-back handshake is guessed from
+		 * a parent waiting on a unix listener; a TCP server in accept()
+		 * with an unreaped child is just that */
 		for (size_t k = 0; k < q->n_threads; k++)
 			if (thread_waits_on_listener(g, q, &q->threads[k]))
 				return true;
@@ -283,9 +294,10 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 	if (strcmp(name, "blocking_child_wait_in_helper") == 0) {
 		if (t->wait != WF_WAIT_CHILD || !t->blocking || t->wait_pid <= 0)
 			return false;
-		/* With probe events, the evidence is a cancel request it has not
-		 * acted on; without, a helper thread (not the main one) doing it. */
-		if (p->has_events ? !p->cancel_received : t->tid == p->pid)
+		/* The evidence is a cancel request it has not acted on (probe
+		 * events). Without events nobody asked it to cancel: a helper
+		 * thread in waitpid is how asyncio watches children, not a cause. */
+		if (!p->has_events || !p->cancel_received)
 			return false;
 		struct wf_proc *c = wf_find_proc(g, t->wait_pid);
 		return c && child_waits_on(g, c, p);
@@ -494,6 +506,17 @@ pick_thread(struct wf_proc *p)
 	return p->n_threads ? &p->threads[0] : NULL;
 }
 
+/* Native frames shown in a verdict's text before the rest is counted. */
+#define STACK_TEXT_FRAMES 12
+
+/* A frame of the Python interpreter's own (docs/python.md): "func (file.py:N)"
+ * or "<module> (<string>:1)". */
+static bool
+is_python_frame(const char *frame)
+{
+	return strstr(frame, ".py:") || strstr(frame, "(<string>:") || strstr(frame, "(<stdin>:");
+}
+
 static void
 append_stack(struct strbuf *sb, json_t *stacks, struct wf_proc *p, struct wf_thread *t)
 {
@@ -512,11 +535,24 @@ append_stack(struct strbuf *sb, json_t *stacks, struct wf_proc *p, struct wf_thr
 		if (t->n_frames == 0)
 			(void) strbuf_printf(sb, "      (no stack: %s)\n", t->stack_error ? t->stack_error : "not captured");
 	}
+	/* The text shows what a reader needs: for an interpreter, its own
+	 * frames and the call it sits in; for native code, the top of the
+	 * stack. The evidence keeps every frame. */
+	size_t python = 0, shown = 0;
+	for (size_t i = 0; i < t->n_frames; i++)
+		if (is_python_frame(t->frames[i]))
+			python++;
 	for (size_t i = 0; i < t->n_frames; i++) {
-		if (sb)
+		bool show = python ? (i == 0 || is_python_frame(t->frames[i])) : i < STACK_TEXT_FRAMES;
+		if (sb && show) {
 			(void) strbuf_printf(sb, "      #%-2zu %s\n", i, t->frames[i]);
+			shown++;
+		}
 		json_array_append_new(frames, json_string(t->frames[i]));
 	}
+	if (sb && shown < t->n_frames)
+		(void) strbuf_printf(sb, "      (%zu %sframes not shown; snapshot.json has them all)\n", t->n_frames - shown,
+				     python ? "native " : "more ");
 	json_array_append_new(list, json_pack("{s:i,s:s,s:o}", "tid", (int) t->tid, "name", t->name ? t->name : "",
 					      "frames", frames));
 }
@@ -617,6 +653,74 @@ fmt_mask(uint64_t mask)
 	return strdup(sigmask_format(mask, buf, sizeof(buf)));
 }
 
+/* Evidence for the waits beyond pipes and sockets (docs/verdicts.md):
+ * locks without an owner field, file locks, FIFO opens, stopped processes.
+ * Returns false when cls is none of these. */
+static bool
+describe_evidence_waits(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_thread *t, struct strbuf *sb,
+			json_t *evidence, char *res, size_t res_size)
+{
+	struct wf_graph *g = cx->g;
+	char lab[128];
+	if (strcmp(cls, "lost-wakeup-futex") == 0 && t && !t->futex_owner) {
+		/* no owner field (a semaphore, a CPython lock): the evidence is that
+		 * the process has no other thread */
+		struct wf_proc *par = wf_find_proc(g, p->ppid);
+		char plab[128];
+		(void) snprintf(res, res_size, "futex 0x%llx", (unsigned long long) t->futex_addr);
+		(void) strbuf_printf(sb, "  Resource: %s; %s has a single thread, and it waits on this lock: no thread of this process can ever release it. The lock was held by another thread of its parent %s at fork() and came over locked%s%s%s\n",
+				     res, wf_proc_label(p, lab, sizeof(lab)),
+				     par ? wf_proc_label(par, plab, sizeof(plab)) : "(gone)",
+				     p->fork_threads ? "; the parent's threads at the fork: " : "",
+				     p->fork_threads ? p->fork_threads : "", p->fork_threads ? "" : " (fork not observed by the probe: run it under `forkscope watch` to name the threads)");
+		json_object_set_new(evidence, "futex", json_pack("{s:s,s:b,s:i,s:i,s:s?}", "addr", res + 6, "single_threaded", true,
+								  "parent", (int) p->ppid, "forking_tid", (int) p->forking_tid,
+								  "parent_threads_at_fork", p->fork_threads));
+	} else if (strcmp(cls, "file-lock") == 0 && t) {
+		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
+		(void) snprintf(res, res_size, "%s lock on %s", strcmp(t->syscall, "flock") == 0 ? "flock" : "fcntl",
+				f && f->target ? f->target : "?");
+		json_t *holders = json_array();
+		(void) strbuf_printf(sb, "  Resource: %s (inode %llu); held through:\n", res, (unsigned long long) (f ? f->ino : 0));
+		for (size_t i = 0; f && i < g->n_procs; i++)
+			for (size_t k = 0; k < g->procs[i].n_fds; k++)
+				for (size_t l = 0; l < g->procs[i].fds[k].n_locks; l++) {
+					const struct fd_lock *lk = &g->procs[i].fds[k].locks[l];
+					if (lk->ino != f->ino || lk->waiter)
+						continue;
+					struct wf_thread *ht = pick_thread(&g->procs[i]);
+					char *doing = ht ? wf_describe_wait(g, &g->procs[i], ht) : strdup("?");
+					(void) strbuf_printf(sb, "    %s fd %d: %s %s lock taken by pid %d; it waits for %s\n",
+							     wf_proc_label(&g->procs[i], lab, sizeof(lab)), g->procs[i].fds[k].fd, lk->kind,
+							     lk->write ? "WRITE" : "READ", (int) lk->pid, doing);
+					json_array_append_new(holders, json_pack("{s:i,s:i,s:s,s:b,s:i,s:s}", "pid", (int) g->procs[i].pid,
+										 "fd", g->procs[i].fds[k].fd, "kind", lk->kind, "write", lk->write,
+										 "taken_by", (int) lk->pid, "waits_for", doing));
+					free(doing);
+				}
+		json_object_set_new(evidence, "lock", json_pack("{s:s?,s:I,s:i}", "path", f ? f->target : NULL, "ino",
+								 (json_int_t) (f ? f->ino : 0), "fd", t->wait_fd));
+		json_object_set_new(evidence, "holders", holders);
+	} else if (strcmp(cls, "fifo-no-partner") == 0 && t) {
+		(void) snprintf(res, res_size, "FIFO %s", t->wait_path ? t->wait_path : "?");
+		(void) strbuf_printf(sb, "  Resource: %s; %s blocks in %s until another process opens the other side, and every other process in the tree is stuck\n",
+				     res, wf_proc_label(p, lab, sizeof(lab)), t->syscall);
+		json_object_set_new(evidence, "path", t->wait_path ? json_string(t->wait_path) : json_null());
+		json_object_set_new(evidence, "flags", json_integer((json_int_t) t->args[2]));
+	} else if (strcmp(cls, "stopped") == 0) {
+		(void) snprintf(res, res_size, "pid %d stopped", (int) p->pid);
+		struct wf_proc *tr = p->tracer_pid ? wf_find_proc(g, p->tracer_pid) : NULL;
+		(void) strbuf_printf(sb, "  Resource: %s is stopped (state %c%s%s); nothing in the tree will %s\n",
+				     wf_proc_label(p, lab, sizeof(lab)), t ? t->state : p->state,
+				     p->tracer_pid ? ", traced by " : "", p->tracer_pid ? (tr ? tr->comm : "a process outside the tree") : "",
+				     p->tracer_pid ? "resume it" : "send SIGCONT");
+		json_object_set_new(evidence, "state", json_sprintf("%c", t ? t->state : p->state));
+		json_object_set_new(evidence, "tracer", json_integer(p->tracer_pid));
+	} else
+		return false;
+	return true;
+}
+
 /* Class-specific resource line and evidence, from the subject that matched. */
 static void
 describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_thread *t, struct strbuf *sb,
@@ -624,7 +728,9 @@ describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_
 {
 	struct wf_graph *g = cx->g;
 	char lab[128], res[256] = "";
-	if (strcmp(cls, "pipe-full") == 0 && t) {
+	if (describe_evidence_waits(cx, cls, p, t, sb, evidence, res, sizeof(res))) {
+		/* done */
+	} else if (strcmp(cls, "pipe-full") == 0 && t) {
 		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
 		if (f) {
 			(void) snprintf(res, sizeof(res), "pipe:[%llu] %lld/%lld", (unsigned long long) f->ino,
@@ -681,60 +787,6 @@ describe_evidence(struct ctx *cx, const char *cls, struct wf_proc *p, struct wf_
 									  "other_end", (json_int_t) other));
 			json_object_set_new(evidence, "holders", holders);
 		}
-	} else if (strcmp(cls, "lost-wakeup-futex") == 0 && t && !t->futex_owner) {
-		/* no owner field (a semaphore, a CPython lock): the evidence is that
-		 * the process has no other thread */
-		struct wf_proc *par = wf_find_proc(g, p->ppid);
-		char plab[128];
-		(void) snprintf(res, sizeof(res), "futex 0x%llx", (unsigned long long) t->futex_addr);
-		(void) strbuf_printf(sb, "  Resource: %s; %s has a single thread, and it waits on this lock: no thread of this process can ever release it. The lock was held by another thread of its parent %s at fork() and came over locked%s%s%s\n",
-				     res, wf_proc_label(p, lab, sizeof(lab)),
-				     par ? wf_proc_label(par, plab, sizeof(plab)) : "(gone)",
-				     p->fork_threads ? "; the parent's threads at the fork: " : "",
-				     p->fork_threads ? p->fork_threads : "", p->fork_threads ? "" : " (fork not observed by the probe: run it under `forkscope watch` to name the threads)");
-		json_object_set_new(evidence, "futex", json_pack("{s:s,s:b,s:i,s:i,s:s?}", "addr", res + 6, "single_threaded", true,
-								  "parent", (int) p->ppid, "forking_tid", (int) p->forking_tid,
-								  "parent_threads_at_fork", p->fork_threads));
-	} else if (strcmp(cls, "file-lock") == 0 && t) {
-		struct wf_fd *f = wf_find_fd(p, t->wait_fd);
-		(void) snprintf(res, sizeof(res), "%s lock on %s", strcmp(t->syscall, "flock") == 0 ? "flock" : "fcntl",
-				f && f->target ? f->target : "?");
-		json_t *holders = json_array();
-		(void) strbuf_printf(sb, "  Resource: %s (inode %llu); held through:\n", res, (unsigned long long) (f ? f->ino : 0));
-		for (size_t i = 0; f && i < g->n_procs; i++)
-			for (size_t k = 0; k < g->procs[i].n_fds; k++)
-				for (size_t l = 0; l < g->procs[i].fds[k].n_locks; l++) {
-					const struct fd_lock *lk = &g->procs[i].fds[k].locks[l];
-					if (lk->ino != f->ino || lk->waiter)
-						continue;
-					struct wf_thread *ht = pick_thread(&g->procs[i]);
-					char *doing = ht ? wf_describe_wait(g, &g->procs[i], ht) : strdup("?");
-					(void) strbuf_printf(sb, "    %s fd %d: %s %s lock taken by pid %d; it waits for %s\n",
-							     wf_proc_label(&g->procs[i], lab, sizeof(lab)), g->procs[i].fds[k].fd, lk->kind,
-							     lk->write ? "WRITE" : "READ", (int) lk->pid, doing);
-					json_array_append_new(holders, json_pack("{s:i,s:i,s:s,s:b,s:i,s:s}", "pid", (int) g->procs[i].pid,
-										 "fd", g->procs[i].fds[k].fd, "kind", lk->kind, "write", lk->write,
-										 "taken_by", (int) lk->pid, "waits_for", doing));
-					free(doing);
-				}
-		json_object_set_new(evidence, "lock", json_pack("{s:s?,s:I,s:i}", "path", f ? f->target : NULL, "ino",
-								 (json_int_t) (f ? f->ino : 0), "fd", t->wait_fd));
-		json_object_set_new(evidence, "holders", holders);
-	} else if (strcmp(cls, "fifo-no-partner") == 0 && t) {
-		(void) snprintf(res, sizeof(res), "FIFO %s", t->wait_path ? t->wait_path : "?");
-		(void) strbuf_printf(sb, "  Resource: %s; %s blocks in %s until another process opens the other side, and every other process in the tree is stuck\n",
-				     res, wf_proc_label(p, lab, sizeof(lab)), t->syscall);
-		json_object_set_new(evidence, "path", t->wait_path ? json_string(t->wait_path) : json_null());
-		json_object_set_new(evidence, "flags", json_integer((json_int_t) t->args[2]));
-	} else if (strcmp(cls, "stopped") == 0) {
-		(void) snprintf(res, sizeof(res), "pid %d stopped", (int) p->pid);
-		struct wf_proc *tr = p->tracer_pid ? wf_find_proc(g, p->tracer_pid) : NULL;
-		(void) strbuf_printf(sb, "  Resource: %s is stopped (state %c%s%s); nothing in the tree will %s\n",
-				     wf_proc_label(p, lab, sizeof(lab)), t ? t->state : p->state,
-				     p->tracer_pid ? ", traced by " : "", p->tracer_pid ? (tr ? tr->comm : "a process outside the tree") : "",
-				     p->tracer_pid ? "resume it" : "send SIGCONT");
-		json_object_set_new(evidence, "state", json_sprintf("%c", t ? t->state : p->state));
-		json_object_set_new(evidence, "tracer", json_integer(p->tracer_pid));
 	} else if (strcmp(cls, "lost-wakeup-futex") == 0 && t) {
 		(void) snprintf(res, sizeof(res), "futex 0x%llx owner tid %d", (unsigned long long) t->futex_addr,
 				(int) t->futex_owner);
@@ -987,6 +1039,7 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 	free(m);
 	free(cx.in_cycle);
 	free(cx.component);
+	verdict_fdalias_apply(g, g->events, out);
 	if (verdicts_count_hangs(out) == 0) {
 		json_t *moving = verdict_progress(g);
 		if (moving)
@@ -997,7 +1050,7 @@ verdicts_compute(struct wf_graph *g, const struct ruleset *rs)
 
 /* CPU comes in clock ticks: two ticks is work, not the wake-up of our interrupt. */
 #define PROGRESS_CPU_NS 20000000ULL
-#define PROGRESS_BYTES 4096
+#define PROGRESS_BYTES 1 /* any byte: a blocked or spinning-on-EOF thread moves none */
 
 json_t *
 verdict_progress(struct wf_graph *g)

@@ -49,6 +49,12 @@ static const struct verdict_class_info classes[] = {
 	{ "busy-loop", "a thread spins at full CPU without making progress",
 	  "close inherited fds (fixes.fd_scrub) and stop reading on EOF (0-byte reads)", true,
 	  "stop reading when read() returns 0 (EOF) and close inherited fds in children" },
+	{ "fd-alias", "a stale writer writes into an fd number that the child's scrub closed and a channel reused",
+	  "retire descriptors by dup2-ing /dev/null over them (the numbers stay reserved) or close the objects that own "
+	  "them; never a raw close under live owners (fixes.scrub_mode: devnull)",
+	  true,
+	  "retire descriptors by dup2-ing /dev/null over them (the numbers stay reserved) or close the objects that own "
+	  "them first (logging.shutdown(), fclose); never a raw close under live owners" },
 	{ "slow-teardown", "no hang, but the cancel cascade exceeded its budget",
 	  "shorten cancel_ack/hard_kill or fix the actor that ignores cancellation", false,
 	  "make the slow process act on its stop request sooner" },

@@ -116,7 +116,7 @@ classify_thread(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 		t->wait = WF_WAIT_LOCK;
 		t->wait_fd = (int) t->args[0];
 		timeout = -1;
-	} else if (is_one_of(sc, open_calls) && t->wchan && strstr(t->wchan, "partner")) {
+	} else if (is_one_of(sc, open_calls) && t->wchan && (strstr(t->wchan, "partner") || strstr(t->wchan, "fifo_open"))) {
 		t->wait = WF_WAIT_OPEN;
 		timeout = -1;
 	} else if (strcmp(sc, "connect") == 0) {
@@ -353,12 +353,17 @@ wf_releasers(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t, pid_t *
 		if (t->futex_owner && !t->futex_owner_in_process)
 			return n; /* the owner does not exist here: nobody will unlock */
 		return add_pid(out, n, max, p->pid);
-	case WF_WAIT_SIGNAL:
-		/* a shell's `wait` is a sigsuspend for SIGCHLD: its children's exits */
+	case WF_WAIT_SIGNAL: {
+		/* a shell's `wait` is a sigsuspend for SIGCHLD: its children's exits;
+		 * sigwait and pause wait for a signal a parent usually sends */
 		for (size_t i = 0; i < g->n_procs; i++)
 			if (g->procs[i].ppid == p->pid && !g->procs[i].zombie)
 				n = add_pid(out, n, max, g->procs[i].pid);
+		struct wf_proc *par = wf_find_proc(g, p->ppid);
+		if (par && !par->zombie && strcmp(t->syscall, "rt_sigsuspend") != 0)
+			n = add_pid(out, n, max, par->pid);
 		return n;
+	}
 	case WF_WAIT_SLEEP:
 	case WF_WAIT_OPEN:
 		return n;
@@ -394,8 +399,14 @@ wf_analyze(struct wf_graph *g)
 			t->stuck = false;
 			bool acts = !p->zombie && (!t->blocking || t->wait == WF_WAIT_UNKNOWN || t->wait == WF_WAIT_NONE ||
 						   t->wait == WF_WAIT_CONNECT);
+			/* A helper thread in a timed lock wait (an idle pool worker: trio's
+			 * thread cache, concurrent.futures) wakes itself when the time is
+			 * up; that wakes nobody else, so it does not make its process able
+			 * to release the others. */
+			bool self_timer = acts && t->wait == WF_WAIT_FUTEX && t->timeout_ms >= 0 && t->tid != p->pid &&
+					  p->n_threads > 1;
 			/* A spinning thread is live as far as waits go; busy-loop is judged apart. */
-			if (acts)
+			if (acts && !self_timer)
 				p->live = true;
 			else if (!p->zombie)
 				t->stuck = true;
@@ -452,7 +463,7 @@ wf_proc_label(const struct wf_proc *p, char *buf, size_t size)
 	if (p->actor)
 		(void) snprintf(buf, size, "%s (pid %d)", p->actor, (int) p->pid);
 	else
-		(void) snprintf(buf, size, "%s (pid %d)", p->comm ? p->comm : "?", (int) p->pid);
+		(void) snprintf(buf, size, "%s (pid %d)", p->display ? p->display : p->comm ? p->comm : "?", (int) p->pid);
 	return buf;
 }
 

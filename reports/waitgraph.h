@@ -119,6 +119,7 @@ struct wf_thread {
 struct wf_proc {
 	pid_t pid, ppid, pgid;
 	char *comm;
+	char *display;	/* from the command line when comm says little (process_display_name) */
 	char *actor;	  /* actor name from probe events, or NULL */
 	char state;
 	bool zombie;
@@ -142,6 +143,7 @@ struct wf_proc {
 	uint64_t *inherited_inos; /* inodes it had at child_start (inherited across fork) */
 	bool is_top;		  /* a root the caller asked about */
 	pid_t tracer_pid;	  /* TracerPid, 0 none */
+	pid_t sid;		  /* session id */
 	pid_t forking_tid;	  /* fork event: the parent thread that forked it, 0 unknown */
 	char *fork_threads;	  /* fork event: the parent's threads at the fork, "tid name, ..." */
 	/* analysis */
@@ -156,6 +158,7 @@ struct wf_graph {
 	uint64_t window_ms; /* a wait with a longer (or no) timeout counts as permanent */
 	pid_t taken_by;	    /* the snapshotting process: its ptrace stops are not waits */
 	bool from_scenario; /* the events come from a forkscope scenario (remedies may name fixes.*) */
+	const json_t *events; /* the probe events it was built with (borrowed), or NULL */
 };
 
 /* Build from a snapshot document (docs/snapshot.md) and, optionally, the

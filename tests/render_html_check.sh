@@ -5,6 +5,10 @@
 # marker attribute on <html>), Chromium dumps the DOM after the scripts ran, and
 # we look for the marker, for the page script's own check that the embedded
 # JSON parsed (data-cells on <html>), and for the process tree SVG.
+# A second injected script, last in <body>, measures the tree in the browser:
+# it walks every wait arrow (getPointAtLength, one sample a pixel) and counts
+# the points that fall inside a process box; any such point fails the page
+# (arrows must go around boxes, never across them).
 #
 #   render_html_check.sh GOLDEN_DIR                 check every *.html there
 #   render_html_check.sh --screenshot OUT.png FILE.html [W,H]
@@ -60,6 +64,9 @@ dir=${1:?usage: render_html_check.sh GOLDEN_DIR}
 # No '#' or '&' in the hook: it goes through sed.
 hook='<script>(function(){var h=document.documentElement;function mark(m){h.setAttribute("data-js-error",String(m));}window.addEventListener("error",function(e){mark(e.message ? e.message : "error");});window.addEventListener("unhandledrejection",function(e){mark("unhandled rejection: "+e.reason);});var ce=console.error;console.error=function(){mark(Array.prototype.join.call(arguments," "));return ce.apply(console,arguments);};})();</script>'
 
+# No '#', '&' or backslash either: it goes through sed as well.
+geometry='<script>(function(){var edges=0,inside=0;var trees=document.querySelectorAll("svg.tree");for(var t=0;t<trees.length;t++){var boxes=[];var rs=trees[t].querySelectorAll("g.node rect");for(var i=0;i<rs.length;i++){boxes.push([Number(rs[i].getAttribute("x")),Number(rs[i].getAttribute("y")),Number(rs[i].getAttribute("width")),Number(rs[i].getAttribute("height"))]);}var ps=trees[t].querySelectorAll("path.wait-edge");for(var p=0;p<ps.length;p++){if(!ps[p].querySelector("title"))continue;edges++;var len=ps[p].getTotalLength();for(var s=0;s<=len;s+=1){var pt=ps[p].getPointAtLength(s);for(var b=0;b<boxes.length;b++){var q=boxes[b];if(pt.x>q[0]+1)if(pt.x<q[0]+q[2]-1)if(pt.y>q[1]+1)if(pt.y<q[1]+q[3]-1)inside++;}}}}document.documentElement.setAttribute("data-wait-edges",edges+" "+inside);})();</script>'
+
 failed=0
 checked=0
 for page in "$dir"/*.html; do
@@ -67,7 +74,7 @@ for page in "$dir"/*.html; do
 	name=$(basename "$page")
 	copy="$work/$name"
 	# The hook goes right after <head>, before any of the page's own scripts.
-	sed "0,/<head>/s#<head>#<head>$hook#" "$page" >"$copy"
+	sed -e "0,/<head>/s#<head>#<head>$hook#" -e "s#</body>#$geometry</body>#" "$page" >"$copy"
 	run_browser --dump-dom "file://$copy" >"$work/$name.dom" 2>"$work/$name.err"
 	status=$?
 	checked=$((checked + 1))
@@ -84,13 +91,17 @@ for page in "$dir"/*.html; do
 		problem="the page script did not run"
 	elif ! grep -q '<svg class="tree"' "$work/$name.dom" && ! grep -q 'data-cells="0"' "$work/$name.dom"; then
 		problem="no process tree SVG in the DOM"
+	elif ! grep -Eq '<html[^>]* data-wait-edges="[0-9]+ [0-9]+"' "$work/$name.dom"; then
+		problem="the geometry check did not run"
+	elif ! grep -Eq '<html[^>]* data-wait-edges="[0-9]+ 0"' "$work/$name.dom"; then
+		problem="wait arrows cross process boxes: $(grep -Eo 'data-wait-edges="[^"]*"' "$work/$name.dom" | head -1) (arrows, points inside boxes)"
 	fi
 	if [ -n "$problem" ]; then
 		failed=$((failed + 1))
 		echo "FAIL $name: $problem"
 		tail -5 "$work/$name.err" | sed 's/^/    /'
 	else
-		echo "ok   $name: $(grep -o '<svg class="tree"' "$work/$name.dom" | wc -l) tree SVG(s), $(grep -o 'data-cells="[0-9]*"' "$work/$name.dom")"
+		echo "ok   $name: $(grep -o '<svg class="tree"' "$work/$name.dom" | wc -l) tree SVG(s), $(grep -o 'data-cells="[0-9]*"' "$work/$name.dom"), $(grep -Eo 'data-wait-edges="[0-9]+' "$work/$name.dom" | sed 's/.*"//') wait arrow(s) clear of the boxes"
 	fi
 done
 if [ $checked -eq 0 ]; then

@@ -6,7 +6,6 @@ Run by meson (tests/meson.build) with FORKSCOPE, FORKSCOPE_PROBE and
 SOURCE_ROOT set. This process is a child subreaper; every test asserts that
 nothing it started is left.
 """
-import ctypes
 import json
 import os
 import pathlib
@@ -16,52 +15,14 @@ import subprocess
 
 import pytest
 
+from proctree import become_subreaper, nothing_left_behind  # noqa: F401 (autouse fixture)
+
 FORKSCOPE = os.environ.get("FORKSCOPE", "")
 SRC = os.environ.get("SOURCE_ROOT", "")
 
 pytestmark = pytest.mark.skipif(not FORKSCOPE, reason="FORKSCOPE is not set (run through meson test)")
 
-PR_SET_CHILD_SUBREAPER = 36
-libc = ctypes.CDLL(None, use_errno=True)
-libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def live_descendants():
-    while True:
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                break
-        except ChildProcessError:
-            break
-    children = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] not in ("Z", "X"):
-            children.setdefault(int(fields[1]), []).append(int(name))
-    out, todo = [], [os.getpid()]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    yield
-    left = live_descendants()
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert left == [], f"processes left behind: {left}"
+become_subreaper()
 
 
 def fs(*args, nofile=None, timeout=300, **kw):
@@ -210,3 +171,14 @@ def test_runs_are_kept_under_the_state_dir_and_cleaned(tmp_path):
     assert r.returncode == 0, r.stderr
     left = sorted(p.name for p in base.iterdir())
     assert len(left) == 2 and "not-a-run" in left, left
+
+
+def test_watch_says_when_the_probe_cannot_be_loaded():
+    static = os.environ.get("STATIC_FIXTURE")
+    if not static:
+        pytest.skip("STATIC_FIXTURE is not set")
+    r = fs("watch", "--", static)
+    assert r.returncode == 0, r.stderr
+    assert "static hello" in r.stdout
+    assert "statically linked" in r.stderr, r.stderr
+    assert "probe was not loaded into the command" in r.stderr, r.stderr

@@ -157,24 +157,36 @@ def basic_run(out, scenario="scenarios/basics/one-child.yaml", *extra):
 # The watched command: its children are forked from a worker thread (the
 # forkserver pattern). One child has a grandchild, one leaves the process
 # group (setsid): the process group alone does not find them all.
+# Readiness: every process of the tree reports itself (a file named after its
+# role, written and renamed once it exists in its final shape), and the top
+# writes the ready file only when all four have - child 1 forks the grandchild
+# after fork() has returned in the forking thread, so "the three children
+# exist" was not "the tree exists" (issue 17).
 WATCHED_TREE = r"""
 import os, sys, threading, time
 ready, thread_mode = sys.argv[1], sys.argv[2]
-pids = []
+here = ready + ".d"
+os.mkdir(here)
+ROLES = ("child0", "child1", "grandchild", "child2")
 go_on = threading.Event()
+
+def report(role):
+    with open(f"{here}/{role}.tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(f"{here}/{role}.tmp", f"{here}/{role}")
 
 def forker():
     for i in range(3):
-        pid = os.fork()
-        if pid == 0:
+        if os.fork() == 0:
             if i == 1 and os.fork() == 0:
+                report("grandchild")
                 time.sleep(3600)
                 os._exit(0)
             if i == 2:
                 os.setsid()
+            report(f"child{i}")
             time.sleep(3600)
             os._exit(0)
-        pids.append(pid)
     if thread_mode == "parked":
         go_on.wait()   # the forking thread stays alive
 
@@ -182,9 +194,9 @@ t = threading.Thread(target=forker, daemon=True)
 t.start()
 if thread_mode == "exited":
     t.join()       # the forking thread is gone before forkscope is killed
-else:
-    while len(pids) < 3:
-        time.sleep(0.01)
+while not all(os.path.exists(f"{here}/{r}") for r in ROLES):
+    time.sleep(0.01)
+pids = [int(open(f"{here}/{r}").read()) for r in ROLES]
 with open(ready + ".tmp", "w") as f:
     f.write(" ".join(map(str, [os.getpid()] + pids)))
 os.rename(ready + ".tmp", ready)
@@ -192,9 +204,30 @@ time.sleep(3600)
 """
 
 
+def end_watch(p):
+    """SIGKILL the watch (guardian p) and everything below it, by pid, and
+    reap: the clean-up of a test that failed before its own kill, so that
+    the leftover check never blames forkscope for the test's processes.
+    Orphans come to us (the subreaper), so our descendants are searched."""
+    deadline = time.monotonic() + HANG_BOUND
+    while True:
+        reap_all()
+        left = ([p.pid] if p.poll() is None else []) + descendants()
+        if not left or time.monotonic() > deadline:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    p.wait(timeout=HANG_BOUND)
+
+
 def start_watched_tree(tmp_path, thread_mode, preexec_fn=None):
-    """forkscope watch over WATCHED_TREE, up and running: (Popen, tree pids,
-    the command's pid, the worker's pid, stderr path)."""
+    """forkscope watch over WATCHED_TREE, every process of it up: (Popen,
+    tree pids, the command's pid, the worker's pid, stderr path). The caller
+    ends the watch with end_watch() in a finally."""
     script = tmp_path / "tree.py"
     script.write_text(WATCHED_TREE)
     ready = tmp_path / "ready"
@@ -204,19 +237,23 @@ def start_watched_tree(tmp_path, thread_mode, preexec_fn=None):
         p = subprocess.Popen([FORKSCOPE, "watch", "--out", str(tmp_path / "run"), "--", sys.executable, str(script),
                               str(ready), thread_mode], stdout=subprocess.DEVNULL, stderr=err, env=env,
                              preexec_fn=preexec_fn)
-    deadline = time.monotonic() + HANG_BOUND
-    while not ready.exists():
-        assert p.poll() is None, err_path.read_text()
-        assert time.monotonic() < deadline, "the watched tree never came up"
-        time.sleep(0.02)
-    top, *kids = [int(x) for x in ready.read_text().split()]
-    tree = descendants(p.pid)
-    # guardian -> worker -> the command -> 3 children (+1 grandchild)
-    assert top in tree and set(kids) <= set(tree), (tree, top, kids)
-    assert len(tree) >= 6, tree
-    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
-        worker = int(f.read().split()[0])
-    assert worker != top
+    try:
+        deadline = time.monotonic() + HANG_BOUND
+        while not ready.exists():
+            assert p.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, "the watched tree never came up"
+            time.sleep(0.02)
+        top, *kids = [int(x) for x in ready.read_text().split()]
+        assert len(kids) == 4, kids
+        tree = descendants(p.pid)
+        with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+            worker = int(f.read().split()[0])
+        # guardian -> worker -> the command -> 3 children + 1 grandchild: exactly these
+        assert sorted(tree) == sorted([worker, top] + kids), (tree, worker, top, kids)
+        assert worker != top
+    except BaseException:
+        end_watch(p)
+        raise
     return p, tree, top, worker, err_path
 
 
@@ -224,9 +261,12 @@ def start_watched_tree(tmp_path, thread_mode, preexec_fn=None):
 @pytest.mark.parametrize("victim", ["worker", "guardian"])
 def test_sigkill_of_watch_leaves_nothing(tmp_path, victim, thread_mode):
     p, tree, top, worker, err_path = start_watched_tree(tmp_path, thread_mode)
-    os.kill(worker if victim == "worker" else p.pid, signal.SIGKILL)
-    p.wait(timeout=HANG_BOUND)
-    wait_gone(tree, f"SIGKILL of the watch {victim}")
+    try:
+        os.kill(worker if victim == "worker" else p.pid, signal.SIGKILL)
+        p.wait(timeout=HANG_BOUND)
+        wait_gone(tree, f"SIGKILL of the watch {victim}")
+    finally:
+        end_watch(p)
     stderr = err_path.read_text()
     if victim == "worker":
         assert "the worker ended without tearing down its tree" in stderr, stderr
@@ -243,9 +283,12 @@ def test_sigkill_of_watch_guardian_with_sigterm_ignored(tmp_path):
     worker and the whole tree lived on until the command ended."""
     p, tree, top, worker, err_path = start_watched_tree(
         tmp_path, "parked", preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait(timeout=HANG_BOUND)
-    wait_gone(tree, "SIGKILL of the watch guardian, SIGTERM ignored")
+    try:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=HANG_BOUND)
+        wait_gone(tree, "SIGKILL of the watch guardian, SIGTERM ignored")
+    finally:
+        end_watch(p)
     assert "interrupted by SIGTERM" in err_path.read_text()
 
 
@@ -328,7 +371,7 @@ def test_run_on_a_full_filesystem():
         assert r.returncode == 2, r.stderr
         assert f"write {out}/result.json: No space left on device" in r.stderr, r.stderr
         # each cell is an infrastructure error naming the file it could not write
-        assert re.search(r"^ERROR .*\n\s+could not run: cannot write " + re.escape(out) +
+        assert re.search(r"^(\[\d+/\d+\] )?ERROR .*\n\s+could not run: cannot write " + re.escape(out) +
                          r"/cells/[^ ]+/spec\.json: No space left on device", r.stderr, re.M), r.stderr
         assert not os.path.exists(os.path.join(out, "result.json"))
         files_whole(out)

@@ -5,6 +5,7 @@ process is a child subreaper, so anything forkscope failed to end would be
 reparented to it and show up as a descendant.
 """
 import ctypes
+import glob
 import json
 import os
 import re
@@ -207,13 +208,14 @@ EXPECTED_OFF = {
     ("escaped", "fixes.tree_kill=off,interrupt.signal=SIGINT"): "escaped",
     ("escaped", "fixes.tree_kill=off,interrupt.signal=SIGKILL"): "escaped",
     ("escaped", "fixes.tree_kill=on,interrupt.signal=SIGKILL"): "escaped",
+    ("fd-alias", "fixes.scrub_mode=close"): "fd-alias",
 }
 
 
 def test_catalogue_names_every_class_and_proves_every_fix():
     files = sorted(os.path.join(SRC, "scenarios", f) for f in os.listdir(os.path.join(SRC, "scenarios"))
                    if f.endswith(".yaml"))
-    assert len(files) == 10
+    assert len(files) == 11
     r, doc, out = run_scenarios(files)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     seen = set()
@@ -264,6 +266,10 @@ FIXTURE_VERDICTS = {
 }
 
 
+# fixtures with a thread that spins: "running" is the state they settle in
+SPINNING = {"busy_loop", "healthy_busy", "healthy_poll"}
+
+
 def start_fixture(name):
     exe = os.path.join(FIXTURES, "hang_" + name)
     p = subprocess.Popen([exe], stdout=subprocess.PIPE, text=True)
@@ -274,33 +280,44 @@ def start_fixture(name):
 
 
 def thread_states(pids):
-    out = []
+    """{pid: [(state, wchan) of each thread]} of the pids that can be read."""
+    out = {}
     for pid in pids:
         try:
+            states = []
             for t in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{t}/stat") as f:
                     s = f.read()
                 with open(f"/proc/{pid}/task/{t}/wchan") as f:
                     wchan = f.read().strip()
-                out.append((s[s.rindex(")") + 2], wchan))
+                states.append((s[s.rindex(")") + 2], wchan))
+            out[pid] = states
         except OSError:
             pass
     return out
 
 
-def settled(pids):
-    """Wait (bounded) until every thread of the pids is asleep inside a kernel
-    wait (wchan set), running, or a zombie: the fixture reached its hang."""
-    stable = 0
-    for _ in range(200):
+def settled(pids, running=False):
+    """Wait until every thread of every one of pids is asleep inside a kernel
+    wait (wchan set), a zombie or gone - or running, for a fixture that spins
+    (running=True) - in three samples in a row: the fixture reached its hang.
+    A thread still on its way there is running, so "running" settles only
+    the fixtures that spin. The bound is a hang detector, not a timing
+    assertion: a fixture that never settles fails here, with its states."""
+    ok = "RZ" if running else "Z"
+    stable, states = 0, {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         states = thread_states(pids)
-        if states and all(st in "RZ" or (st == "S" and w not in ("", "0")) for st, w in states):
+        if states and all(
+                st in ok or (st == "S" and w not in ("", "0")) for ts in states.values() for st, w in ts):
             stable += 1
             if stable >= 3:
                 return
         else:
             stable = 0
         time.sleep(0.05)
+    pytest.fail(f"the fixture never settled: {states}")
 
 
 def wait_dead(pids, pgid, bound_s=30.0):
@@ -345,8 +362,9 @@ def test_triage_names_fixture_hang(name):
     cls, who, resource = FIXTURE_VERDICTS[name]
     p, info = start_fixture(name)
     try:
-        pids = [int(v) for v in info.values() if v.isdigit()]
-        settled(pids)
+        # the fixture's processes and threads (holder is a thread of the parent)
+        pids = [int(v) for k, v in info.items() if k in ("parent", "child", "grandchild", "pid", "holder")]
+        settled([pid for pid in pids if str(pid) != info.get("holder")], running=name in SPINNING)
         target = int(info.get(who, p.pid)) if who != "pid" else p.pid
         r = run(["triage", "--json", str(target)])
         assert r.returncode == 1, r.stderr
@@ -383,7 +401,7 @@ def test_triage_names_fixture_hang(name):
 def test_triage_finds_no_hang_in_healthy_trees(name):
     p, info = start_fixture(name)
     try:
-        settled([p.pid])
+        settled([p.pid] + [int(info[k]) for k in ("child",) if k in info], running=name in SPINNING)
         r = run(["triage", str(p.pid)])
         assert r.returncode == 0, r.stdout
         assert "No hang found." in r.stdout
@@ -479,52 +497,117 @@ def test_triage_without_ptrace_reports_why(tmp_path):
 def test_hold_leaves_the_tree_and_says_how_to_end_it(tmp_path):
     # the held tree keeps forkscope's stdio open: use files, not pipes
     err_path = tmp_path / "stderr"
-    with open(err_path, "w") as err, open(os.devnull, "w") as out:
-        p = subprocess.Popen([FORKSCOPE, "run", "--hold", "--out", str(tmp_path / "o"), "--set",
-                              "backend=fork", os.path.join(SRC, "scenarios/mutual-wait.yaml")],
-                             stdout=out, stderr=err)
-        assert p.wait(timeout=120) in (0, 1)
-    stderr = err_path.read_text()
-    m = re.search(r"process group (\d+)", stderr)
-    assert m and "kill -INT -- -" in stderr, stderr
-    pgid = int(m.group(1))
-    left = descendants()
-    assert left, "the held tree should still be there"
-    os.killpg(pgid, signal.SIGKILL)
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    wait_dead(left, pgid)
-    reap_all()
+    pgid = None
+    try:
+        with open(err_path, "w") as err, open(os.devnull, "w") as out:
+            p = subprocess.Popen([FORKSCOPE, "run", "--hold", "--out", str(tmp_path / "o"), "--set",
+                                  "backend=fork", os.path.join(SRC, "scenarios/mutual-wait.yaml")],
+                                 stdout=out, stderr=err)
+            assert p.wait(timeout=120) in (0, 1)
+        stderr = err_path.read_text()
+        m = re.search(r"process group (\d+)", stderr)
+        assert m and "kill -INT -- -" in stderr, stderr
+        pgid = int(m.group(1))
+        assert descendants(), "the held tree should still be there"
+    finally:
+        # end the held tree (and anything else of ours) by pid and by its group
+        left = descendants()
+        if pgid is not None:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_dead(left, pgid if pgid is not None else -1)
+        reap_all()
+
+
+# A tree that stays up, asleep, until it is killed: 1 root, 2 workers, 4 leaves.
+SLEEPERS = """\
+name: sleepers
+tree:
+  name: root
+  steps: [{await: worker}]
+  children:
+    - name: worker
+      count: 2
+      steps: [{await: leaf}]
+      children:
+        - name: leaf
+          count: 2
+          steps: [{sleep: 3600s}]
+timeouts:
+  run: 3600s
+"""
+
+
+def started_actors(out):
+    """{actor name: pid} of the actors of the one cell of run directory out that
+    have said so in their events: the root's `ready`, the others' `child_start`."""
+    actors = {}
+    for path in glob.glob(os.path.join(out, "cells", "*", "events.ndjson")):
+        with open(path) as f:
+            for line in f:
+                if line.endswith("\n"):  # a line being written is read next time
+                    e = json.loads(line)
+                    if e["ev"] == "child_start" or (e["ev"] == "ready" and e.get("actor") == "root"):
+                        actors[e["actor"] + f"@{e.get('ppid', 0)}"] = e["pid"]
+    return actors
+
+
+def kill_tree_of(p):
+    """SIGKILL p and every process below it, by pid, until none is left (the
+    clean-up of a test that failed before its own kill; orphans come to us)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        reap_all()
+        left = ([p.pid] if p.poll() is None else []) + descendants()
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    p.wait(timeout=60)
 
 
 @pytest.mark.parametrize("victim", ["worker", "guardian"])
 def test_sigkill_of_forkscope_leaves_nothing(tmp_path, victim):
-    p = subprocess.Popen([FORKSCOPE, "run", "--out", str(tmp_path / "o"),
-                          os.path.join(SRC, "scenarios/mutual-wait.yaml")],
+    spec = tmp_path / "sleepers.yaml"
+    spec.write_text(SLEEPERS)
+    out = str(tmp_path / "o")
+    p = subprocess.Popen([FORKSCOPE, "run", "--out", out, str(spec)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # wait (bounded) until the tree is up: the worker and actors under it
-    for _ in range(200):
-        if len(descendants(p.pid)) >= 5:
-            break
-        time.sleep(0.02)
-    kids = [c for c in descendants(p.pid)]
-    assert kids
-    if victim == "worker":
+    try:
+        # wait until every one of the 7 actors is up (a hang detector bound)
+        deadline = time.monotonic() + 60
+        while len(started_actors(out)) < 7:
+            assert p.poll() is None, "forkscope ended before its tree was up"
+            assert time.monotonic() < deadline, ("the tree never came up", started_actors(out))
+            time.sleep(0.02)
+        actors = set(started_actors(out).values())
+        tree = descendants(p.pid)
+        assert actors <= set(tree), (actors, tree)
         with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
             worker = int(f.read().split()[0])
-        os.kill(worker, signal.SIGKILL)
-    else:
-        os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    for _ in range(300):
-        reap_all()
-        if not descendants():
-            break
-        time.sleep(0.02)
-    assert descendants() == []
+        os.kill(worker if victim == "worker" else p.pid, signal.SIGKILL)
+        p.wait(timeout=60)
+        # SIGKILL is asynchronous: wait (bounded) until the tree has exited
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            reap_all()
+            if not descendants():
+                break
+            time.sleep(0.02)
+        assert descendants() == []
+    finally:
+        kill_tree_of(p)
 
 
 def test_reports_from_a_run_directory(tmp_path):

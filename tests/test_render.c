@@ -23,12 +23,14 @@
 #include <unistd.h>
 
 #include "reports/render.h"
+#include "reports/render_util.h"
 #include "util/fdutil.h"
 #include "util/jsonutil.h"
+#include "util/macro.h"
 
 extern char **environ;
 
-static const char *const samples[] = { "basics", "catalogue", "watch", "watch-flat", "partial", "infra", "hostile" };
+static const char *const samples[] = { "basics", "catalogue", "watch", "watch-flat", "partial", "infra", "hostile", "waits" };
 static const enum render_format all_formats[] = { RENDER_TEXT, RENDER_JSON, RENDER_JUNIT,
 						  RENDER_TAP,  RENDER_TRACE, RENDER_HTML };
 
@@ -120,6 +122,28 @@ Test(render_golden, tap) { golden_all(RENDER_TAP); }
 Test(render_golden, trace) { golden_all(RENDER_TRACE); }
 Test(render_golden, html) { golden_all(RENDER_HTML); }
 
+/* --verbose: the details of every cell, passing ones too; without it a
+ * cell that met its expectation is one line (issue 15: 851 lines for an
+ * all-pass catalogue). */
+Test(render_golden, text_verbose)
+{
+	json_t *doc = load_sample("catalogue");
+	struct render_options o = { .verbose = 1 };
+	char *verbose = NULL, *quiet = NULL;
+	cr_assert_eq(render(doc, RENDER_TEXT, &o, &verbose), 0);
+	o.verbose = 0;
+	cr_assert_eq(render(doc, RENDER_TEXT, &o, &quiet), 0);
+	check_golden("catalogue", ".verbose.txt", verbose);
+	cr_expect_gt(strlen(verbose), strlen(quiet), "verbose shows more");
+	/* the passing expected hang keeps its verdict on its one line */
+	cr_expect_not_null(strstr(quiet, "verdict eof-never"));
+	cr_expect_null(strstr(quiet, "Stacks of the threads involved:\n    root (pid 4300)"),
+		       "no stacks of a cell that passed without --verbose");
+	free(verbose);
+	free(quiet);
+	json_decref(doc);
+}
+
 Test(render_golden, text_color)
 {
 	json_t *doc = load_sample("catalogue");
@@ -204,9 +228,45 @@ Test(render_junit, counts_and_cases)
 				     "skipped=\"0\" time=\"12.707\">"),
 			   "%s", x);
 	cr_expect_not_null(strstr(x, "<testcase classname=\"eof-never\" name=\"backend=mtf,fixes.fd_scrub=on#1\""));
-	cr_expect_not_null(strstr(x, "<failure type=\"hang\" message=\"expected outcome ok, got hang\">"));
+	/* The message says why: the mismatch, then the verdict. */
+	cr_expect_not_null(strstr(x, "<failure type=\"hang\" message=\"expected outcome ok, got hang; verdict pipe-full: "
+				     "worker-3 (pid 4343) waits for room in pipe:[77012]"));
 	cr_expect_not_null(strstr(x, "<error type=\"infra_error\""));
 	cr_expect_not_null(strstr(x, "time=\"3.430\""));
+	free(x);
+	json_decref(doc);
+}
+
+/* A watch run (issue 15): one stable classname, the command as the test name,
+ * the verdict in the failure message. */
+Test(render_junit, watch_names)
+{
+	json_t *doc = load_sample("watch");
+	char *x = render_or_die(doc, RENDER_JUNIT, 0);
+	cr_expect_not_null(strstr(x, "<testsuite name=\"forkscope watch\""), "%s", x);
+	cr_expect_not_null(strstr(x, "<testcase classname=\"forkscope.watch\" name=\"make check\""), "%s", x);
+	cr_expect_not_null(strstr(x, "message=\"expected outcome ok, got hang; verdict pipe-full: pytest (pid 5101)"), "%s", x);
+	free(x);
+	json_decref(doc);
+
+	/* A long command is cut, on a character, with an ellipsis. */
+	doc = load_sample("watch-flat");
+	struct strbuf longname = STRBUF_INIT;
+	for (int i = 0; i < 100; i++)
+		(void) strbuf_append(&longname, "\xc3\xa9" "ab ");
+	json_object_set_new(doc, "name", json_string(longname.data));
+	x = render_or_die(doc, RENDER_JUNIT, 0);
+	const char *name = strstr(x, "classname=\"forkscope.watch\" name=\"");
+	cr_assert_not_null(name, "%s", x);
+	name += strlen("classname=\"forkscope.watch\" name=\"");
+	const char *end = strchr(name, '"');
+	cr_assert_not_null(end);
+	size_t chars = 0;
+	for (const char *p = name; p < end; p++)
+		chars += ((unsigned char) *p & 0xc0) != 0x80;
+	cr_expect_eq(chars, 201, "200 code points and the ellipsis");
+	cr_expect_eq(strncmp(end - 3, "\xe2\x80\xa6", 3), 0);
+	strbuf_free(&longname);
 	free(x);
 	json_decref(doc);
 }
@@ -480,6 +540,162 @@ Test(render_html, tree_has_wait_edges)
 	json_decref(doc);
 }
 
+/* Wait arrows go around process boxes (issue 15): every segment of every
+ * arrow (orthogonal: M, H, V) stays out of every box of its tree, in every
+ * sample. tests/render_html_check.sh measures the same in Chromium. */
+struct box {
+	double x, y, w, h;
+};
+
+static bool
+segment_crosses(const struct box *b, double x1, double y1, double x2, double y2)
+{
+	double lx = MIN(x1, x2), hx = MAX(x1, x2), ly = MIN(y1, y2), hy = MAX(y1, y2);
+	/* Touching an edge is allowed (arrows end at a box); inside is not. */
+	return hx > b->x + 1 && lx < b->x + b->w - 1 && hy > b->y + 1 && ly < b->y + b->h - 1;
+}
+
+static size_t
+arrows_crossing_boxes(const char *svg, const char *svg_end, size_t *ret_arrows)
+{
+	struct box boxes[64];
+	size_t nb = 0, crossings = 0, arrows = 0;
+	for (const char *p = svg; (p = strstr(p, "<g class=\"node")) && p < svg_end && nb < 64; p++) {
+		const char *r = strstr(p, "<rect x=\"");
+		struct box b;
+		if (r && sscanf(r, "<rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"", &b.x, &b.y, &b.w, &b.h) == 4)
+			boxes[nb++] = b;
+	}
+	for (const char *p = svg; (p = strstr(p, "<path class=\"wait-edge\" d=\"")) && p < svg_end; p++) {
+		const char *d = p + strlen("<path class=\"wait-edge\" d=\"");
+		const char *close = strchr(d, '"');
+		if (!close || strncmp(close, "\" marker-end=\"url(#wait-arrow-", 30) != 0 || !strstr(close, "><title>"))
+			continue;
+		if (strstr(close, "/>") && strstr(close, "/>") < strstr(close, "><title>"))
+			continue; /* the legend's sample arrow */
+		arrows++;
+		double x = 0, y = 0;
+		for (const char *c = d; c < close;) {
+			char op = *c++;
+			char *end;
+			double a = strtod(c, &end), b2 = 0;
+			cr_assert(end != c, "orthogonal path expected: %.*s", (int) (close - d), d);
+			c = end;
+			if (op == 'M') {
+				b2 = strtod(c, &end);
+				c = end;
+				x = a;
+				y = b2;
+				continue;
+			}
+			cr_assert(op == 'H' || op == 'V', "orthogonal path expected: %.*s", (int) (close - d), d);
+			double nx = op == 'H' ? a : x, ny = op == 'V' ? a : y;
+			for (size_t k = 0; k < nb; k++)
+				crossings += segment_crosses(&boxes[k], x, y, nx, ny);
+			x = nx;
+			y = ny;
+		}
+	}
+	*ret_arrows = arrows;
+	return crossings;
+}
+
+Test(render_html, wait_arrows_go_around_boxes)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		json_t *doc = load_sample(samples[i]);
+		char *html = render_or_die(doc, RENDER_HTML, 0);
+		for (const char *p = html; (p = strstr(p, "<svg class=\"tree\"")); p++) {
+			const char *end = strstr(p, "</svg>");
+			size_t arrows = 0;
+			cr_expect_eq(arrows_crossing_boxes(p, end, &arrows), 0, "%s: a wait arrow crosses a box", samples[i]);
+			total += arrows;
+		}
+		free(html);
+		json_decref(doc);
+	}
+	cr_expect_geq(total, 7 + 7, "catalogue and waits have arrows to check (%zu)", total);
+}
+
+/* Honest labels (issue 15): the command line as a shell reads it back; plain
+ * processes of a watch run are never "starting"; a process seen as a zombie
+ * is drawn as one, with its status. */
+Test(render_html, honest_labels)
+{
+	json_t *doc = load_sample("watch");
+	char *html = render_or_die(doc, RENDER_HTML, 0);
+	cr_expect_not_null(strstr(html, "<code class=\"cmdline\">forkscope watch --timeout 10 -- make check "
+					"&#39;TESTS=test a.py&#39;</code>"));
+	cr_expect_null(strstr(html, "class=\"ph-starting"), "no starting phase for kind process");
+	cr_expect_not_null(strstr(html, "running (spawn \xe2\x86\x92 exit)"));
+	cr_expect_not_null(strstr(html, "class=\"end-zombie\"/><text x=\"95.0\" y=\"209.0\" text-anchor=\"middle\">python3"),
+			   "python3 exited (code 0) and was seen as a zombie: drawn as one");
+	cr_expect_not_null(strstr(html, "pid 5102 \xc2\xb7 zombie, exit 0"));
+	free(html);
+	json_decref(doc);
+
+	/* Forkscope's own actors keep their starting phase. */
+	doc = load_sample("catalogue");
+	html = render_or_die(doc, RENDER_HTML, 0);
+	cr_expect_not_null(strstr(html, "class=\"ph-starting"));
+	free(html);
+	json_decref(doc);
+}
+
+Test(render_util, shell_words)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "make", "make" },
+		{ "--timeout=10", "--timeout=10" },
+		{ "a b", "'a b'" },
+		{ "", "''" },
+		{ "it's", "'it'\\''s'" },
+		{ "$HOME", "'$HOME'" },
+		{ "x\033[31my", "xy" },
+		{ "two\nlines", "'two lines'" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		cr_assert_eq(render_shell_word(&sb, cases[i].in, strlen(cases[i].in)), 0);
+		cr_expect_str_eq(sb.data ? sb.data : "", cases[i].out, "%s", cases[i].in);
+		strbuf_free(&sb);
+	}
+}
+
+/* Inherited-fd notes (issue 15): what the command inherited from its launcher
+ * is said once, and not again for every descendant that holds it too; other
+ * unexpected fds are said once each, with their holders (three, then a count). */
+Test(render_text, fd_notes_grouped)
+{
+	json_t *cell = json_pack("{s:s,s:s,s:b,s:[]}", "name", "make check", "outcome", "hang", "passed", 0, "actors");
+	json_t *actors = json_object_get(cell, "actors");
+	for (int i = 0; i < 8; i++) {
+		json_t *fds = json_array();
+		/* fd 9 comes from the launcher (the root has it too). */
+		json_array_append_new(fds, json_pack("{s:i,s:s,s:s}", "fd", 9, "target", "/ci/build.lock", "kind", "file"));
+		if (i > 0)
+			json_array_append_new(fds, json_pack("{s:i,s:s,s:s,s:s}", "fd", 251, "target", "pipe:[7001]", "kind",
+							     "pipe", "detail", "write end"));
+		json_array_append_new(actors, json_pack("{s:s,s:i,s:i,s:i,s:s,s:o}", "name", i ? "bash" : "make", "pid",
+							100 + i, "ppid", i ? 100 : 1, "depth", i ? 1 : 0, "kind", "process",
+							"fds_unexpected", fds));
+	}
+	json_t *doc = json_pack("{s:s,s:[o]}", "command", "watch", "scenarios", cell);
+	char *text = render_or_die(doc, RENDER_TEXT, 0);
+	cr_expect_not_null(strstr(text, "    ! make (pid 100) inherited from its launcher: fd 9 /ci/build.lock (file)\n"), "%s",
+			   text);
+	cr_expect_eq(count(text, "build.lock"), 1, "said once: %s", text);
+	cr_expect_not_null(strstr(text, "    ! fd 251 pipe:[7001] (pipe, write end) inherited by bash (pid 101), bash (pid 102), "
+					"bash (pid 103) and 4 more\n"),
+			   "%s", text);
+	cr_expect_eq(count(text, "pipe:[7001]"), 1, "%s", text);
+	free(text);
+	json_decref(doc);
+}
+
 /* --- hostile input ----------------------------------------------------------- */
 
 static void
@@ -734,4 +950,84 @@ Test(render_api, load_dir_and_file)
 	(void) snprintf(path, sizeof(path), "%s/result.json", dir);
 	(void) unlink(path);
 	(void) rmdir(dir);
+}
+
+/* The writer every renderer shares: the first error sticks, later writes are
+ * no-ops, untrusted text goes through the cleaning and escaping helpers. */
+Test(render_writer, first_error_sticks)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct render_writer w = RENDER_WRITER(&sb);
+	render_put(&w, "a");
+	render_putf(&w, "%d", 1);
+	render_putn(&w, "bcd", 1);
+	render_put(&w, NULL);
+	cr_assert_eq(w.r, 0);
+	cr_assert_str_eq(sb.data, "a1b");
+	render_fail(&w, -EIO);
+	render_fail(&w, -ENOMEM);
+	cr_assert_eq(w.r, -EIO, "the first error wins");
+	render_put(&w, "lost");
+	render_put_xml(&w, "<", 1, false);
+	render_put_json_new(&w, json_integer(1), 0);
+	cr_assert_str_eq(sb.data, "a1b", "nothing written after an error");
+	strbuf_free(&sb);
+
+	w = RENDER_WRITER(&sb);
+	render_put_json_new(&w, NULL, 0);
+	cr_assert_eq(w.r, -ENOMEM, "a value that could not be built");
+	strbuf_free(&sb);
+}
+
+Test(render_writer, untrusted_text)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct render_writer w = RENDER_WRITER(&sb);
+	render_put_clean(&w, "x\033[31my\nz", 9, CLEAN_ONE_LINE);
+	render_put(&w, "|");
+	render_put_xml(&w, "<a href=\"&\">", 12, true);
+	render_put(&w, "|");
+	render_put_yaml(&w, "say \"hi\"", 8);
+	render_put(&w, "|");
+	render_put_yaml(&w, NULL, 0);
+	render_put(&w, "|");
+	render_put_json_new(&w, json_pack("{s:i}", "n", 1), 0);
+	cr_assert_eq(w.r, 0);
+	cr_assert_str_eq(sb.data, "xy z|&lt;a href=&quot;&amp;&quot;&gt;|\"say \\\"hi\\\"\"|\"\"|{\"n\":1}");
+	strbuf_free(&sb);
+}
+
+/* util/jsonutil accessors the renderers read through. */
+Test(render_json_access, ns_and_strn)
+{
+	json_t *o = json_pack("{s:I,s:i,s:f,s:f,s:s,s:n,s:s#}", "big", (json_int_t) 9000000000LL, "neg", -1, "real",
+			      2.75, "huge", 1e300, "str", "12", "null", "nul", "a\0b", (size_t) 3);
+	cr_assert_not_null(o);
+	uint64_t v = 77;
+	cr_assert(json_ns(o, "big", &v));
+	cr_assert_eq(v, 9000000000ULL);
+	cr_assert(json_ns(o, "real", &v));
+	cr_assert_eq(v, 2, "a real is truncated");
+	v = 77;
+	cr_assert_not(json_ns(o, "neg", &v));
+	cr_assert_not(json_ns(o, "huge", &v), "beyond uint64_t");
+	cr_assert_not(json_ns(o, "str", &v), "a string is not a number");
+	cr_assert_not(json_ns(o, "null", &v));
+	cr_assert_not(json_ns(o, "missing", &v));
+	cr_assert_not(json_ns(NULL, "big", &v));
+	cr_assert_eq(v, 77, "untouched when absent");
+
+	size_t len = 0;
+	const char *s = json_strn(o, "nul", &len);
+	cr_assert_not_null(s);
+	cr_assert_eq(len, 3, "the full length, NUL included");
+	cr_assert_eq(memcmp(s, "a\0b", 3), 0);
+	cr_assert_str_eq(json_strn(o, "str", NULL), "12");
+	cr_assert_null(json_strn(o, "big", &len));
+	cr_assert_null(json_strn(o, "missing", &len));
+	cr_assert(json_has_int(o, "neg"));
+	cr_assert_not(json_has_int(o, "real"), "a real is not an integer");
+	cr_assert_not(json_has_int(o, "null"));
+	cr_assert_not(json_has_int(o, "missing"));
+	json_decref(o);
 }

@@ -7,7 +7,6 @@ Run by meson (tests/meson.build) with FORKSCOPE, SOURCE_ROOT and
 HANG_FIXTURE_DIR set. This process is a child subreaper; every test asserts
 that nothing it started is left.
 """
-import ctypes
 import json
 import os
 import pathlib
@@ -17,57 +16,21 @@ import tempfile
 
 import pytest
 
+from proctree import become_subreaper, nothing_left_behind  # noqa: F401 (autouse fixture)
+
 FORKSCOPE = os.environ.get("FORKSCOPE", "")
 SRC = os.environ.get("SOURCE_ROOT", "")
 FIXTURES = os.environ.get("HANG_FIXTURE_DIR", "")
 
 pytestmark = pytest.mark.skipif(not FORKSCOPE, reason="FORKSCOPE is not set (run through meson test)")
 
-PR_SET_CHILD_SUBREAPER = 36
-libc = ctypes.CDLL(None, use_errno=True)
-libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+become_subreaper()
 
 # Verdicts the supervisor adds from what it saw itself (leftovers, the
 # teardown's measured phases), not from the snapshot: not replayable.
 NOT_FROM_SNAPSHOT = {"escaped", "slow-teardown"}
-
-
-def live_descendants():
-    while True:
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                break
-        except ChildProcessError:
-            break
-    children = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] not in ("Z", "X"):
-            children.setdefault(int(fields[1]), []).append(int(name))
-    out, todo = [], [os.getpid()]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    yield
-    left = live_descendants()
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert left == [], f"processes left behind: {left}"
+# Findings that are not hangs (reports/verdict_class.c, is_hang false).
+NOT_HANG_CLASSES = {"escaped", "slow-teardown", "slow-not-stuck"}
 
 
 def key(verdicts):
@@ -126,4 +89,4 @@ def test_watch_verdicts_replay_exactly(name):
         assert key(again["verdicts"]) == key(doc["verdicts"])
         assert again["found_hangs"] == doc["found_hangs"]
         # a hang is a verdict of a hang class: the counts agree everywhere
-        assert doc["found_hangs"] == sum(1 for v in doc["verdicts"] if v["class"] not in NOT_FROM_SNAPSHOT)
+        assert doc["found_hangs"] == sum(1 for v in doc["verdicts"] if v["class"] not in NOT_HANG_CLASSES)

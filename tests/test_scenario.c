@@ -489,7 +489,7 @@ Test(scenario, inline_errors)
 	     "pipe-full, "
 	     "eof-never, mutual-wait, uncancellable-wait, lost-wakeup-futex, lock-deadlock, "
 	     "file-lock, fifo-no-partner, stopped, signal-blocked, orphan, "
-	     "unreaped-zombie, boot-death, busy-loop, slow-teardown, escaped, slow-not-stuck, or none)"},
+	     "unreaped-zombie, boot-death, busy-loop, fd-alias, slow-teardown, escaped, slow-not-stuck, or none)"},
 	    {"name: x\ntree: {name: r}\ntimeouts: {run: 99999999999h}\n",
 	     "inline.yaml:3:17: duration '99999999999h' for timeouts.run is too large"},
 	    {"name: x\ntree: {name: r, children: [{name: '..'}]}\n",
@@ -851,13 +851,15 @@ Test(scenario, names_round_trip)
 
 static const char minimal_text[] = "name: NAME\ntree:\n  name: root\n";
 
-/* A fresh directory tree for one test; removed by tree_remove. */
-static char *
-tree_new(void)
+/* The collect tests each get a fresh directory, removed by the suite's fini
+ * even when an assertion fails. */
+static char *tree_dir;
+
+static void
+tree_setup(void)
 {
-	char *dir = strdup("/tmp/forkscope-collect-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	return dir;
+	tree_dir = strdup("/tmp/forkscope-collect-XXXXXX");
+	cr_assert_not_null(mkdtemp(tree_dir));
 }
 
 static int
@@ -871,8 +873,12 @@ remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 static void
-tree_remove(char *dir)
+tree_teardown(void)
 {
+	char *dir = tree_dir;
+	tree_dir = NULL;
+	if (!dir)
+		return;
 	/* Unlock first: a 000 directory cannot be listed to empty it. */
 	char *cmd = NULL;
 	cr_assert(asprintf(&cmd, "chmod -R u+rwx '%s'", dir) >= 0);
@@ -881,6 +887,8 @@ tree_remove(char *dir)
 	(void)nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(dir);
 }
+
+TestSuite(collect, .init = tree_setup, .fini = tree_teardown);
 
 static char *
 tree_path(const char *dir, const char *rel)
@@ -944,7 +952,7 @@ collect_dir(const char *dir, struct scenario_collection *c)
  * (until ELOOP); runner_collect is the entry point run and scenarios use. */
 Test(collect, parent_symlink_loads_each_file_once, .timeout = 300)
 {
-	char *dir = tree_new();
+	char *dir = tree_dir;
 	tree_scenario(dir, "one.yaml", "one");
 	tree_mkdir(dir, "sub");
 	tree_symlink(dir, "sub/up", "..");
@@ -963,13 +971,12 @@ Test(collect, parent_symlink_loads_each_file_once, .timeout = 300)
 	cr_assert_eq(c.n_errors, 0);
 	cr_assert_eq(count_notes(&c, false, "sub/up: skipped, the same directory as"), 1);
 	scenario_collection_clear(&c);
-	tree_remove(dir);
 }
 
 /* Regression (issue 17): two `ln -s .` made the walk run forever, growing. */
 Test(collect, self_symlinks_do_not_loop, .timeout = 300)
 {
-	char *dir = tree_new();
+	char *dir = tree_dir;
 	tree_scenario(dir, "a.yaml", "a");
 	tree_mkdir(dir, "deeper");
 	tree_scenario(dir, "deeper/b.yaml", "b");
@@ -994,12 +1001,11 @@ Test(collect, self_symlinks_do_not_loop, .timeout = 300)
 	cr_assert_eq(c.n_errors, 0);
 	cr_assert_eq(count_notes(&c, false, "skipped, the same directory as"), 3);
 	scenario_collection_clear(&c);
-	tree_remove(dir);
 }
 
 Test(collect, same_file_named_twice_loads_once)
 {
-	char *dir = tree_new();
+	char *dir = tree_dir;
 	tree_scenario(dir, "one.yaml", "one");
 	tree_symlink(dir, "alias.yaml", "one.yaml");
 	char *file = tree_path(dir, "one.yaml");
@@ -1013,13 +1019,12 @@ Test(collect, same_file_named_twice_loads_once)
 	cr_assert_eq(count_notes(&c, false, "skipped, the same file as"), 2);
 	scenario_collection_clear(&c);
 	free(file);
-	tree_remove(dir);
 }
 
 /* Regression (issue 17): a FIFO named x.yaml blocked the loader in open(). */
 Test(collect, fifo_is_refused_without_blocking, .timeout = 300)
 {
-	char *dir = tree_new();
+	char *dir = tree_dir;
 	tree_scenario(dir, "good.yaml", "good");
 	char *fifo = tree_path(dir, "x.yaml");
 	cr_assert_eq(mkfifo(fifo, 0644), 0);
@@ -1029,7 +1034,8 @@ Test(collect, fifo_is_refused_without_blocking, .timeout = 300)
 	cr_assert_eq(scenario_load(fifo, &s, &err), -EINVAL);
 	cr_assert_null(s);
 	char *want = NULL;
-	cr_assert(asprintf(&want, "%s: not a regular file (a FIFO); a scenario must be a regular file",
+	cr_assert(asprintf(&want,
+			   "%s: not a regular file (a FIFO); a scenario must be a regular file",
 			   fifo) >= 0);
 	cr_assert_str_eq(err, want);
 	free(err);
@@ -1048,7 +1054,6 @@ Test(collect, fifo_is_refused_without_blocking, .timeout = 300)
 	free(err);
 	free(want);
 	free(fifo);
-	tree_remove(dir);
 }
 
 /* Lower the effective capabilities that bypass directory permissions (root
@@ -1070,7 +1075,7 @@ set_dac_override(bool on)
 /* Regression (issue 17): an unreadable subdirectory was skipped silently. */
 Test(collect, unreadable_subdirectory_is_a_warning)
 {
-	char *dir = tree_new();
+	char *dir = tree_dir;
 	tree_scenario(dir, "a.yaml", "a");
 	tree_mkdir(dir, "locked");
 	tree_scenario(dir, "locked/b.yaml", "b");
@@ -1103,12 +1108,11 @@ Test(collect, unreadable_subdirectory_is_a_warning)
 	scenario_collection_clear(&c);
 	free(want);
 	free(locked);
-	tree_remove(dir);
 }
 
 Test(collect, errors_are_data_in_order)
 {
-	char *dir = tree_new();
+	char *dir = tree_dir;
 	tree_mkdir(dir, "empty");
 	tree_symlink(dir, "empty/dangling.yaml", "nowhere.yaml");
 	tree_mkdir(dir, "nothing");
@@ -1134,7 +1138,6 @@ Test(collect, errors_are_data_in_order)
 	free(empty);
 	free(nothing);
 	free(missing);
-	tree_remove(dir);
 }
 
 /* Regression (issue 17): `image` had no cap below the machine's memory. The

@@ -325,8 +325,22 @@ def test_fds_seen_by_the_program_are_unchanged(tmp_path):
     assert [line for line in watched.splitlines() if events not in line] == plain.splitlines()
 
 
+# A daemon left behind, asleep: the command ends only once the daemon is
+# `sleep` (exec'd) and inside its nanosleep, so what watch finds does not
+# depend on how fast a loaded machine runs the exec.
+DAEMON = """\
+setsid sleep 300 & d=$!
+while :; do
+  c=; w=; read -r c < /proc/$d/comm; read -r w < /proc/$d/wchan
+  case "$c $w" in "sleep "*nanosleep*) break;; esac
+  sleep 0.01
+done
+echo started
+"""
+
+
 def test_daemon_left_behind_is_reported_then_ended(tmp_path):
-    proc, run = watch(tmp_path, ["sh", "-c", "setsid sleep 300 & echo started"], "--linger", "300ms")
+    proc, run = watch(tmp_path, ["sh", "-c", DAEMON], "--linger", "300ms")
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout == b"started\n"
     doc = result(run)
@@ -350,8 +364,49 @@ HANGS = textwrap.dedent("""
 """)
 
 
+def kill_descendants():
+    """SIGKILL what is left of a held tree and wait (bounded) until it is gone."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        left = descendants()
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+def watch_timeout(tmp_path, cmd, was_up, *options, user=None):
+    """watch with --timeout 1s, the path under test being what a timeout does
+    to a tree that is up. was_up(proc, run) tells whether the command's
+    tree was up when the timeout fired; when it was not (python starting on a
+    loaded machine), the same again with twice the timeout, up to 64 s. No
+    bet on how fast a tree starts; the checks run on a tree that was up."""
+    seconds = 1
+    while True:
+        name = f"run-{seconds}s"
+        proc, run = watch(tmp_path, cmd, "--timeout", f"{seconds}s", *options, user=user, name=name,
+                          timeout=120 + 2 * seconds)
+        if was_up(proc, run):
+            return proc, run
+        kill_descendants()   # a --hold tree that was not up yet
+        assert seconds < 64, f"the tree was never up at the timeout: {proc.stderr.decode()}"
+        seconds *= 2
+
+
+def hangs_up(proc, run):
+    """The snapshot taken at the timeout holds both processes of HANGS."""
+    try:
+        return len(json.loads((run / "snapshot.json").read_text())["processes"]) >= 2
+    except (OSError, ValueError, KeyError):
+        return True   # no snapshot: the checks that follow say what went wrong
+
+
 def test_timeout_triages_then_ends_the_tree(tmp_path):
-    proc, run = watch(tmp_path, [PY, "-c", HANGS], "--timeout", "1s")
+    proc, run = watch_timeout(tmp_path, [PY, "-c", HANGS], hangs_up)
     assert proc.returncode == 124, proc.stderr.decode()
     doc = result(run)
     assert doc["outcome"] == "hang" and doc["exit"] is None
@@ -365,19 +420,17 @@ def test_timeout_triages_then_ends_the_tree(tmp_path):
 
 
 def test_hold_leaves_the_tree_and_says_how_to_end_it(tmp_path):
-    proc, run = watch(tmp_path, [PY, "-c", HANGS], "--timeout", "500ms", "--hold")
-    assert proc.returncode == 124
-    assert b"--hold" in proc.stderr and b"kill -INT --" in proc.stderr
-    left = descendants()
-    assert len(left) == 2, left  # the command and its child, untouched
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    # SIGKILL is asynchronous: wait (bounded, a hang detector only) until the
-    # ended tree has exited and been reaped, before the leftover check.
-    deadline = time.monotonic() + 30
-    while descendants() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert result(run)["outcome"] == "hang"
+    try:
+        proc, run = watch_timeout(tmp_path, [PY, "-c", HANGS], hangs_up, "--hold")
+        assert proc.returncode == 124
+        assert b"--hold" in proc.stderr and b"kill -INT --" in proc.stderr
+        left = descendants()
+        assert len(left) == 2, left  # the command and its child, untouched
+        assert result(run)["outcome"] == "hang"
+    finally:
+        # SIGKILL is asynchronous: wait (bounded, a hang detector only) until
+        # the ended tree has exited and been reaped, before the leftover check.
+        kill_descendants()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as another user")
@@ -387,7 +440,8 @@ def test_selfdump_when_ptrace_is_denied(tmp_path):
     os.chmod(shared, 0o777)
     fixture = os.environ["SELFDUMP_FIXTURE"]
     try:
-        proc, run = watch(shared, [fixture, "nodump"], "--timeout", "1s", "--selfdump", user=65534)
+        proc, run = watch_timeout(shared, [fixture, "nodump"], lambda proc, run: b"READY" in proc.stdout,
+                                  "--selfdump", user=65534)
         check_selfdump(proc, run)
     finally:
         shutil.rmtree(shared)

@@ -87,6 +87,39 @@ json_num(const json_t *obj, const char *key, double fallback)
 	return json_is_number(v) ? json_number_value(v) : fallback;
 }
 
+bool
+json_ns(const json_t *obj, const char *key, uint64_t *ret_value)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*ret_value = (uint64_t) json_integer_value(v);
+		return true;
+	}
+	/* Below 2^64 (about 1.8447e19), or the cast is undefined. */
+	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 1.8e19) {
+		*ret_value = (uint64_t) json_real_value(v);
+		return true;
+	}
+	return false;
+}
+
+const char *
+json_strn(const json_t *obj, const char *key, size_t *ret_len)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (!json_is_string(v))
+		return NULL;
+	if (ret_len)
+		*ret_len = json_string_length(v);
+	return json_string_value(v);
+}
+
+bool
+json_has_int(const json_t *obj, const char *key)
+{
+	return json_is_integer(json_object_get(obj, key));
+}
+
 int
 json_bool(const json_t *obj, const char *key, int fallback)
 {

@@ -2,6 +2,7 @@
 /* Glue over jansson shared by the CLI, the runner and the renderers. */
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Write JSON to path through a temporary file and rename(2), so a reader never
@@ -15,6 +16,16 @@ int text_write_file_atomic(const char *path, const char *data, size_t len);
 const char *json_str(const json_t *obj, const char *key, const char *fallback);
 int64_t json_int(const json_t *obj, const char *key, int64_t fallback);
 double json_num(const json_t *obj, const char *key, double fallback);
+/* A non-negative integer field (times in ns, sizes, counts), also from a
+ * real: true with *ret_value set, false (ret_value untouched) when the key is
+ * missing, null, negative, too large or of another type. */
+bool json_ns(const json_t *obj, const char *key, uint64_t *ret_value);
+/* A string field with its full length (jansson strings may hold NULs): NULL
+ * when missing or not a string; ret_len may be NULL. */
+const char *json_strn(const json_t *obj, const char *key, size_t *ret_len);
+/* Whether the field is a JSON integer (present, not null, not a real): for
+ * "shown only when known" fields. */
+bool json_has_int(const json_t *obj, const char *key);
 int json_bool(const json_t *obj, const char *key, int fallback);
 /* A JSON string from arbitrary bytes: invalid UTF-8 and NULs become U+FFFD. */
 json_t *json_string_lossy(const char *data, size_t len);

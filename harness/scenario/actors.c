@@ -338,10 +338,10 @@ parse_actor(struct loader *l, const struct ynode *node, int depth, struct actor_
 		r = loader_keep_going(
 		    l, parse_steps(l, f[3].value, a->name, true, 0, &a->boot, &a->n_boot), &failed);
 	if (r >= 0 && f[4].value)
-		r = loader_keep_going(l,
-				      parse_steps(l, f[4].value, a->name, false, a->n_boot,
-						  &a->steps, &a->n_steps),
-				      &failed);
+		r = loader_keep_going(
+		    l,
+		    parse_steps(l, f[4].value, a->name, false, a->n_boot, &a->steps, &a->n_steps),
+		    &failed);
 	if (r >= 0 && f[5].value)
 		r = loader_keep_going(
 		    l, parse_children(l, f[5].value, depth + 1, a, &groups, &n_groups, &size),

@@ -111,8 +111,10 @@ found_add(struct walk *w, char *path, const struct stat *st)
 		w->found = f;
 		w->cap_found = ncap;
 	}
-	w->found[w->n_found++] = (struct candidate){
-	    .path = path, .has_id = st != NULL, .dev = st ? st->st_dev : 0, .ino = st ? st->st_ino : 0};
+	w->found[w->n_found++] = (struct candidate){.path = path,
+						    .has_id = st != NULL,
+						    .dev = st ? st->st_dev : 0,
+						    .ino = st ? st->st_ino : 0};
 	return 0;
 }
 
@@ -281,7 +283,8 @@ load_found(struct walk *w)
 		if (f->has_id) {
 			const struct seen *again = seen_find(files, n_files, f->dev, f->ino);
 			if (again) {
-				r = note_add(c, false, "%s: skipped, the same file as %s (loaded once)",
+				r = note_add(c, false,
+					     "%s: skipped, the same file as %s (loaded once)",
 					     f->path, again->path);
 				continue;
 			}

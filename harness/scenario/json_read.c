@@ -219,6 +219,10 @@ steps_from_json(struct jreader *j, const json_t *arr, const char *where, struct 
 			r = jget_uint(j, o, w, "status", 255, &u);
 			st->value = (int)u;
 			break;
+		case STEP_LOG_SINK:
+			r = jget_uint(j, o, w, "fd", 1023, &u);
+			st->value = (int)u;
+			break;
 		case STEP_KILL_SELF:
 			r = jget_signal(j, o, w, "signal", &st->value);
 			break;
@@ -435,6 +439,9 @@ scenario_from_json_object(struct jreader *j, const json_t *o, struct scenario *s
 		r = jget_bool(j, sub, "fixes", "peer_wait_bound", &f->peer_wait_bound);
 	if (r >= 0)
 		r = jget_bool(j, sub, "fixes", "tree_kill", &f->tree_kill);
+	if (r >= 0 && (r = jget_choice(j, sub, "fixes", "scrub_mode", scrub_mode_names,
+				       ARRAY_SIZE(scrub_mode_names), &c)) >= 0)
+		f->scrub_mode = (enum scrub_mode)c;
 	if (r < 0)
 		return r;
 

@@ -88,6 +88,9 @@ steps_to_json(const struct step *steps, size_t n)
 		case STEP_EXIT:
 			jset(o, "status", json_integer(st->value), &failed);
 			break;
+		case STEP_LOG_SINK:
+			jset(o, "fd", json_integer(st->value), &failed);
+			break;
 		case STEP_KILL_SELF:
 			jset(o, "signal", signal_to_json(st->value), &failed);
 			break;
@@ -166,6 +169,7 @@ scenario_to_json(const struct scenario *s)
 	jset(fixes, "stdio", json_string(stdio_name(f->stdio)), &failed);
 	jset(fixes, "atfork_locks", json_boolean(f->atfork_locks), &failed);
 	jset(fixes, "wait", json_string(wait_name(f->wait)), &failed);
+	jset(fixes, "scrub_mode", json_string(scrub_mode_name(f->scrub_mode)), &failed);
 	jset(fixes, "boot_race", json_boolean(f->boot_race), &failed);
 	jset(fixes, "cancel_first", json_boolean(f->cancel_first), &failed);
 	jset(fixes, "peer_wait_bound", json_boolean(f->peer_wait_bound), &failed);

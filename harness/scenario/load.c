@@ -242,8 +242,9 @@ scenario_load(const char *path, struct scenario **ret, char **ret_error)
 		goto io_error;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		if (asprintf(ret_error, "%s: not a regular file (%s); a scenario must be a regular file",
-			     path, file_type_name(st.st_mode)) < 0)
+		if (asprintf(ret_error,
+			     "%s: not a regular file (%s); a scenario must be a regular file", path,
+			     file_type_name(st.st_mode)) < 0)
 			*ret_error = NULL;
 		return -EINVAL;
 	}

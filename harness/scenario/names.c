@@ -27,6 +27,10 @@ const char *const wait_names[] = {
     [WAIT_PIDFD] = "pidfd",
     [WAIT_THREAD] = "thread",
 };
+const char *const scrub_mode_names[] = {
+    [SCRUB_CLOSE] = "close",
+    [SCRUB_DEVNULL] = "devnull",
+};
 const char *const outcome_names[] = {
     [OUTCOME_OK] = "ok",
     [OUTCOME_ERROR] = "error",
@@ -55,6 +59,7 @@ const struct step_info step_infos[_STEP_MAX] = {
     [STEP_AWAIT] = {"await", false, ARG_CHILD, false, "NAME"},
     [STEP_KILL_SELF] = {"kill_self", false, ARG_SIGNAL, true, "SIGKILL"},
     [STEP_DAEMONIZE] = {"daemonize", true, ARG_NONE, false, NULL},
+    [STEP_LOG_SINK] = {"log_sink", true, ARG_FD, true, "11"},
 };
 
 int
@@ -114,6 +119,12 @@ const char *
 wait_name(enum wait_kind w)
 {
 	return name_of(wait_names, ARRAY_SIZE(wait_names), (int)w);
+}
+
+const char *
+scrub_mode_name(enum scrub_mode m)
+{
+	return name_of(scrub_mode_names, ARRAY_SIZE(scrub_mode_names), (int)m);
 }
 
 int

@@ -31,6 +31,7 @@ enum step_arg {
 	ARG_SIGNAL,   /* kill_self */
 	ARG_LOG,      /* log: SIZE | {bytes, to} */
 	ARG_CHILD,    /* spawn, await */
+	ARG_FD,	      /* log_sink */
 };
 
 struct step_info {
@@ -45,6 +46,7 @@ extern const char *const backend_names[_BACKEND_MAX];
 extern const char *const capture_names[_CAPTURE_MAX];
 extern const char *const stdio_names[_STDIO_MAX];
 extern const char *const wait_names[_WAIT_MAX];
+extern const char *const scrub_mode_names[_SCRUB_MAX];
 extern const char *const outcome_names[_OUTCOME_MAX];
 extern const char *const target_names[INTERRUPT_GROUP + 1];
 extern const char *const stream_names[LOG_STDERR + 1];
@@ -99,6 +101,7 @@ enum setting_id {
 	SET_CANCEL_FIRST,
 	SET_PEER_WAIT_BOUND,
 	SET_TREE_KILL,
+	SET_SCRUB_MODE,
 	SET_CANCEL_ACK,
 	SET_HARD_KILL,
 	SET_PEER_WAIT,
@@ -118,15 +121,14 @@ struct setting {
 	enum setting_id id;
 };
 
-extern const char *const fix_keys[9];
+extern const char *const fix_keys[10];
 extern const char *const timeout_keys[5];
 extern const char *const interrupt_keys[3];
 extern const char *const expect_keys[3];
 
 const struct setting *setting_find(const char *key);
 int setting_unknown_msg(char **ret_msg, const char *word, const char *where);
-int expect_apply(struct expectation *e, const struct setting *st, const char *text,
-		 char **ret_msg);
+int expect_apply(struct expectation *e, const struct setting *st, const char *text, char **ret_msg);
 /* Apply one setting. s is untouched on failure. */
 int setting_apply(struct scenario *s, const struct setting *st, const char *text, char **ret_msg);
 void scenario_set_defaults(struct scenario *s);

@@ -28,6 +28,7 @@ static const struct setting settings[] = {
     {"fixes.cancel_first", "cancel_first", SET_CANCEL_FIRST},
     {"fixes.peer_wait_bound", "peer_wait_bound", SET_PEER_WAIT_BOUND},
     {"fixes.tree_kill", "tree_kill", SET_TREE_KILL},
+    {"fixes.scrub_mode", "scrub_mode", SET_SCRUB_MODE},
     {"timeouts.cancel_ack", NULL, SET_CANCEL_ACK},
     {"timeouts.hard_kill", NULL, SET_HARD_KILL},
     {"timeouts.peer_wait", NULL, SET_PEER_WAIT},
@@ -43,7 +44,7 @@ static const struct setting settings[] = {
 
 const char *const fix_keys[] = {
     "fd_scrub",	 "reset_sigmask", "stdio",	     "atfork_locks", "wait",
-    "boot_race", "cancel_first",  "peer_wait_bound", "tree_kill",
+    "boot_race", "cancel_first",  "peer_wait_bound", "tree_kill",    "scrub_mode",
 };
 const char *const timeout_keys[] = {"cancel_ack", "hard_kill", "peer_wait", "run", "linger"};
 const char *const interrupt_keys[] = {"after", "signal", "target"};
@@ -205,6 +206,12 @@ setting_apply(struct scenario *s, const struct setting *st, const char *text, ch
 		if (r >= 0)
 			s->fixes.wait = (enum wait_kind)v;
 		return r;
+	case SET_SCRUB_MODE:
+		r = parse_choice_value(st->key, text, scrub_mode_names,
+				       ARRAY_SIZE(scrub_mode_names), &v, ret_msg);
+		if (r >= 0)
+			s->fixes.scrub_mode = (enum scrub_mode)v;
+		return r;
 	case SET_CANCEL_ACK:
 		duration = &s->timeouts.cancel_ack_ns;
 		break;
@@ -282,6 +289,7 @@ scenario_set_defaults(struct scenario *s)
 	    .cancel_first = true,
 	    .peer_wait_bound = true,
 	    .tree_kill = true,
+	    .scrub_mode = SCRUB_CLOSE,
 	};
 	s->timeouts = (struct timeouts){
 	    .cancel_ack_ns = 500 * NSEC_PER_MSEC,

@@ -163,6 +163,16 @@ parse_step(struct loader *l, const struct ynode *item, bool boot, struct step *s
 	case ARG_SIGNAL:
 		r = parse_signal_value(info->name, v->text, &st->value, &msg);
 		return r < 0 ? fail_msg(l, v, r, msg) : 0;
+	case ARG_FD: {
+		unsigned long long fd;
+		if (!parse_uint(v->text, 1023, &fd) || fd < 3)
+			return fail_at(l, v,
+				       "invalid fd number '%s' for log_sink (expected an integer "
+				       "from 3 to 1023)",
+				       quote(&q, v->text));
+		st->value = (int)fd;
+		return 0;
+	}
 	case ARG_LOG:
 		return parse_log(l, v, st);
 	case ARG_CHILD:

@@ -30,7 +30,8 @@ loader_fail(struct loader *l, unsigned line, unsigned column, const char *fmt, .
 	char *m = NULL, *error = NULL;
 	/* The loader goes on past some errors (loader_keep_going): the one
 	 * reported is the first in the file, not the first found. */
-	if (l->error && (line > l->error_line || (line == l->error_line && column >= l->error_column)))
+	if (l->error &&
+	    (line > l->error_line || (line == l->error_line && column >= l->error_column)))
 		return -EINVAL;
 	va_start(ap, fmt);
 	int n = vasprintf(&m, fmt, ap);
@@ -426,7 +427,8 @@ map_fields(struct loader *l, const struct ynode *map, const char *where, struct 
 		size_t j;
 		if (k->type != YNODE_SCALAR) {
 			r = loader_keep_going(
-			    l, fail_at(l, k, "keys must be single words, found %s", node_found(k, &q)),
+			    l,
+			    fail_at(l, k, "keys must be single words, found %s", node_found(k, &q)),
 			    &failed);
 			continue;
 		}
@@ -445,7 +447,8 @@ map_fields(struct loader *l, const struct ynode *map, const char *where, struct 
 		}
 		if (fields[j].key) {
 			r = loader_keep_going(l,
-					      fail_at(l, k, "duplicate key '%s'%s (first at line %u)",
+					      fail_at(l, k,
+						      "duplicate key '%s'%s (first at line %u)",
 						      fields[j].name, where, fields[j].key->line),
 					      &failed);
 			continue;
