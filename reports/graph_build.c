@@ -117,7 +117,7 @@ frame_text(const struct frame *fr)
 
 static void
 build_thread(struct wf_thread *out, const struct snapshot_process *p, const struct snapshot_thread *t,
-	     long clock_ticks)
+	     long clock_ticks, uint64_t snap_started_ns)
 {
 	memset(out, 0, sizeof(*out));
 	out->tid = t->tid;
@@ -149,11 +149,18 @@ build_thread(struct wf_thread *out, const struct snapshot_process *p, const stru
 		out->timeout_ms = t->wait.timeout_ns < 0 ? 0 : t->wait.timeout_ns / 1000000;
 		break;
 	case SYSCALL_TIMEOUT_ABSOLUTE: {
-		/* a deadline on a clock: what is left of it now */
-		struct timespec now;
+		/* a deadline on a clock: what was left of it when the snapshot was
+		 * taken (not now: a recorded snapshot is replayed later) */
+		struct timespec now, mono;
 		int64_t remaining = -1;
-		if (clock_gettime(t->wait.timeout_clock, &now) == 0)
-			remaining = t->wait.timeout_ns - ((int64_t) now.tv_sec * 1000000000LL + now.tv_nsec);
+		if (clock_gettime(t->wait.timeout_clock, &now) == 0 && clock_gettime(CLOCK_MONOTONIC, &mono) == 0) {
+			int64_t now_ns = (int64_t) now.tv_sec * 1000000000LL + now.tv_nsec;
+			int64_t mono_ns = (int64_t) mono.tv_sec * 1000000000LL + mono.tv_nsec;
+			int64_t taken_ns = snap_started_ns ? (int64_t) snap_started_ns : mono_ns;
+			/* the same instant on the deadline's clock */
+			int64_t at_ns = t->wait.timeout_clock == CLOCK_MONOTONIC ? taken_ns : now_ns - (mono_ns - taken_ns);
+			remaining = t->wait.timeout_ns - at_ns;
+		}
 		out->timeout_ms = remaining < 0 ? 0 : remaining / 1000000;
 		break;
 	}
@@ -410,7 +417,7 @@ graph_from_struct(const struct snapshot *s, const json_t *events, struct wf_grap
 		p->threads = calloc(sp->n_threads ? sp->n_threads : 1, sizeof(*p->threads));
 		p->n_threads = sp->n_threads;
 		for (size_t k = 0; k < sp->n_threads; k++) {
-			build_thread(&p->threads[k], sp, &sp->threads[k], s->clock_ticks);
+			build_thread(&p->threads[k], sp, &sp->threads[k], s->clock_ticks, s->started_ns);
 			p->sig_pending |= sp->threads[k].sig_pending;
 			p->sig_blocked &= sp->threads[k].sig_blocked;
 		}

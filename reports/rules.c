@@ -37,6 +37,7 @@ static const char *const predicates[] = {
 	"stopped",
 	"futex_single_thread",
 	"threads_wait_each_other",
+	"waits_on_another_process",
 	NULL,
 };
 

@@ -285,6 +285,18 @@ predicate(struct ctx *cx, const char *name, struct wf_proc *p, struct wf_thread 
 				waiting++;
 		return waiting >= 2;
 	}
+	if (strcmp(name, "waits_on_another_process") == 0) {
+		/* an edge to another stuck process, either way: a lone process
+		 * idling in pause() or a long sleep is not a knot by itself */
+		pid_t rel[MAX_REL];
+		size_t n = t->stuck ? wf_releasers(g, p, t, rel, MAX_REL) : 0;
+		for (size_t i = 0; i < n; i++) {
+			struct wf_proc *q = rel[i] > 0 ? wf_find_proc(g, rel[i]) : NULL;
+			if (q && q != p && q->stuck)
+				return true;
+		}
+		return false;
+	}
 	if (strcmp(name, "waits_file_lock") == 0)
 		return t->wait == WF_WAIT_LOCK;
 	if (strcmp(name, "fifo_without_partner") == 0)
@@ -1113,6 +1125,20 @@ verdict_progress(struct wf_graph *g)
 	strbuf_free(&sb);
 	strbuf_free(&text);
 	return v;
+}
+
+char *
+verdict_signal_note(uint64_t blocked, uint64_t ignored)
+{
+	char b[256], i[256];
+	uint64_t bl = blocked & terminating_signals, ig = ignored & terminating_signals & ~blocked;
+	if (!bl && !ig)
+		return NULL;
+	char *out = NULL;
+	if (asprintf(&out, "%s%s%s%s%s", bl ? sigmask_format(bl, b, sizeof(b)) : "", bl ? " blocked in every thread" : "",
+		     bl && ig ? "; " : "", ig ? sigmask_format(ig, i, sizeof(i)) : "", ig ? " ignored" : "") < 0)
+		return NULL;
+	return out;
 }
 
 size_t

@@ -17,6 +17,13 @@ json_t *verdicts_compute(struct wf_graph *g, const struct ruleset *rs);
  * moved. verdicts_compute appends it when it found no hang. */
 json_t *verdict_progress(struct wf_graph *g);
 
+/* Why a teardown signal may not end a process (issue 13, item 4): the
+ * terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT) it blocks in every
+ * thread or ignores, e.g. "SIGINT blocked in every thread; SIGHUP ignored"
+ * — NULL when none. blocked is the intersection over its threads (SigBlk),
+ * ignored its SigIgn. For the escaped/leftover reports of the CLI. */
+char *verdict_signal_note(uint64_t blocked, uint64_t ignored);
+
 /* The closing line: "Found 2 hangs." / "Found one hang." / "No hang found." */
 const char *verdicts_closing_line(const json_t *verdicts, char *buf, size_t size);
 /* Number of verdicts whose class is a hang (not slow-teardown / escaped). */

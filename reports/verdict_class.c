@@ -49,6 +49,10 @@ static const struct verdict_class_info classes[] = {
 	{ "busy-loop", "a thread spins at full CPU without making progress",
 	  "close inherited fds (fixes.fd_scrub) and stop reading on EOF (0-byte reads)", true,
 	  "stop reading when read() returns 0 (EOF) and close inherited fds in children" },
+	{ "wait-knot",
+	  "threads wait on each other, or on something nothing in the tree will provide (no more specific cause found)",
+	  "bound the waits of the chain with timeouts, and make sure whatever it waits for is provided", true,
+	  "bound the waits of the chain with timeouts, and make sure whatever it waits for is provided" },
 	{ "fd-alias", "a stale writer writes into an fd number that the child's scrub closed and a channel reused",
 	  "retire descriptors by dup2-ing /dev/null over them (the numbers stay reserved) or close the objects that own "
 	  "them; never a raw close under live owners (fixes.scrub_mode: devnull)",

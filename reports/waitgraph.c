@@ -610,13 +610,23 @@ wf_describe_wait(struct wf_graph *g, struct wf_proc *p, struct wf_thread *t)
 		(void) strbuf_printf(&sb, "another process to open FIFO %s (open blocks until the other side is opened)",
 				     t->wait_path ? t->wait_path : "(path unreadable)");
 		break;
-	case WF_WAIT_STOPPED:
-		if (t->state == 't')
+	case WF_WAIT_STOPPED: {
+		if (t->state == 't') {
 			(void) strbuf_printf(&sb, "its tracer (pid %d) to resume it (ptrace stop)", (int) p->tracer_pid);
-		else
-			(void) strbuf_printf(&sb, "SIGCONT: it is stopped (state T%s%s)", t->wchan && *t->wchan ? ", wchan " : "",
-					     t->wchan && *t->wchan ? t->wchan : "");
+			break;
+		}
+		(void) strbuf_printf(&sb, "SIGCONT: it is stopped (state T%s%s)", t->wchan && *t->wchan ? ", wchan " : "",
+				     t->wchan && *t->wchan ? t->wchan : "");
+		/* stopped inside a read/write of its terminal: job control stopped
+		 * a background job (SIGTTIN/SIGTTOU) until its shell brings it to
+		 * the foreground */
+		bool rd = is_one_of(t->syscall, read_calls), wr = is_one_of(t->syscall, write_calls);
+		struct wf_fd *f = rd || wr ? wf_find_fd(p, (int) t->args[0]) : NULL;
+		if (f && f->target && (strncmp(f->target, "/dev/pts/", 9) == 0 || strncmp(f->target, "/dev/tty", 8) == 0))
+			(void) strbuf_printf(&sb, "; stopped while %s the terminal %s: a background job (SIG%s) waits for its shell to bring it to the foreground",
+					     rd ? "reading" : "writing", f->target, rd ? "TTIN" : "TTOU");
 		break;
+	}
 	case WF_WAIT_CONNECT:
 		(void) strbuf_printf(&sb, "a connection to complete (connect on fd %d)", t->wait_fd);
 		break;

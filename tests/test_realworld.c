@@ -4,9 +4,12 @@
  * the resource, with remedies in the program's terms (no scenario keys). */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "probes/waitfacts.h"
 #include "reports/rules.h"
@@ -130,6 +133,8 @@ Test(realworld, lock_across_fork_is_lost_wakeup_not_lock_deadlock)
 	const json_t *fx = json_object_get(json_object_get(h, "evidence"), "futex");
 	cr_assert(json_is_true(json_object_get(fx, "single_threaded")));
 	cr_assert_eq(json_integer_value(json_object_get(fx, "parent")), root, "names the parent");
+	cr_assert(has_pid(h, root), "the parent waiting for it is in the same knot (its sleeping thread's absolute "
+				    "deadline is judged at the snapshot's time, not at replay)");
 	json_decref(v);
 	json_decref(doc);
 }
@@ -273,4 +278,62 @@ Test(waitfacts, lock_lines_of_fdinfo_and_proc_locks)
 	json_decref(j);
 	free(back);
 	free(l);
+}
+
+Test(waitfacts, restart_syscall_named_from_the_innermost_frame)
+{
+	struct proc_syscall sc = {.kind = PROC_SYSCALL_IN, .nr = SYS_restart_syscall, .args = {7, 0, 0, 0x1234}};
+	struct syscall_wait w = {0};
+	cr_assert_not(syscall_resolve_restart_by_frame(getpid(), "main", &sc, &w), "no known wrapper");
+	cr_assert(syscall_resolve_restart_by_frame(getpid(), "epoll_wait", &sc, &w));
+	cr_assert_eq(sc.nr, SYS_epoll_wait);
+	cr_assert_eq(w.fd, 7);
+	struct proc_syscall other = {.kind = PROC_SYSCALL_IN, .nr = SYS_read};
+	cr_assert_not(syscall_resolve_restart_by_frame(getpid(), "epoll_wait", &other, &w), "only restart_syscall");
+}
+
+Test(waitfacts, blocked_writes_are_not_frozen)
+{
+	struct proc_syscall wr = {.kind = PROC_SYSCALL_IN, .nr = SYS_write};
+	struct proc_syscall rd = {.kind = PROC_SYSCALL_IN, .nr = SYS_read};
+	cr_assert(wait_breaks_on_interrupt("anon_pipe_write", &wr));
+	cr_assert(wait_breaks_on_interrupt("pipe_write", &wr));
+	cr_assert(wait_breaks_on_interrupt("unix_stream_sendmsg", &wr));
+	cr_assert_not(wait_breaks_on_interrupt("anon_pipe_read", &rd));
+	cr_assert_not(wait_breaks_on_interrupt("", &wr));
+}
+
+Test(realworld, why_a_teardown_signal_fails)
+{
+	cr_assert_null(verdict_signal_note(1ULL << (SIGUSR1 - 1), 0), "not a terminating signal");
+	char *s = verdict_signal_note(1ULL << (SIGINT - 1), 1ULL << (SIGHUP - 1));
+	cr_assert(s && strstr(s, "SIGINT") && strstr(s, "blocked in every thread") && strstr(s, "SIGHUP ignored"),
+		  "%s", s ? s : "(null)");
+	free(s);
+}
+
+Test(realworld, a_shell_waiting_for_a_long_sleep_is_a_wait_knot)
+{
+	json_int_t root;
+	json_t *doc = load_case("shell-waits-long-sleep", &root);
+	const json_t *snap = json_object_get(doc, "snapshot");
+	json_t *v = verdicts_of(snap, NULL);
+	const json_t *h = only_hang(v, "wait-knot");
+	cr_assert(has_pid(h, root) && has_pid(h, pid_of(snap, "sleep 1000", 0)));
+	cr_assert(strstr(text_of(h), "beyond the window"), "%s", text_of(h));
+	json_decref(v);
+	json_decref(doc);
+}
+
+Test(realworld, a_lone_process_in_pause_is_no_hang_and_the_summary_says_what_it_waits_for)
+{
+	json_int_t root;
+	json_t *doc = load_case("lone-pause", &root);
+	char *summary = NULL;
+	json_t *v = verdicts_of(json_object_get(doc, "snapshot"), &summary);
+	cr_assert_eq(json_array_size(v), 0, "%s", json_dumps(v, JSON_COMPACT));
+	cr_assert(summary && strstr(summary, "a signal (pause"), "%s", summary ? summary : "(null)");
+	free(summary);
+	json_decref(v);
+	json_decref(doc);
 }

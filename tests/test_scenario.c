@@ -489,7 +489,7 @@ Test(scenario, inline_errors)
 	     "pipe-full, "
 	     "eof-never, mutual-wait, uncancellable-wait, lost-wakeup-futex, lock-deadlock, "
 	     "file-lock, fifo-no-partner, stopped, signal-blocked, orphan, "
-	     "unreaped-zombie, boot-death, busy-loop, fd-alias, slow-teardown, escaped, slow-not-stuck, or none)"},
+	     "unreaped-zombie, boot-death, busy-loop, wait-knot, fd-alias, slow-teardown, escaped, slow-not-stuck, or none)"},
 	    {"name: x\ntree: {name: r}\ntimeouts: {run: 99999999999h}\n",
 	     "inline.yaml:3:17: duration '99999999999h' for timeouts.run is too large"},
 	    {"name: x\ntree: {name: r, children: [{name: '..'}]}\n",

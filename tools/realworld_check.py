@@ -88,6 +88,14 @@ sleep 1000 &
 kill -STOP $!
 wait
 ''', [("CHILD", "do_signal_stop")]),
+    "shell-waits-long-sleep": ("wait-knot", "sh", r'''
+sleep 1000
+true
+''', [("sleep 1000", "nanosleep")]),
+    "lone-pause": ("none", "py", r'''
+import signal
+signal.pause()
+''', [("ROOT", "pause")]),
     "slow-drain": (None, "py", r'''
 import subprocess, sys
 p = subprocess.Popen([sys.executable, "-c", "import sys\nfor i in range(10**9): sys.stdout.write('x'*100+'\\n'); sys.stdout.flush()"], stdout=subprocess.PIPE)
