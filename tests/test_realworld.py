@@ -26,27 +26,9 @@ CASES = rw.load_cases()
 # (case, "triage"|"watch"). Results on main and on the branch `realworld`
 # are tabled in docs/verdicts.md#real-world-corpus.
 NOT_YET = {
-    ("asyncio-cat-stdin", "triage"): "named uncancellable-wait (asyncio's ThreadedChildWatcher thread in a "
-                                     "blocking wait4) instead of the cycle: cat waits for EOF the parent holds",
-    ("forking-server-zombie", "triage"): "named boot-death without probe events (a worker that served and "
-                                         "exited is not a child that died before a handshake)",
     ("pause-orphan", "triage"): "no verdict: the orphan's new parent is a subreaper (the test, as systemd "
                                 "--user or tmux would be), not pid 1",
     ("pause-orphan", "watch"): "no orphan verdict for the process left after the command exited",
-    ("sigwait-parent-waits", "triage"): "no verdict: a sigwait is not an edge to the process that would send the signal",
-    ("sigwait-parent-waits", "watch"): "no verdict: a sigwait is not an edge to the process that would send the signal",
-    ("trio-nursery-stdin", "triage"): "no verdict: trio waits for the child through a pidfd in epoll",
-    ("trio-nursery-stdin", "watch"): "no verdict: trio waits for the child through a pidfd in epoll",
-    ("trio-tcp-both-receive", "triage"): "slow-not-stuck from tcp_info last_data age of a connection on which "
-                                         "no byte was ever sent; the knot through two epoll sets not found",
-    ("trio-tcp-both-receive", "watch"): "no verdict: the knot through two trio epoll sets over TCP is not found",
-    ("trio-undrained", "triage"): "no verdict: trio waits for the writer's exit through a pidfd in epoll",
-    ("trio-undrained", "watch"): "no verdict: trio waits for the writer's exit through a pidfd in epoll",
-    ("healthy-slow-pipe", "triage"): "no slow-not-stuck finding: 500 B/s through the pipe is under the 4 KiB "
-                                     "and 20 ms CPU thresholds between the samples",
-    ("healthy-slow-pipe", "watch"): "no slow-not-stuck finding: 500 B/s is under the progress thresholds",
-    ("healthy-trio-ticker", "triage"): "no slow-not-stuck finding: a line every 100 ms is under the thresholds",
-    ("healthy-trio-ticker", "watch"): "no slow-not-stuck finding: a line every 100 ms is under the thresholds",
 }
 
 
