@@ -35,15 +35,30 @@ static const char triage_usage[] =
 	"\n"
 	"Exit status: 0 no hang found, 1 a verdict names one, 2 usage or nothing readable.\n";
 
+/* The verdicts and the closing line; when none names a hang, what each
+ * thread waits for (a stack tool always shows something). JSON carries all. */
 static void
-print_verdicts(const json_t *verdicts)
+print_analysis(const struct triage_analysis *an, const json_t *snapshot, bool json)
 {
+	size_t hangs = verdicts_count_hangs(an->verdicts);
+	if (json) {
+		json_t *doc = json_pack("{s:i,s:O,s:i,s:O}", "schema_version", 1, "verdicts", an->verdicts, "found_hangs",
+					(int) hangs, "waits", an->waits ? an->waits : json_null());
+		if (snapshot)
+			json_object_set(doc, "snapshot", (json_t *) snapshot);
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(doc);
+		return;
+	}
 	size_t i;
 	json_t *v;
-	json_array_foreach(verdicts, i, v)
+	json_array_foreach(an->verdicts, i, v)
 		printf("%s\n", json_str(v, "text", ""));
 	char line[64];
-	printf("%s\n", verdicts_closing_line(verdicts, line, sizeof(line)));
+	printf("%s\n", verdicts_closing_line(an->verdicts, line, sizeof(line)));
+	if (hangs == 0 && an->waits_text && *an->waits_text)
+		printf("What each process waits for:\n%s", an->waits_text);
 }
 
 /* Post-mortem: analyse a recorded snapshot.json again (new rules, --explain). */
@@ -72,9 +87,8 @@ triage_from_file(const char *path, const char *events_path, const char *rules, b
 			return 2;
 		}
 	}
-	json_t *verdicts = NULL;
-	char *text = NULL;
-	int r = triage_analyze(snap, events, rules, &verdicts, explain ? &text : NULL, &error);
+	struct triage_analysis an;
+	int r = triage_analyze(snap, events, rules, explain, &an, &error);
 	if (r < 0) {
 		/* A bad rules file names itself (file:line:col); a bad snapshot is the --from file. */
 		fprintf(stderr, "forkscope triage: ");
@@ -90,19 +104,11 @@ triage_from_file(const char *path, const char *events_path, const char *rules, b
 		json_decref(events);
 		return 2;
 	}
-	if (text)
-		fputs(text, json ? stderr : stdout);
-	if (json) {
-		json_t *doc = json_pack("{s:i,s:O,s:i}", "schema_version", 1, "verdicts", verdicts, "found_hangs",
-					(int) verdicts_count_hangs(verdicts));
-		json_dumpf(doc, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
-		json_decref(doc);
-	} else
-		print_verdicts(verdicts);
-	size_t hangs = verdicts_count_hangs(verdicts);
-	free(text);
-	json_decref(verdicts);
+	if (an.explain)
+		fputs(an.explain, json ? stderr : stdout);
+	print_analysis(&an, NULL, json);
+	size_t hangs = verdicts_count_hangs(an.verdicts);
+	triage_analysis_release(&an);
 	json_decref(snap);
 	json_decref(events);
 	return hangs > 0 ? 1 : 0;
@@ -286,9 +292,10 @@ triage_live(const struct triage_args *a)
 	struct triage_request req = { .roots = a->pids, .n_roots = a->n_pids, .stacks = a->stacks,
 				      .rules_file = a->rules, .reason = "command", .python_mode = a->python,
 				      .pgid = pgid == a->pids[0] ? pgid : 0, .events = events };
-	json_t *snap = NULL, *verdicts = NULL;
+	json_t *snap = NULL;
+	struct triage_analysis an;
 	char *error = NULL;
-	int r = triage_run(&req, &snap, &verdicts, &error);
+	int r = triage_run(&req, &snap, &an, &error);
 	json_decref(events);
 	if (r < 0) {
 		if (error)
@@ -302,24 +309,17 @@ triage_live(const struct triage_args *a)
 		free(error);
 		return 2;
 	}
-	size_t hangs = verdicts_count_hangs(verdicts);
+	size_t hangs = verdicts_count_hangs(an.verdicts);
 	/* The gaps: part of the text report; on stderr next to JSON. */
 	if (triage_print_gaps(snap, a->json ? stderr : stdout) == 0) {
 		cli_error("triage", "nothing could be read of the process%s given", a->n_pids == 1 ? "" : "es");
 		json_decref(snap);
-		json_decref(verdicts);
+		triage_analysis_release(&an);
 		return 2;
 	}
-	if (a->json) {
-		json_t *doc = json_pack("{s:i,s:O,s:O,s:i}", "schema_version", 1, "verdicts", verdicts, "snapshot", snap,
-					"found_hangs", (int) hangs);
-		json_dumpf(doc, stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
-		json_decref(doc);
-	} else
-		print_verdicts(verdicts);
+	print_analysis(&an, snap, a->json);
 	json_decref(snap);
-	json_decref(verdicts);
+	triage_analysis_release(&an);
 	return hangs > 0 ? 1 : 0;
 }
 

@@ -410,7 +410,8 @@ run_cell(const struct cell_ctx *c, const struct scenario *sc, int *ret_held)
 	}
 	f.pgid = top;
 	struct session_tree tree = { .top = top, .pgid = top, .start_ns = f.start_ns,
-				     .events_path = c->o->no_probes ? NULL : events_path, .snapshot_path = snapshot_path };
+				     .events_path = c->o->no_probes ? NULL : events_path, .snapshot_path = snapshot_path,
+				     .window_ns = sc->timeouts.run_ns };
 	pidfd = pidfd_open(top, 0);
 	if (pidfd < 0) {
 		/* EMFILE under a low `ulimit -n`: the machine's limit, said as such,

@@ -235,13 +235,16 @@ session_triage(const struct session_tree *t, const char *reason, struct session_
 			snap = minimal_snapshot();
 		add_selfdump_stacks(snap, t->events_path, events, ret->selfdumps);
 	}
+	if (snap && t->window_ns)
+		json_object_set_new(snap, "window_ms", json_integer((json_int_t) (t->window_ns / 1000000)));
 	if (snap) {
 		/* The verdicts come from the snapshot as written, with the run's
 		 * events: exactly what `triage --from` computes again. */
-		json_t *found = NULL;
-		if (triage_analyze(snap, events, opts.rules_file, &found, NULL, NULL) == 0) {
-			json_array_extend(ret->verdicts, found);
-			json_decref(found);
+		struct triage_analysis an;
+		if (triage_analyze(snap, events, opts.rules_file, false, &an, NULL) == 0) {
+			json_array_extend(ret->verdicts, an.verdicts);
+			ret->waits = json_incref(an.waits);
+			triage_analysis_release(&an);
 		}
 		if (t->snapshot_path) {
 			int wr = json_write_file_atomic(snap, t->snapshot_path, JSON_INDENT(1));
@@ -261,6 +264,7 @@ session_triage_release(struct session_triage *t)
 	json_decref(t->snapshot);
 	json_decref(t->verdicts);
 	json_decref(t->selfdumps);
+	json_decref(t->waits);
 	*t = (struct session_triage){ 0 };
 }
 

@@ -63,6 +63,7 @@ struct session_tree {
 	uint64_t start_ns;  /* CLOCK_MONOTONIC when it started */
 	const char *events_path; /* or NULL (--probes off) */
 	const char *snapshot_path; /* where snapshot.json goes */
+	uint64_t window_ns; /* the deadline that passed: longer timed waits count as never (0: 60 s) */
 };
 
 struct session_triage {
@@ -72,6 +73,7 @@ struct session_triage {
 	int error;	  /* -errno of the snapshot when nothing could be read, else 0 */
 	int write_error;  /* -errno of writing snapshot.json, else 0 */
 	json_t *selfdumps; /* [{pid, error?}] of the self-dump requests */
+	json_t *waits;	   /* what each thread waits for (wf_summary_json), or NULL */
 };
 /* Snapshot the live tree (reason: "timeout", "leftovers", ...), self-dump
  * where asked, analyse, write snapshot.json. Nothing is signalled. */

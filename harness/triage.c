@@ -10,6 +10,7 @@
 #include "reports/rules.h"
 #include "reports/verdict.h"
 #include "reports/waitgraph.h"
+#include "util/jsonutil.h"
 
 int
 triage_load_rules(const char *rules_file, struct ruleset *rs, char **ret_error)
@@ -72,8 +73,8 @@ triage_snapshot(const struct triage_request *req, json_t **ret_snapshot)
 }
 
 int
-triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_file, json_t **ret_verdicts,
-	       char **ret_explain, char **ret_error)
+triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_file, bool explain,
+	       struct triage_analysis *ret, char **ret_error)
 {
 	struct ruleset rs = { 0 };
 	char *err = NULL;
@@ -93,17 +94,36 @@ triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_f
 			*ret_error = NULL;
 		return r;
 	}
+	/* A timed wait longer than the deadline that passed counts as never
+	 * ending; the deadline travels with the snapshot, so a replay judges
+	 * it the same way. */
+	int64_t window = json_int(snapshot, "window_ms", 0);
+	if (window > 0)
+		g->window_ms = (uint64_t) window;
 	wf_analyze(g);
-	*ret_verdicts = verdicts_compute(g, &rs);
-	if (ret_explain)
-		*ret_explain = wf_explain(g);
+	*ret = (struct triage_analysis){
+		.verdicts = verdicts_compute(g, &rs),
+		.explain = explain ? wf_explain(g) : NULL,
+		.waits_text = wf_summary_text(g),
+		.waits = wf_summary_json(g),
+	};
 	wf_graph_free(g);
 	ruleset_free(&rs);
 	return 0;
 }
 
+void
+triage_analysis_release(struct triage_analysis *a)
+{
+	json_decref(a->verdicts);
+	free(a->explain);
+	free(a->waits_text);
+	json_decref(a->waits);
+	*a = (struct triage_analysis){ 0 };
+}
+
 int
-triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts, char **ret_error)
+triage_run(const struct triage_request *req, json_t **ret_snapshot, struct triage_analysis *ret, char **ret_error)
 {
 	/* Rules first: a bad rules file is a usage error before any process is
 	 * stopped for its stacks. */
@@ -116,13 +136,11 @@ triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret
 	r = triage_snapshot(req, &snap);
 	if (r < 0)
 		return r;
-	json_t *verdicts = NULL;
-	r = triage_analyze(snap, req->events, req->rules_file, &verdicts, NULL, ret_error);
+	r = triage_analyze(snap, req->events, req->rules_file, false, ret, ret_error);
 	if (r < 0) {
 		json_decref(snap);
 		return r;
 	}
 	*ret_snapshot = snap;
-	*ret_verdicts = verdicts;
 	return 0;
 }

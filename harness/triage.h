@@ -29,12 +29,20 @@ int triage_load_rules(const char *rules_file, struct ruleset *rs, char **ret_err
  * there is no process to look at, -errno when nothing could be read. */
 int triage_snapshot(const struct triage_request *req, json_t **ret_snapshot);
 /* The analysis of a snapshot (live or recorded) with the probe events of its
- * run if any: the wait-for graph, the rules, the verdicts and (ret_explain,
- * may be NULL) the graph as text. The one path every verdict goes through,
- * so `triage --from` reproduces what `run` and `watch` wrote. On error,
- * *ret_error (may be NULL) gets the message: "file:line:col: ..." for a bad
- * rules file, "not a forkscope snapshot" for a snapshot it cannot read. */
-int triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_file, json_t **ret_verdicts,
-		   char **ret_explain, char **ret_error);
+ * run if any: the wait-for graph, the rules, the verdicts. The one path every
+ * verdict goes through, so `triage --from` reproduces what `run` and `watch`
+ * wrote. */
+struct triage_analysis {
+	json_t *verdicts;  /* array, never NULL on success */
+	char *explain;	   /* the graph as text, when asked for */
+	char *waits_text;  /* what each thread waits for (the "no hang found" view) */
+	json_t *waits;	   /* the same as JSON (wf_summary_json) */
+};
+/* On error, *ret_error (may be NULL) gets the message: "file:line:col: ..."
+ * for a bad rules file, "not a forkscope snapshot" for a snapshot it cannot
+ * read. */
+int triage_analyze(const json_t *snapshot, const json_t *events, const char *rules_file, bool explain,
+		   struct triage_analysis *ret, char **ret_error);
+void triage_analysis_release(struct triage_analysis *a);
 /* triage_snapshot then triage_analyze. */
-int triage_run(const struct triage_request *req, json_t **ret_snapshot, json_t **ret_verdicts, char **ret_error);
+int triage_run(const struct triage_request *req, json_t **ret_snapshot, struct triage_analysis *ret, char **ret_error);

@@ -652,6 +652,7 @@ watch_main(const struct watch_options *o, char **cmd, json_t **ret_doc, char **r
 	}
 	w.tree.events_path = w.events_path;
 	w.tree.snapshot_path = w.snapshot_path;
+	w.tree.window_ns = o->timeout_ns;
 	/* A SIGKILL of forkscope must not leave the command's tree behind. */
 	struct session_options so = { .hold = o->hold, .stacks = o->stacks, .selfdump = o->selfdump,
 				      .rules_file = o->rules_file, .events_path = w.events_path };
