@@ -63,9 +63,13 @@ emit_child_start(const struct spawn_request *req, const sigset_t *inherited_mask
 	event_begin(&e, "child_start");
 	event_uint(&e, "ns_since_fork", since);
 	event_int(&e, "ppid", getppid());
-	event_int(&e, "threads", census_thread_count());
+	/* One /proc read for the thread count and the fd table's size; the fds
+	 * themselves are described without /proc (probes/census.h). */
+	int threads = -1, fd_table = -1;
+	(void) census_self_status(&threads, &fd_table);
+	event_int(&e, "threads", threads);
 	int skip[] = { eventlog_fd() };
-	census_fds(&e, "fds", skip, 1);
+	census_fds_below(&e, "fds", skip, 1, fd_table > 0 ? fd_table : census_fd_bound());
 	census_stdio(&e, "stdio");
 	census_signals(&e);
 	census_signal_set(&e, "sig_blocked_inherited", inherited_mask);
