@@ -63,13 +63,14 @@ emit_child_start(const struct spawn_request *req, const sigset_t *inherited_mask
 	event_begin(&e, "child_start");
 	event_uint(&e, "ns_since_fork", since);
 	event_int(&e, "ppid", getppid());
-	/* One /proc read for the thread count and the fd table's size; the fds
-	 * themselves are described without /proc (probes/census.h). */
-	int threads = -1, fd_table = -1;
-	(void) census_self_status(&threads, &fd_table);
-	event_int(&e, "threads", threads);
+	event_int(&e, "threads", census_thread_count());
 	int skip[] = { eventlog_fd() };
-	census_fds_below(&e, "fds", skip, 1, fd_table > 0 ? fd_table : census_fd_bound());
+	/* After a closing scrub only 0-2 and the log are left, and what the
+	 * prelude opened since took the lowest free numbers: the first 64-slot
+	 * table bounds them, no /proc read needed (probes/census.h). */
+	int bound = req->sc->fixes.fd_scrub && req->sc->fixes.scrub_mode == SCRUB_CLOSE ?
+			    (eventlog_fd() >= 64 ? eventlog_fd() + 1 : 64) : census_fd_bound();
+	census_fds_below(&e, "fds", skip, 1, bound);
 	census_stdio(&e, "stdio");
 	census_signals(&e);
 	census_signal_set(&e, "sig_blocked_inherited", inherited_mask);

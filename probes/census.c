@@ -1,6 +1,7 @@
 #include "probes/census.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -538,8 +539,12 @@ census_threads(struct event *e, const char *key)
 int
 census_thread_count(void)
 {
-	/* One /proc file rather than a listing of /proc/self/task, which would
-	 * leave a dentry per thread to drop at reap time. */
+	/* unshare(CLONE_THREAD) is a no-op for a single-threaded process and
+	 * EINVAL for any other: the common answer (a fork child has one thread)
+	 * without /proc. Else (EINVAL, or a seccomp filter's EPERM) one /proc
+	 * file rather than a listing of /proc/self/task. */
+	if (syscall(SYS_unshare, CLONE_THREAD) == 0)
+		return 1;
 	int threads = -1;
 	int r = census_self_status(&threads, NULL);
 	return r < 0 ? r : threads < 0 ? -EIO : threads;
