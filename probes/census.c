@@ -531,7 +531,16 @@ census_threads(struct event *e, const char *key)
 	struct thread_walk w = { .b = &e->b, .count = 0, .dirfd = -1 };
 	event_key(e, key);
 	asbuf_putc(&e->b, '[');
-	int r = for_each_entry("/proc/self/task", &w.dirfd, thread_entry, &w);
+	int r = 0;
+	if (syscall(SYS_unshare, CLONE_THREAD) == 0) {
+		/* Single-threaded (see census_thread_count): the caller is the
+		 * whole list, no /proc/self/task listing. */
+		char tid[24];
+		struct asbuf t = ASBUF_INIT(tid);
+		asbuf_u64(&t, (uint64_t) syscall(SYS_gettid));
+		thread_entry(tid, &w);
+	} else
+		r = for_each_entry("/proc/self/task", &w.dirfd, thread_entry, &w);
 	asbuf_putc(&e->b, ']');
 	return r < 0 ? r : w.count;
 }
