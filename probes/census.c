@@ -119,18 +119,25 @@ struct path_memo {
  * so a remembered path is never older than the inode's last change. */
 static struct path_memo memo[16];
 static unsigned memo_next;
-static char memo_busy; /* trylock: a signal handler or another thread skips the memo */
+/* Trylock holding the owner's pid: a signal handler or another thread of
+ * the same process skips the memo; a lock that crossed a fork (taken by a
+ * thread of the parent) is stale in the child and taken over. */
+static int memo_owner;
 
 static bool
 memo_lock(void)
 {
-	return !__atomic_test_and_set(&memo_busy, __ATOMIC_ACQUIRE);
+	int self = getpid(), cur = 0;
+	if (__atomic_compare_exchange_n(&memo_owner, &cur, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return true;
+	return cur != self &&
+	       __atomic_compare_exchange_n(&memo_owner, &cur, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
 static void
 memo_unlock(void)
 {
-	__atomic_clear(&memo_busy, __ATOMIC_RELEASE);
+	__atomic_store_n(&memo_owner, 0, __ATOMIC_RELEASE);
 }
 
 static bool
@@ -213,7 +220,7 @@ fd_target(int fd, const struct stat *st, char *target, size_t size, int *probe_f
 {
 	ssize_t n;
 	const char *fixed = NULL;
-	struct statfs sf;
+	struct statfs sf = { .f_type = 0 };
 	switch (st->st_mode & S_IFMT) {
 	case S_IFSOCK:
 		return put_bracketed(target, size, "socket:[", (uint64_t) st->st_ino);
@@ -232,8 +239,8 @@ fd_target(int fd, const struct stat *st, char *target, size_t size, int *probe_f
 		break;
 	default: /* no type: an anon inode or a pidfd */
 		if (fstatfs(fd, &sf) == 0 && sf.f_type == PIDFS_MAGIC)
-			fixed = "anon_inode:[pidfd]";
-		else if (fstatfs(fd, &sf) == 0 && sf.f_type == ANON_INODE_FS_MAGIC)
+			fixed = "anon_inode:[pidfd]"; /* what pidfs (6.9+) prints */
+		else if (sf.f_type == ANON_INODE_FS_MAGIC)
 			fixed = anon_target(fd, probe_fd);
 		if (!fixed) {
 			n = readlink_fd(fd, target, size);
@@ -398,8 +405,9 @@ census_fds_below(struct event *e, const char *key, const int *skip, size_t n_ski
 	int probe_fd = -1, count = 0;
 	event_key(e, key);
 	asbuf_putc(&e->b, '[');
-	/* One poll() marks every closed number of a chunk POLLNVAL. events = 0:
-	 * a driver that acts on a POLLIN request (v4l2 read mode) sees none. */
+	/* One poll() marks every closed number of a chunk POLLNVAL, and only
+	 * those are asked again with fcntl. events = 0: a driver that acts on
+	 * a POLLIN request (v4l2 read mode) sees none. */
 	for (int base = 0; base < bound; base += (int) chunk) {
 		size_t n = (size_t) (bound - base) < chunk ? (size_t) (bound - base) : chunk;
 		for (size_t i = 0; i < n; i++)
@@ -413,7 +421,10 @@ census_fds_below(struct event *e, const char *key, const int *skip, size_t n_ski
 		}
 		for (size_t i = 0; i < n; i++) {
 			int fd = pfd[i].fd;
-			bool skipped = (pfd[i].revents & POLLNVAL) || fd == probe_fd;
+			/* poll() does not see O_PATH fds (POLLNVAL as if closed);
+			 * fcntl does. */
+			bool closed = (pfd[i].revents & POLLNVAL) && fcntl(fd, F_GETFD) < 0;
+			bool skipped = closed || fd == probe_fd;
 			for (size_t k = 0; k < n_skip && !skipped; k++)
 				skipped = skip[k] == fd;
 			if (skipped)
