@@ -17,7 +17,8 @@ const char *census_kind_of_target(const char *target);
 
 /* "fds":[{"fd":0,"kind":"tty","target":"/dev/pts/1","mode":"rw","cloexec":false},…]
  * leaving out the fds in skip[] (the probe's own log fd, kept fds). The fds
- * are found with poll() over [0, census_fd_bound()) and described from
+ * are found with poll() over [0, census_fd_bound()) (fcntl for what poll
+ * calls closed: O_PATH fds) and described from
  * fstat; /proc/self/fd/N is read only for what fstat cannot name (files and
  * devices not seen before by this process or an ancestor, rare anon inodes).
  * Returns the number of fds listed, or -errno. */
