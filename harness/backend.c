@@ -65,7 +65,12 @@ emit_child_start(const struct spawn_request *req, const sigset_t *inherited_mask
 	event_int(&e, "ppid", getppid());
 	event_int(&e, "threads", census_thread_count());
 	int skip[] = { eventlog_fd() };
-	census_fds(&e, "fds", skip, 1);
+	/* After a closing scrub only 0-2 and the log are left, and what the
+	 * prelude opened since took the lowest free numbers: the first 64-slot
+	 * table bounds them, no /proc read needed (probes/census.h). */
+	int bound = req->sc->fixes.fd_scrub && req->sc->fixes.scrub_mode == SCRUB_CLOSE ?
+			    (eventlog_fd() >= 64 ? eventlog_fd() + 1 : 64) : census_fd_bound();
+	census_fds_below(&e, "fds", skip, 1, bound);
 	census_stdio(&e, "stdio");
 	census_signals(&e);
 	census_signal_set(&e, "sig_blocked_inherited", inherited_mask);

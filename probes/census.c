@@ -1,6 +1,7 @@
 #include "probes/census.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/prctl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <sys/timerfd.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "util/asfmt.h"
@@ -82,22 +91,191 @@ put_socket_detail(struct asbuf *b, int fd)
 	asbuf_putc(b, '"');
 }
 
-static void
-put_one_fd(struct asbuf *b, int fd)
+/* ---- what an fd is, without /proc where fstat can tell ----
+ *
+ * Every /proc/self lookup leaves dentries under /proc/<pid> that the kernel
+ * must find and drop when the process is reaped (release_task ->
+ * proc_flush_pid -> d_invalidate); with a census in every forked child that
+ * was 42 % of the CPU of a probed tree (docs/performance.md). So the target
+ * string is rebuilt from fstat where it is fully determined by the inode
+ * (pipes, sockets, /dev/null, pidfds, epoll, timerfd), remembered by
+ * dev:ino:ctime for files and devices (a child inherits what its ancestors
+ * resolved), and read from /proc/self/fd/N only when neither can say. */
+
+#define ANON_INODE_FS_MAGIC 0x09041934
+#define PIDFS_MAGIC 0x50494446
+#define PIPEFS_MAGIC 0x50495045
+
+struct path_memo {
+	dev_t dev;
+	ino_t ino;
+	struct timespec ctim;
+	unsigned short len;
+	char target[254];
+};
+
+/* Static, so a fork child starts with what its ancestors resolved. ctime
+ * changes on rename, link, unlink, chmod and write: any of them is a miss,
+ * so a remembered path is never older than the inode's last change. */
+static struct path_memo memo[16];
+static unsigned memo_next;
+/* Trylock holding the owner's pid: a signal handler or another thread of
+ * the same process skips the memo; a lock that crossed a fork (taken by a
+ * thread of the parent) is stale in the child and taken over. */
+static int memo_owner;
+
+static bool
+memo_lock(void)
 {
-	char path[64], target[512];
+	int self = getpid(), cur = 0;
+	if (__atomic_compare_exchange_n(&memo_owner, &cur, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return true;
+	return cur != self &&
+	       __atomic_compare_exchange_n(&memo_owner, &cur, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+static void
+memo_unlock(void)
+{
+	__atomic_store_n(&memo_owner, 0, __ATOMIC_RELEASE);
+}
+
+static bool
+same_inode(const struct path_memo *m, const struct stat *st)
+{
+	return m->len && m->dev == st->st_dev && m->ino == st->st_ino && m->ctim.tv_sec == st->st_ctim.tv_sec &&
+	       m->ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static ssize_t
+memo_get(const struct stat *st, char *target, size_t size)
+{
+	ssize_t n = -1;
+	if (!memo_lock())
+		return -1;
+	for (size_t i = 0; i < sizeof(memo) / sizeof(memo[0]); i++)
+		if (same_inode(&memo[i], st) && memo[i].len < size) {
+			memcpy(target, memo[i].target, memo[i].len);
+			n = memo[i].len;
+			break;
+		}
+	memo_unlock();
+	return n;
+}
+
+static void
+memo_put(const struct stat *st, const char *target, size_t len)
+{
+	if (len == 0 || len >= sizeof(memo[0].target) || !memo_lock())
+		return;
+	struct path_memo *m = &memo[memo_next++ % (sizeof(memo) / sizeof(memo[0]))];
+	m->dev = st->st_dev;
+	m->ino = st->st_ino;
+	m->ctim = st->st_ctim;
+	memcpy(m->target, target, len);
+	m->len = (unsigned short) len;
+	memo_unlock();
+}
+
+static ssize_t
+readlink_fd(int fd, char *target, size_t size)
+{
+	char path[64];
 	struct asbuf p = ASBUF_INIT(path);
 	asbuf_puts(&p, "/proc/self/fd/");
 	asbuf_u64(&p, (uint64_t) fd);
-	ssize_t n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		n = 0;
-	target[n] = '\0';
+	return readlink(path, target, size - 1);
+}
+
+static size_t
+put_bracketed(char *target, size_t size, const char *prefix, uint64_t ino)
+{
+	struct asbuf t = { .data = target, .len = 0, .cap = size, .overflow = false };
+	asbuf_puts(&t, prefix);
+	asbuf_u64(&t, ino);
+	asbuf_putc(&t, ']');
+	return t.len < size ? t.len : size - 1;
+}
+
+/* An anon inode: the read-only probes that tell its class, or -1. probe_fd
+ * is an eventfd of our own (made on first need), which no epoll can hold:
+ * EPOLL_CTL_DEL of it gives ENOENT on an epoll and EINVAL on anything else. */
+static const char *
+anon_target(int fd, int *probe_fd)
+{
+	struct itimerspec its;
+	if (syscall(SYS_timerfd_gettime, fd, &its) == 0)
+		return "anon_inode:[timerfd]";
+	if (*probe_fd < 0)
+		*probe_fd = (int) syscall(SYS_eventfd2, 0, EFD_CLOEXEC);
+	if (*probe_fd >= 0 && epoll_ctl(fd, EPOLL_CTL_DEL, *probe_fd, NULL) < 0 && errno == ENOENT)
+		return "anon_inode:[eventpoll]";
+	return NULL;
+}
+
+/* readlink(/proc/self/fd/N) as the kernel would print it, into target
+ * (NUL-terminated); returns its length, 0 if the fd is gone. */
+static size_t
+fd_target(int fd, const struct stat *st, char *target, size_t size, int *probe_fd)
+{
+	ssize_t n;
+	const char *fixed = NULL;
+	struct statfs sf = { .f_type = 0 };
+	switch (st->st_mode & S_IFMT) {
+	case S_IFSOCK:
+		return put_bracketed(target, size, "socket:[", (uint64_t) st->st_ino);
+	case S_IFIFO:
+		if (fstatfs(fd, &sf) == 0 && sf.f_type == PIPEFS_MAGIC)
+			return put_bracketed(target, size, "pipe:[", (uint64_t) st->st_ino);
+		break; /* a named FIFO: its path */
+	case S_IFCHR:
+		if (major(st->st_rdev) == 1 && minor(st->st_rdev) == 3)
+			fixed = "/dev/null";
+		break;
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFBLK:
+	case S_IFLNK:
+		break;
+	default: /* no type: an anon inode or a pidfd */
+		if (fstatfs(fd, &sf) == 0 && sf.f_type == PIDFS_MAGIC)
+			fixed = "anon_inode:[pidfd]"; /* what pidfs (6.9+) prints */
+		else if (sf.f_type == ANON_INODE_FS_MAGIC)
+			fixed = anon_target(fd, probe_fd);
+		if (!fixed) {
+			n = readlink_fd(fd, target, size);
+			target[n < 0 ? 0 : n] = '\0';
+			return n < 0 ? 0 : (size_t) n;
+		}
+		break;
+	}
+	if (fixed) {
+		size_t len = strlen(fixed);
+		memcpy(target, fixed, len + 1);
+		return len;
+	}
+	n = memo_get(st, target, size);
+	if (n < 0) {
+		n = readlink_fd(fd, target, size);
+		if (n > 0)
+			memo_put(st, target, (size_t) n);
+	}
+	target[n < 0 ? 0 : n] = '\0';
+	return n < 0 ? 0 : (size_t) n;
+}
+
+static void
+put_one_fd(struct asbuf *b, int fd, int *probe_fd)
+{
+	char target[512];
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return;
+	size_t n = fd_target(fd, &st, target, sizeof(target), probe_fd);
 	const char *kind = census_kind_of_target(target);
 	bool is_file = strcmp(kind, "file") == 0;
 	/* fcntl and lseek, not /proc/self/fdinfo/N: the same access mode and
-	 * offset without opening and formatting a /proc file per fd, which was
-	 * the larger part of the census (docs/performance.md). */
+	 * offset without opening and formatting a /proc file per fd. */
 	int fl = fcntl(fd, F_GETFL);
 	unsigned long flags = fl < 0 ? 0 : (unsigned long) fl;
 	off_t off = is_file ? lseek(fd, 0, SEEK_CUR) : 0;
@@ -166,64 +344,135 @@ for_each_entry(const char *dir, int *ret_dirfd, dirent_fn fn, void *userdata)
 	return 0;
 }
 
-struct fd_walk {
-	struct asbuf *b;
-	const int *skip;
-	size_t n_skip;
-	int *dirfd;
-	int count;
-};
-
-static void
-fd_entry(const char *name, void *userdata)
+/* "Key:\tN" of a /proc/self/status text, or -1. */
+static int
+status_field(const char *text, const char *key)
 {
-	struct fd_walk *w = userdata;
-	uint64_t fd;
-	if (!as_parse_u64(name, &fd))
-		return;
-	if ((int) fd == *w->dirfd)
-		return;
-	for (size_t i = 0; i < w->n_skip; i++)
-		if (w->skip[i] == (int) fd)
-			return;
-	if (w->count++)
-		asbuf_putc(w->b, ',');
-	put_one_fd(w->b, (int) fd);
+	size_t klen = strlen(key);
+	for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+		if (strncmp(line, key, klen) != 0 || line[klen] != ':')
+			continue;
+		const char *v = line + klen + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		uint64_t n;
+		return as_parse_u64(v, &n) && n <= INT32_MAX ? (int) n : -1;
+	}
+	return -1;
+}
+
+int
+census_self_status(int *ret_threads, int *ret_fd_table_size)
+{
+	char text[2048];
+	ssize_t n = read_file_into("/proc/self/status", text, sizeof(text));
+	if (n < 0)
+		return (int) n;
+	if (ret_threads)
+		*ret_threads = status_field(text, "Threads");
+	if (ret_fd_table_size)
+		*ret_fd_table_size = status_field(text, "FDSize");
+	return 0;
+}
+
+int
+census_fd_bound(void)
+{
+	struct rlimit rl;
+	int size = -1;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		rl.rlim_cur = CENSUS_FD_SCAN;
+	/* The table starts with 64 slots and only grows; an fd at or above
+	 * the soft limit exists only if the limit was lowered after it was
+	 * opened, so below CENSUS_FD_SCAN the limit bounds the scan and no
+	 * /proc read is needed. Above, FDSize (the table's size) does. */
+	if (rl.rlim_cur <= CENSUS_FD_SCAN)
+		return rl.rlim_cur < 64 ? 64 : (int) rl.rlim_cur;
+	if (census_self_status(NULL, &size) == 0 && size > 0)
+		return size;
+	return rl.rlim_cur > CENSUS_FD_SCAN_MAX ? CENSUS_FD_SCAN_MAX : (int) rl.rlim_cur;
+}
+
+int
+census_fds_below(struct event *e, const char *key, const int *skip, size_t n_skip, int bound)
+{
+	struct rlimit rl;
+	size_t chunk = 256;
+	/* poll() takes at most RLIMIT_NOFILE entries a call */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < chunk)
+		chunk = rl.rlim_cur > 0 ? rl.rlim_cur : 1;
+	struct pollfd pfd[256];
+	int probe_fd = -1, count = 0;
+	event_key(e, key);
+	asbuf_putc(&e->b, '[');
+	/* One poll() marks every closed number of a chunk POLLNVAL, and only
+	 * those are asked again with fcntl. events = 0: a driver that acts on
+	 * a POLLIN request (v4l2 read mode) sees none. */
+	for (int base = 0; base < bound; base += (int) chunk) {
+		size_t n = (size_t) (bound - base) < chunk ? (size_t) (bound - base) : chunk;
+		for (size_t i = 0; i < n; i++)
+			pfd[i] = (struct pollfd) { .fd = base + (int) i, .events = 0 };
+		if (poll(pfd, n, 0) < 0) {
+			int r = -errno;
+			asbuf_putc(&e->b, ']');
+			if (probe_fd >= 0)
+				(void) close(probe_fd);
+			return r;
+		}
+		for (size_t i = 0; i < n; i++) {
+			int fd = pfd[i].fd;
+			/* poll() does not see O_PATH fds (POLLNVAL as if closed);
+			 * fcntl does. */
+			bool closed = (pfd[i].revents & POLLNVAL) && fcntl(fd, F_GETFD) < 0;
+			bool skipped = closed || fd == probe_fd;
+			for (size_t k = 0; k < n_skip && !skipped; k++)
+				skipped = skip[k] == fd;
+			if (skipped)
+				continue;
+			size_t before = e->b.len;
+			if (count)
+				asbuf_putc(&e->b, ',');
+			size_t mark = e->b.len;
+			put_one_fd(&e->b, fd, &probe_fd);
+			if (e->b.len == mark) { /* closed meanwhile */
+				e->b.len = before;
+				e->b.data[before] = '\0';
+			}
+			else
+				count++;
+		}
+	}
+	asbuf_putc(&e->b, ']');
+	if (probe_fd >= 0)
+		(void) close(probe_fd);
+	return count;
 }
 
 int
 census_fds(struct event *e, const char *key, const int *skip, size_t n_skip)
 {
-	int dirfd = -1;
-	struct fd_walk w = { .b = &e->b, .skip = skip, .n_skip = n_skip, .dirfd = &dirfd, .count = 0 };
-	event_key(e, key);
-	asbuf_putc(&e->b, '[');
-	int r = for_each_entry("/proc/self/fd", &dirfd, fd_entry, &w);
-	asbuf_putc(&e->b, ']');
-	return r < 0 ? r : w.count;
+	return census_fds_below(e, key, skip, n_skip, census_fd_bound());
 }
 
 void
 census_stdio(struct event *e, const char *key)
 {
+	int probe_fd = -1;
 	event_key(e, key);
 	asbuf_putc(&e->b, '{');
 	for (int fd = 0; fd <= 2; fd++) {
-		char path[32], target[512];
-		struct asbuf p = ASBUF_INIT(path);
-		asbuf_puts(&p, "/proc/self/fd/");
-		asbuf_u64(&p, (uint64_t) fd);
-		ssize_t n = readlink(path, target, sizeof(target) - 1);
+		char target[512];
+		struct stat st;
 		if (fd)
 			asbuf_putc(&e->b, ',');
 		asbuf_putc(&e->b, '"');
 		asbuf_u64(&e->b, (uint64_t) fd);
 		asbuf_puts(&e->b, "\":\"");
-		if (n < 0) {
+		if (fstat(fd, &st) < 0) {
 			asbuf_puts(&e->b, "closed\"");
 			continue;
 		}
-		target[n] = '\0';
+		size_t n = fd_target(fd, &st, target, sizeof(target), &probe_fd);
 		const char *k = census_kind_of_target(target);
 		asbuf_puts(&e->b, k);
 		if (strcmp(k, "file") == 0 && n > 10 && strcmp(target + n - 10, " (deleted)") == 0)
@@ -231,11 +480,14 @@ census_stdio(struct event *e, const char *key)
 		asbuf_putc(&e->b, '"');
 	}
 	asbuf_putc(&e->b, '}');
+	if (probe_fd >= 0)
+		(void) close(probe_fd);
 }
 
 struct thread_walk {
 	struct asbuf *b;
 	int count;
+	int dirfd;
 };
 
 static void
@@ -252,10 +504,14 @@ thread_entry(const char *name, void *userdata)
 	char path[64], stat[512], comm[64] = "";
 	char state = '?';
 	struct asbuf p = ASBUF_INIT(path);
-	asbuf_puts(&p, "/proc/self/task/");
 	asbuf_u64(&p, tid);
 	asbuf_puts(&p, "/stat");
-	if (read_file_into(path, stat, sizeof(stat)) > 0) {
+	if ((pid_t) tid == (pid_t) syscall(SYS_gettid)) {
+		/* The calling thread is running this census: its state is R and
+		 * its name is prctl's, without a /proc lookup (docs/performance.md). */
+		state = 'R';
+		(void) prctl(PR_GET_NAME, comm);
+	} else if (read_file_at(w->dirfd, path, stat, sizeof(stat)) > 0) {
 		/* "tid (comm) S …": comm may hold spaces and parens, so use the last ')'. */
 		char *open = strchr(stat, '(');
 		char *close = strrchr(stat, ')');
@@ -283,10 +539,19 @@ thread_entry(const char *name, void *userdata)
 int
 census_threads(struct event *e, const char *key)
 {
-	struct thread_walk w = { .b = &e->b, .count = 0 };
+	struct thread_walk w = { .b = &e->b, .count = 0, .dirfd = -1 };
 	event_key(e, key);
 	asbuf_putc(&e->b, '[');
-	int r = for_each_entry("/proc/self/task", NULL, thread_entry, &w);
+	int r = 0;
+	if (syscall(SYS_unshare, CLONE_THREAD) == 0) {
+		/* Single-threaded (see census_thread_count): the caller is the
+		 * whole list, no /proc/self/task listing. */
+		char tid[24];
+		struct asbuf t = ASBUF_INIT(tid);
+		asbuf_u64(&t, (uint64_t) syscall(SYS_gettid));
+		thread_entry(tid, &w);
+	} else
+		r = for_each_entry("/proc/self/task", &w.dirfd, thread_entry, &w);
 	asbuf_putc(&e->b, ']');
 	return r < 0 ? r : w.count;
 }
@@ -294,9 +559,15 @@ census_threads(struct event *e, const char *key)
 int
 census_thread_count(void)
 {
-	struct thread_walk w = { .b = NULL, .count = 0 };
-	int r = for_each_entry("/proc/self/task", NULL, thread_entry, &w);
-	return r < 0 ? r : w.count;
+	/* unshare(CLONE_THREAD) is a no-op for a single-threaded process and
+	 * EINVAL for any other: the common answer (a fork child has one thread)
+	 * without /proc. Else (EINVAL, or a seccomp filter's EPERM) one /proc
+	 * file rather than a listing of /proc/self/task. */
+	if (syscall(SYS_unshare, CLONE_THREAD) == 0)
+		return 1;
+	int threads = -1;
+	int r = census_self_status(&threads, NULL);
+	return r < 0 ? r : threads < 0 ? -EIO : threads;
 }
 
 void
