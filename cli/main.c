@@ -13,7 +13,7 @@ static const char usage_text[] =
 	"  run       run scenario files: hang classes reproduced, fixes proven\n"
 	"            [--backend B] [--set KEY=VAL]... [--matrix] [--repeat N] [--shard K/N]\n"
 	"            [--timeout S] [--hold] [--no-stacks] [--rules FILE] [--probes on|off] [--out DIR] [-v]\n"
-	"            [--json F] [--junit F] [--tap F] [--trace F] [--html F] SCENARIO.yaml|DIR...\n"
+	"            [--json F] [--junit F] [--tap F] [--trace F] [--html F] [SCENARIO.yaml|DIR...]\n"
 	"  watch     run any command with the probe, triage it if it hangs\n"
 	"            [--timeout S] [--linger S] [--hold] [--selfdump] [--no-stacks] [--rules FILE]\n"
 	"            [--out DIR] [--json F|-] [--html F] [--junit F] -- CMD [ARG...]\n"
