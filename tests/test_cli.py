@@ -105,7 +105,11 @@ def test_fd_limit_is_an_infra_error_not_a_hang(tmp_path):
     assert cell["outcome"] == "error", cell["outcome"]
     assert "EMFILE" in (cell["infra_error"] or ""), cell["infra_error"]
     assert "RLIMIT_NOFILE" in cell["infra_error"]
-    assert not [v for v in cell["verdicts"] if v["class"] != "escaped"], cell["verdicts"]
+    # the limit is the cell's cause, said first; a tree that the refusal left
+    # waiting (as under ASan, whose runtime holds more fds) may still carry
+    # the triage's findings as consequences, never as the cell's outcome
+    assert not cell["passed"]
+    assert any("EMFILE" in m for m in cell["mismatches"]), cell["mismatches"]
 
 
 def test_watch_says_why_it_cannot_start_under_a_low_fd_limit():
